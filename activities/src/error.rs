@@ -1,0 +1,48 @@
+use domain::OrderError;
+use temporalio_sdk::ApplicationFailure;
+use temporalio_sdk::activities::ActivityError;
+
+/// What a step can fail with: a business outcome that retrying cannot change, or trouble with
+/// the database or the network that a retry may cure.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error(transparent)]
+    Business(#[from] OrderError),
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("data platform: {0}")]
+    Platform(String),
+}
+
+impl StepError {
+    /// Business errors become non-retryable typed failures; everything else stays retryable.
+    /// (The SDK's blanket `From` would make every error retryable, hence this explicit step.)
+    pub fn into_activity_error(self) -> ActivityError {
+        match self {
+            StepError::Business(err) => ActivityError::application(business_failure(err)),
+            other => ActivityError::application(ApplicationFailure::new(other)),
+        }
+    }
+}
+
+/// `result.activity()`: a step's result as an activity's result.
+pub trait ActivityResult<T> {
+    fn activity(self) -> Result<T, ActivityError>;
+}
+
+impl<T> ActivityResult<T> for Result<T, StepError> {
+    fn activity(self) -> Result<T, ActivityError> {
+        self.map_err(StepError::into_activity_error)
+    }
+}
+
+/// A business error as Temporal carries it: non-retryable, typed by its code, detailed by the
+/// contract's error body. The workflow and the client read it back with [`OrderError`]'s serde.
+pub fn business_failure(err: OrderError) -> ApplicationFailure {
+    let code = err.code();
+    ApplicationFailure::builder(err.clone())
+        .type_name(code.to_owned())
+        .non_retryable(true)
+        .details(err)
+        .build()
+}

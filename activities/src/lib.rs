@@ -1,0 +1,188 @@
+//! The order saga's side effects. Every activity is idempotent by a business key, and every
+//! forward payment step sits beside its compensation (`points`, `coupons`, `stock`), sharing a
+//! [`StepKey`] so that a compensation that runs first fences out a late retry of its step.
+//!
+//! Business failures are non-retryable application failures whose type is the contract's error
+//! code and whose details are the contract's error body; database and network errors are
+//! ordinary (retryable) failures.
+
+pub mod coupons;
+pub mod db;
+pub mod error;
+pub mod invariants;
+pub mod orders;
+pub mod placement;
+pub mod platform;
+pub mod points;
+pub mod stock;
+
+use std::sync::Arc;
+
+use domain::saga::{
+    ChargePointsInput, CheckPointsInput, CloseOrderInput, DeductStockInput, RedeemCouponInput,
+    Stamp, StepKey, ValidateCouponInput,
+};
+use domain::{LineRequest, Order, OrderLine, Points};
+use sqlx::PgPool;
+use temporalio_macros::activities;
+use temporalio_sdk::activities::{ActivityContext, ActivityError};
+
+use error::ActivityResult;
+pub use error::StepError;
+pub use platform::PlatformClient;
+
+/// The activity implementer the worker registers: a database pool and the data platform.
+pub struct OrderActivities {
+    pub db: PgPool,
+    pub platform: PlatformClient,
+}
+
+impl OrderActivities {
+    pub fn new(db: PgPool, platform: PlatformClient) -> Self {
+        Self { db, platform }
+    }
+}
+
+#[activities]
+impl OrderActivities {
+    // ---- placement: read-only checks, then the PENDING order ----
+
+    /// Products exist and have stock for every line; returns the lines priced now.
+    #[activity]
+    pub async fn validate_lines(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        lines: Vec<LineRequest>,
+    ) -> Result<Vec<OrderLine>, ActivityError> {
+        placement::validate_lines(&self.db, &lines).await.activity()
+    }
+
+    /// The coupon is the user's, available, unexpired and its minimum is met; returns the
+    /// discount in points for this subtotal.
+    #[activity]
+    pub async fn validate_coupon(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: ValidateCouponInput,
+    ) -> Result<Points, ActivityError> {
+        placement::validate_coupon(&self.db, &input)
+            .await
+            .activity()
+    }
+
+    /// The user has at least `total` points (nothing is reserved).
+    #[activity]
+    pub async fn check_points(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: CheckPointsInput,
+    ) -> Result<(), ActivityError> {
+        placement::check_points(&self.db, &input).await.activity()
+    }
+
+    /// Records the order as `PENDING` (idempotent by order id).
+    #[activity]
+    pub async fn record_order(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        order: Order,
+    ) -> Result<(), ActivityError> {
+        orders::record(&self.db, &order).await.activity()
+    }
+
+    // ---- payment: each forward step beside its compensation ----
+
+    /// Charges the order's total and marks the order `PAID`, atomically.
+    #[activity]
+    pub async fn charge_points(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: ChargePointsInput,
+    ) -> Result<Stamp, ActivityError> {
+        points::charge(&self.db, &input).await.activity()
+    }
+
+    /// Compensates `charge_points`: refunds exactly what that attempt charged, or fences it.
+    #[activity]
+    pub async fn refund_points(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        key: StepKey,
+    ) -> Result<(), ActivityError> {
+        points::refund(&self.db, &key).await.activity()
+    }
+
+    /// Marks the coupon `USED` by this order.
+    #[activity]
+    pub async fn redeem_coupon(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: RedeemCouponInput,
+    ) -> Result<(), ActivityError> {
+        coupons::redeem(&self.db, &input).await.activity()
+    }
+
+    /// Compensates `redeem_coupon`: the coupon is `AVAILABLE` again, or the step is fenced.
+    #[activity]
+    pub async fn release_coupon(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        key: StepKey,
+    ) -> Result<(), ActivityError> {
+        coupons::release(&self.db, &key).await.activity()
+    }
+
+    /// Deducts the stock of every line at once, or none of them (no oversell).
+    #[activity]
+    pub async fn deduct_stock(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: DeductStockInput,
+    ) -> Result<(), ActivityError> {
+        stock::deduct(&self.db, &input).await.activity()
+    }
+
+    /// Compensates `deduct_stock`: restores exactly what that attempt deducted, or fences it.
+    #[activity]
+    pub async fn restore_stock(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        key: StepKey,
+    ) -> Result<(), ActivityError> {
+        stock::restore(&self.db, &key).await.activity()
+    }
+
+    // ---- the end of an order ----
+
+    /// `PAID` → `COMPLETED`.
+    #[activity]
+    pub async fn complete_order(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        order_id: String,
+    ) -> Result<Stamp, ActivityError> {
+        orders::complete(&self.db, &order_id).await.activity()
+    }
+
+    /// `PENDING`/`PAID` → `CANCELED` or `EXPIRED`, with the reason.
+    #[activity]
+    pub async fn close_order(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: CloseOrderInput,
+    ) -> Result<Stamp, ActivityError> {
+        orders::close(&self.db, &input).await.activity()
+    }
+
+    /// POSTs the completed order to the data platform with `Idempotency-Key: <order id>`, then
+    /// records `platform_notified_at`. Any non-2xx answer is retried by Temporal.
+    #[activity]
+    pub async fn notify_platform(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        order: Order,
+    ) -> Result<Stamp, ActivityError> {
+        self.platform.send(&order).await.activity()?;
+        orders::mark_notified(&self.db, &order.id).await.activity()
+    }
+}

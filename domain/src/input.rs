@@ -1,0 +1,205 @@
+//! What a customer sends to place an order, and the contract's input rules (CONTRACT §5).
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::{CouponId, OrderError, ProductId};
+
+pub const MAX_LINES: usize = 50;
+pub const MAX_QUANTITY: i64 = 1000;
+pub const MAX_TOP_UP: i64 = 10_000_000;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LineRequest {
+    pub product_id: ProductId,
+    pub quantity: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Shipping {
+    pub recipient: String,
+    pub address: String,
+    pub phone: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlaceOrderRequest {
+    pub items: Vec<LineRequest>,
+    #[serde(default)]
+    pub coupon_id: Option<CouponId>,
+    pub shipping: Shipping,
+}
+
+fn invalid(field: &str, message: String) -> OrderError {
+    OrderError::InvalidRequest {
+        message,
+        details: json!({ "field": field }),
+    }
+}
+
+fn check_len(field: &str, value: &str, min: usize, max: usize) -> Result<(), OrderError> {
+    let n = value.chars().count();
+    if n < min || n > max {
+        return Err(invalid(
+            field,
+            format!("{field} must be {min} to {max} characters, got {n}"),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(invalid(
+            field,
+            format!("{field} must not contain control characters"),
+        ));
+    }
+    Ok(())
+}
+
+impl Shipping {
+    pub fn validate(&self) -> Result<(), OrderError> {
+        check_len("shipping.recipient", &self.recipient, 1, 100)?;
+        check_len("shipping.address", &self.address, 1, 300)?;
+        let phone = &self.phone;
+        let n = phone.chars().count();
+        if !(7..=20).contains(&n)
+            || !phone
+                .chars()
+                .all(|c| c.is_ascii_digit() || c == ' ' || c == '+' || c == '-')
+        {
+            return Err(invalid(
+                "shipping.phone",
+                "shipping.phone must be 7 to 20 of digits, spaces, '+' and '-'".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl PlaceOrderRequest {
+    /// The input rules: 1 to 50 lines, each quantity 1 to 1000, no product twice, and the
+    /// shipping fields' lengths and alphabet.
+    pub fn validate(&self) -> Result<(), OrderError> {
+        if self.items.is_empty() || self.items.len() > MAX_LINES {
+            return Err(invalid(
+                "items",
+                format!("an order has 1 to {MAX_LINES} lines"),
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, line) in self.items.iter().enumerate() {
+            if !(1..=MAX_QUANTITY).contains(&line.quantity) {
+                return Err(invalid(
+                    &format!("items[{i}].quantity"),
+                    format!("quantity must be an integer from 1 to {MAX_QUANTITY}"),
+                ));
+            }
+            if line.product_id < 1 {
+                return Err(invalid(
+                    &format!("items[{i}].product_id"),
+                    "product_id must be a positive integer".into(),
+                ));
+            }
+            if !seen.insert(line.product_id) {
+                return Err(invalid(
+                    &format!("items[{i}].product_id"),
+                    format!("product {} appears twice in one order", line.product_id),
+                ));
+            }
+        }
+        if self.coupon_id.is_some_and(|c| c < 1) {
+            return Err(invalid(
+                "coupon_id",
+                "coupon_id must be a positive integer".into(),
+            ));
+        }
+        self.shipping.validate()
+    }
+}
+
+/// Order ids are also Temporal workflow ids: keep them short and URL-safe.
+pub fn validate_order_id(id: &str) -> Result<(), OrderError> {
+    let ok = (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            "order_id",
+            "order_id must be 1 to 64 of letters, digits, '-' and '_'".into(),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(items: Vec<LineRequest>) -> PlaceOrderRequest {
+        PlaceOrderRequest {
+            items,
+            coupon_id: None,
+            shipping: Shipping {
+                recipient: "Kim".into(),
+                address: "Seoul".into(),
+                phone: "010-1234-5678".into(),
+            },
+        }
+    }
+
+    fn line(product_id: i64, quantity: i64) -> LineRequest {
+        LineRequest {
+            product_id,
+            quantity,
+        }
+    }
+
+    #[test]
+    fn limits_at_and_past_the_edges() {
+        assert!(req(vec![line(1, 1)]).validate().is_ok());
+        assert!(req(vec![line(1, 1000)]).validate().is_ok());
+        assert!(req(vec![line(1, 0)]).validate().is_err());
+        assert!(req(vec![line(1, 1001)]).validate().is_err());
+        assert!(req(vec![]).validate().is_err());
+        assert!(
+            req((1..=50).map(|i| line(i, 1)).collect())
+                .validate()
+                .is_ok()
+        );
+        assert!(
+            req((1..=51).map(|i| line(i, 1)).collect())
+                .validate()
+                .is_err()
+        );
+        assert!(req(vec![line(1, 1), line(1, 2)]).validate().is_err());
+    }
+
+    #[test]
+    fn shipping_rules() {
+        let mut r = req(vec![line(1, 1)]);
+        r.shipping.phone = "123456".into();
+        assert!(r.validate().is_err());
+        r.shipping.phone = "+82 10 1234".into();
+        assert!(r.validate().is_ok());
+        r.shipping.phone = "010x12345".into();
+        assert!(r.validate().is_err());
+        r.shipping.phone = "1234567".into();
+        r.shipping.recipient = "가".repeat(100);
+        assert!(r.validate().is_ok());
+        r.shipping.recipient = "가".repeat(101);
+        assert!(r.validate().is_err());
+        r.shipping.recipient = String::new();
+        assert!(r.validate().is_err());
+    }
+
+    #[test]
+    fn order_ids() {
+        assert!(validate_order_id("ord_01H-x").is_ok());
+        assert!(validate_order_id("").is_err());
+        assert!(validate_order_id("a/b").is_err());
+        assert!(validate_order_id(&"a".repeat(65)).is_err());
+    }
+}

@@ -1,0 +1,25 @@
+//! The order saga's domain: validated types, pricing and business errors (CONTRACT §1, §5).
+//!
+//! Everything here is pure, so the workflow (which must be deterministic) and the activities
+//! (which do the I/O) share one definition of what an order is and what can go wrong.
+
+pub mod coupon;
+pub mod error;
+pub mod input;
+pub mod order;
+pub mod pricing;
+pub mod saga;
+pub mod settings;
+
+pub use coupon::{Coupon, CouponInvalidReason, CouponStatus, Discount};
+pub use error::{ErrorBody, OrderError};
+pub use input::{LineRequest, PlaceOrderRequest, Shipping};
+pub use order::{Order, OrderLine, OrderStatus};
+pub use pricing::Pricing;
+pub use settings::Settings;
+
+/// Money is whole points, a KRW-like integer: there are no fractions anywhere.
+pub type Points = i64;
+pub type UserId = i64;
+pub type ProductId = i64;
+pub type CouponId = i64;
