@@ -1,0 +1,33 @@
+# Entry points; each one does its own set-up (see scripts/). Settings pass through from the
+# environment (CONTRACT §3), e.g. `TEMPORAL_ADDRESS=127.0.0.1:7300 make up`.
+SHELL := /bin/bash
+
+.PHONY: demo test up down status setup lint
+
+## Set up, start the stack, place and pay one sample order, print it and its Web UI link.
+demo:
+	bash scripts/demo.sh
+
+## Set up, start the Temporal dev server, then fmt, clippy and every test.
+test:
+	bash scripts/test.sh
+
+## Start the whole stack in the background and wait until it is healthy (idempotent).
+up:
+	bash scripts/stack.sh up
+
+## Stop the stack (API, worker, receiver, Temporal dev server).
+down:
+	bash scripts/stack.sh down
+
+## Show what runs.
+status:
+	bash scripts/stack.sh status
+
+## Install the toolchain pieces, the Temporal CLI and PostgreSQL.
+setup:
+	bash scripts/setup.sh
+
+## cargo fmt --check and clippy -D warnings.
+lint:
+	bash scripts/test.sh lint

@@ -1,0 +1,188 @@
+#!/usr/bin/env bash
+# The whole local stack, in the background, with its state in .local/.
+#
+#   scripts/stack.sh up      set-up, build (debug), database set-up, Temporal dev server, then the
+#                            data-platform receiver, the worker and the HTTP API; waits until each
+#                            is healthy. Whatever already runs is kept.
+#   scripts/stack.sh down    stop the API, the worker, the receiver, then the Temporal dev server
+#                            (PostgreSQL is a system service and keeps running)
+#   scripts/stack.sh status  say what runs
+#
+# Logs: .local/<name>.log; pids: .local/<name>.pid (names: data-platform, worker, api, temporal).
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+HEALTH_TIMEOUT="${STACK_HEALTH_TIMEOUT:-60}"
+
+# scheme://host:port of DATA_PLATFORM_URL, and its host.
+DP_REST="${DATA_PLATFORM_URL#*://}"
+DP_AUTHORITY="${DP_REST%%/*}"
+DP_AUTHORITY="${DP_AUTHORITY##*@}"
+DP_BASE="${DATA_PLATFORM_URL%%://*}://$DP_AUTHORITY"
+DP_HOST="${DP_AUTHORITY%:*}"
+DP_HOST="${DP_HOST#[}"
+DP_HOST="${DP_HOST%]}"
+
+api_available() {
+    [[ -x "$BIN_DIR/starter" ]] && "$BIN_DIR/starter" serve --help >/dev/null 2>&1
+}
+
+# wait_healthy NAME DISPLAY CMD...: wait until CMD succeeds while the process of NAME lives.
+wait_healthy() {
+    local name="$1" display="$2"
+    shift 2
+    local deadline=$((SECONDS + HEALTH_TIMEOUT))
+    until "$@" >/dev/null 2>&1; do
+        if ! pid_of "$name" >/dev/null; then
+            log_tail "$name"
+            die "$display exited during start-up (log: .local/$name.log)"
+        fi
+        if ((SECONDS >= deadline)); then
+            log_tail "$name"
+            die "$display is not healthy after ${HEALTH_TIMEOUT}s (log: .local/$name.log)"
+        fi
+        sleep 0.5
+    done
+}
+
+start_receiver() {
+    local name=data-platform pid
+    if ! is_local_host "$DP_HOST"; then
+        info "DATA_PLATFORM_URL points to $DP_AUTHORITY, not this machine: not starting the local receiver"
+        return 0
+    fi
+    if pid="$(pid_of "$name")"; then
+        ok "data-platform receiver already running (pid $pid) at $DATA_PLATFORM_URL"
+        return 0
+    fi
+    if http_ok "$DP_BASE/health"; then
+        ok "a data-platform receiver not started by this script answers at $DP_BASE; reusing it"
+        return 0
+    fi
+    [[ -x "$BIN_DIR/data-platform" ]] || die "$BIN_DIR/data-platform is missing (is 'receiver' a workspace member?)"
+    info "starting the data-platform receiver at $DATA_PLATFORM_URL"
+    start_bg "$name" "$BIN_DIR/data-platform"
+    wait_healthy "$name" "the data-platform receiver" http_ok "$DP_BASE/health"
+    ok "data-platform receiver healthy (pid $(pid_of "$name")): $DATA_PLATFORM_URL"
+}
+
+worker_log_has_panic() {
+    local from="$1"
+    tail -c "+$((from + 1))" "$LOCAL_DIR/worker.log" 2>/dev/null | grep -qE 'panicked at|panicked:'
+}
+
+start_worker() {
+    local name=worker pid
+    if pid="$(pid_of "$name")"; then
+        ok "worker already running (pid $pid)"
+        return 0
+    fi
+    [[ -x "$BIN_DIR/worker" ]] || die "$BIN_DIR/worker is missing"
+    info "starting the worker (task queue $TASK_QUEUE, namespace $TEMPORAL_NAMESPACE)"
+    ensure_local_dir
+    local from
+    from="$(stat -c %s "$LOCAL_DIR/$name.log" 2>/dev/null || echo 0)"
+    start_bg "$name" "$BIN_DIR/worker"
+    # No health endpoint: alive for 2 s and no panic in its log means healthy.
+    sleep 2
+    if ! pid="$(pid_of "$name")" || worker_log_has_panic "$from"; then
+        log_tail "$name"
+        die "the worker did not start (log: .local/$name.log)"
+    fi
+    ok "worker running (pid $pid)"
+}
+
+start_api() {
+    local name=api pid
+    if ! api_available; then
+        info "'starter serve' is not available yet: not starting the HTTP API"
+        return 0
+    fi
+    if pid="$(pid_of "$name")"; then
+        ok "HTTP API already running (pid $pid) at http://$HTTP_ADDR"
+        return 0
+    fi
+    if http_ok "http://$HTTP_ADDR/health"; then
+        ok "an HTTP API not started by this script answers at http://$HTTP_ADDR; reusing it"
+        return 0
+    fi
+    info "starting the HTTP API at http://$HTTP_ADDR"
+    start_bg "$name" "$BIN_DIR/starter" serve
+    wait_healthy "$name" "the HTTP API" http_ok "http://$HTTP_ADDR/health"
+    ok "HTTP API healthy (pid $(pid_of "$name")): http://$HTTP_ADDR"
+}
+
+up() {
+    lock stack
+    "$ROOT/scripts/setup.sh"
+    info "cargo build --workspace --bins"
+    (cd "$ROOT" && cargo build --workspace --bins) || die "the build failed"
+    [[ -x "$BIN_DIR/starter" ]] || die "$BIN_DIR/starter is missing after the build"
+    info "starter db setup (create, migrate, seed the database at $DATABASE_URL)"
+    "$BIN_DIR/starter" db setup || die "'starter db setup' failed"
+    "$ROOT/scripts/temporal.sh" start
+    start_receiver
+    start_worker
+    start_api
+    ok "stack is up"
+    status
+}
+
+down() {
+    lock stack
+    stop_bg api "HTTP API"
+    stop_bg worker "worker"
+    stop_bg data-platform "data-platform receiver"
+    "$ROOT/scripts/temporal.sh" stop
+    ok "stack is down (PostgreSQL, a system service, keeps running)"
+}
+
+# status_line NAME DISPLAY HEALTH_URL(optional)
+status_line() {
+    local name="$1" display="$2" url="${3:-}" pid
+    if pid="$(pid_of "$name")"; then
+        if [[ -z "$url" ]]; then
+            ok "$display: running (pid $pid)"
+        elif http_ok "$url"; then
+            ok "$display: running (pid $pid), healthy at $url"
+        else
+            warn "$display: running (pid $pid), NOT healthy at $url"
+        fi
+    elif [[ -n "$url" ]] && http_ok "$url"; then
+        ok "$display: answers at $url (not started by this script)"
+    else
+        info "$display: not running"
+    fi
+}
+
+status() {
+    if [[ -x "$TEMPORAL_BIN" ]]; then
+        "$ROOT/scripts/temporal.sh" status || true
+    else
+        info "Temporal: CLI not installed yet (scripts/setup.sh)"
+    fi
+    if command -v python3 >/dev/null 2>&1 && parse_database_url && pg_answers; then
+        ok "PostgreSQL: answers at $PG_HOST:$PG_PORT"
+    else
+        warn "PostgreSQL: does not answer for DATABASE_URL=$DATABASE_URL"
+    fi
+    if is_local_host "$DP_HOST"; then
+        status_line data-platform "data-platform receiver" "$DP_BASE/health"
+    else
+        info "data-platform: external, $DATA_PLATFORM_URL"
+    fi
+    status_line worker "worker"
+    if api_available; then
+        status_line api "HTTP API" "http://$HTTP_ADDR/health"
+    else
+        info "HTTP API: 'starter serve' not available (yet)"
+    fi
+}
+
+case "${1:-}" in
+up) up ;;
+down) down ;;
+status) status ;;
+*) die "usage: $0 up|down|status" ;;
+esac
