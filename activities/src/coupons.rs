@@ -1,13 +1,192 @@
-//! Redeem the coupon, and its compensation, release the coupon.
+//! Redeem the coupon, and its compensation, release the coupon. Also coupon reads.
+use chrono::{DateTime, Utc};
 use domain::saga::{RedeemCouponInput, StepKey};
-use sqlx::PgPool;
+use domain::{Coupon, CouponId, CouponInvalidReason, CouponStatus, OrderError, UserId};
+use serde_json::json;
+use sqlx::{PgConnection, PgPool};
 
 use crate::StepError;
+use crate::fence::{self, Compensation, Forward, REDEEM_COUPON};
 
-pub async fn redeem(_db: &PgPool, _input: &RedeemCouponInput) -> Result<(), StepError> {
-    unimplemented!("helper")
+/// Marks the coupon `USED` by this order (`AVAILABLE`, the user's, unexpired), in one
+/// transaction with its ledger row and the step record. Idempotent by `input.key`; after
+/// `release` ran for this key it answers `ORDER_NOT_PAYABLE` and redeems nothing. A refusal
+/// (`COUPON_INVALID` with the reason) leaves nothing behind.
+pub async fn redeem(db: &PgPool, input: &RedeemCouponInput) -> Result<(), StepError> {
+    let mut tx = db.begin().await?;
+    let result = match fence::claim_forward(&mut tx, REDEEM_COUPON, &input.key).await {
+        Ok(Forward::Done(_)) => Ok(()),
+        Ok(Forward::Claimed) => apply_redeem(&mut tx, input).await,
+        Err(e) => Err(e),
+    };
+    fence::finish(tx, result).await
 }
 
-pub async fn release(_db: &PgPool, _key: &StepKey) -> Result<(), StepError> {
-    unimplemented!("helper")
+async fn apply_redeem(tx: &mut PgConnection, input: &RedeemCouponInput) -> Result<(), StepError> {
+    let key = &input.key;
+    let redeemed: Option<i64> = sqlx::query_scalar(
+        "UPDATE coupons SET status = 'USED', used_at = now(), order_id = $3 \
+         WHERE id = $1 AND user_id = $2 AND status = 'AVAILABLE' AND expires_at > now() \
+         RETURNING id",
+    )
+    .bind(input.coupon_id)
+    .bind(input.user_id)
+    .bind(&key.order_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if redeemed.is_none() {
+        let reason = match load_in(tx, input.coupon_id).await? {
+            None => CouponInvalidReason::NotFound,
+            Some(coupon) => {
+                let now = db_now(tx).await?;
+                // The minimum was checked at placement and cannot change since; the other rules
+                // are what can. If the coupon just came free again, it was in use a moment ago.
+                coupon
+                    .check(input.user_id, i64::MAX, now)
+                    .err()
+                    .unwrap_or(CouponInvalidReason::AlreadyUsed)
+            }
+        };
+        return Err(OrderError::CouponInvalid { reason }.into());
+    }
+    sqlx::query(
+        "INSERT INTO coupon_ledger (coupon_id, order_id, attempt, kind) \
+         VALUES ($1, $2, $3, 'REDEEM')",
+    )
+    .bind(input.coupon_id)
+    .bind(&key.order_id)
+    .bind(fence::attempt(key))
+    .execute(&mut *tx)
+    .await?;
+    fence::set_detail(
+        tx,
+        REDEEM_COUPON,
+        key,
+        &json!({ "coupon_id": input.coupon_id }),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Compensates `redeem`: the coupon this attempt redeemed (as its ledger row says) is
+/// `AVAILABLE` again, or, when the redeem never committed, it is fenced out for good. Never
+/// fails for a business reason; running it again does nothing.
+pub async fn release(db: &PgPool, key: &StepKey) -> Result<(), StepError> {
+    let mut tx = db.begin().await?;
+    if let Compensation::Undo = fence::claim_compensation(&mut tx, REDEEM_COUPON, key).await? {
+        let coupon_id: Option<i64> = sqlx::query_scalar(
+            "SELECT coupon_id FROM coupon_ledger \
+             WHERE order_id = $1 AND attempt = $2 AND kind = 'REDEEM'",
+        )
+        .bind(&key.order_id)
+        .bind(fence::attempt(key))
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(coupon_id) = coupon_id {
+            let released = sqlx::query(
+                "UPDATE coupons SET status = 'AVAILABLE', used_at = NULL, order_id = NULL \
+                 WHERE id = $1 AND order_id = $2 AND status = 'USED'",
+            )
+            .bind(coupon_id)
+            .bind(&key.order_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if released == 1 {
+                sqlx::query(
+                    "INSERT INTO coupon_ledger (coupon_id, order_id, attempt, kind) \
+                     VALUES ($1, $2, $3, 'RELEASE')",
+                )
+                .bind(coupon_id)
+                .bind(&key.order_id)
+                .bind(fence::attempt(key))
+                .execute(&mut *tx)
+                .await?;
+            } else {
+                // Not this order's any more: leave it alone; the invariant check reports it.
+                tracing::error!(
+                    order_id = %key.order_id,
+                    coupon_id,
+                    "coupon redeemed by this attempt is no longer held by the order"
+                );
+            }
+        }
+        fence::mark_compensated(&mut tx, REDEEM_COUPON, key).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+const COUPON_COLUMNS: &str =
+    "id, user_id, discount::text, min_order_amount, expires_at, status, used_at, order_id";
+
+type CouponRow = (
+    i64,
+    i64,
+    String,
+    Option<i64>,
+    DateTime<Utc>,
+    String,
+    Option<DateTime<Utc>>,
+    Option<String>,
+);
+
+fn from_row(row: CouponRow) -> Result<Coupon, sqlx::Error> {
+    let (id, user_id, discount, min_order_amount, expires_at, status, used_at, order_id) = row;
+    let discount = serde_json::from_str(&discount).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    let status = match status.as_str() {
+        "AVAILABLE" => CouponStatus::Available,
+        "USED" => CouponStatus::Used,
+        other => {
+            return Err(sqlx::Error::Decode(
+                format!("unknown coupon status {other:?}").into(),
+            ));
+        }
+    };
+    Ok(Coupon {
+        id,
+        user_id,
+        discount,
+        min_order_amount,
+        expires_at,
+        status,
+        used_at,
+        order_id,
+    })
+}
+
+pub(crate) async fn load_in(
+    conn: &mut PgConnection,
+    coupon_id: CouponId,
+) -> Result<Option<Coupon>, sqlx::Error> {
+    let row: Option<CouponRow> = sqlx::query_as(&format!(
+        "SELECT {COUPON_COLUMNS} FROM coupons WHERE id = $1"
+    ))
+    .bind(coupon_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(from_row).transpose()
+}
+
+/// One coupon, whoever owns it.
+pub async fn get(db: &PgPool, coupon_id: CouponId) -> Result<Option<Coupon>, sqlx::Error> {
+    let mut conn = db.acquire().await?;
+    load_in(&mut conn, coupon_id).await
+}
+
+/// A user's coupons, oldest first.
+pub async fn list_for_user(db: &PgPool, user_id: UserId) -> Result<Vec<Coupon>, sqlx::Error> {
+    let rows: Vec<CouponRow> = sqlx::query_as(&format!(
+        "SELECT {COUPON_COLUMNS} FROM coupons WHERE user_id = $1 ORDER BY id"
+    ))
+    .bind(user_id)
+    .fetch_all(db)
+    .await?;
+    rows.into_iter().map(from_row).collect()
+}
+
+pub(crate) async fn db_now(conn: &mut PgConnection) -> Result<DateTime<Utc>, sqlx::Error> {
+    sqlx::query_scalar("SELECT now()")
+        .fetch_one(&mut *conn)
+        .await
 }

@@ -9,6 +9,7 @@
 pub mod coupons;
 pub mod db;
 pub mod error;
+mod fence;
 pub mod invariants;
 pub mod orders;
 pub mod placement;

@@ -3,6 +3,8 @@ use domain::Order;
 
 use crate::StepError;
 
+const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 #[derive(Clone)]
 pub struct PlatformClient {
     pub http: reqwest::Client,
@@ -17,7 +19,27 @@ impl PlatformClient {
         }
     }
 
-    pub async fn send(&self, _order: &Order) -> Result<(), StepError> {
-        unimplemented!("helper")
+    /// POSTs the order as JSON with `Idempotency-Key: <order id>` (10 s timeout). Any 2xx is
+    /// success; any other answer or a network error is a retryable [`StepError::Platform`].
+    pub async fn send(&self, order: &Order) -> Result<(), StepError> {
+        let response = self
+            .http
+            .post(&self.url)
+            .header("Idempotency-Key", &order.id)
+            .timeout(SEND_TIMEOUT)
+            .json(order)
+            .send()
+            .await
+            .map_err(|e| StepError::Platform(format!("POST {}: {e}", self.url)))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let body = response.text().await.unwrap_or_default();
+        let excerpt: String = body.chars().take(200).collect();
+        Err(StepError::Platform(format!(
+            "POST {} answered {status}: {excerpt}",
+            self.url
+        )))
     }
 }

@@ -1,13 +1,154 @@
 //! Charge points, and its compensation, refund points.
+use chrono::{DateTime, Utc};
 use domain::saga::{ChargePointsInput, Stamp, StepKey};
-use sqlx::PgPool;
+use domain::{OrderError, OrderStatus};
+use serde_json::json;
+use sqlx::{PgConnection, PgPool};
 
 use crate::StepError;
+use crate::fence::{self, CHARGE_POINTS, Compensation, Forward};
 
-pub async fn charge(_db: &PgPool, _input: &ChargePointsInput) -> Result<Stamp, StepError> {
-    unimplemented!("helper")
+/// Charges the order's total to its user and marks the order `PAID`, in one transaction.
+///
+/// Idempotent by `input.key`: a repeat answers the same stamp without charging again; after
+/// `refund` has run for this key it answers `ORDER_NOT_PAYABLE` and charges nothing. A refusal
+/// (`INSUFFICIENT_POINTS`, `ORDER_NOT_PAYABLE`, `ORDER_NOT_FOUND`) leaves nothing behind, so
+/// the same order can be paid again later under a new attempt.
+pub async fn charge(db: &PgPool, input: &ChargePointsInput) -> Result<Stamp, StepError> {
+    let mut tx = db.begin().await?;
+    let result = match fence::claim_forward(&mut tx, CHARGE_POINTS, &input.key).await {
+        Ok(Forward::Done(detail)) => stamp_of(&detail),
+        Ok(Forward::Claimed) => apply_charge(&mut tx, input).await,
+        Err(e) => Err(e),
+    };
+    fence::finish(tx, result).await
 }
 
-pub async fn refund(_db: &PgPool, _key: &StepKey) -> Result<(), StepError> {
-    unimplemented!("helper")
+fn stamp_of(detail: &serde_json::Value) -> Result<Stamp, StepError> {
+    let at: DateTime<Utc> = serde_json::from_value(detail["at"].clone())
+        .map_err(|e| StepError::Db(sqlx::Error::Decode(Box::new(e))))?;
+    Ok(Stamp { at })
+}
+
+async fn apply_charge(
+    tx: &mut PgConnection,
+    input: &ChargePointsInput,
+) -> Result<Stamp, StepError> {
+    let key = &input.key;
+    let order: Option<(i64, String, i64)> =
+        sqlx::query_as("SELECT user_id, status, total FROM orders WHERE id = $1 FOR UPDATE")
+            .bind(&key.order_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some((user_id, status, total)) = order else {
+        return Err(OrderError::OrderNotFound {
+            order_id: key.order_id.clone(),
+        }
+        .into());
+    };
+    if status != OrderStatus::Pending.as_str() {
+        return Err(OrderError::OrderNotPayable { status }.into());
+    }
+    if user_id != input.user_id || total != input.amount {
+        return Err(OrderError::invalid(format!(
+            "charge of {} to user {} does not match order {} (user {}, total {})",
+            input.amount, input.user_id, key.order_id, user_id, total
+        ))
+        .into());
+    }
+    let amount = total;
+    if amount > 0 {
+        let left: Option<i64> = sqlx::query_scalar(
+            "UPDATE users SET points = points - $2 WHERE id = $1 AND points >= $2 RETURNING points",
+        )
+        .bind(user_id)
+        .bind(amount)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if left.is_none() {
+            let points: Option<i64> = sqlx::query_scalar("SELECT points FROM users WHERE id = $1")
+                .bind(user_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            return Err(match points {
+                Some(points) => OrderError::InsufficientPoints {
+                    points,
+                    total: amount,
+                },
+                None => OrderError::invalid(format!("unknown user {user_id}")),
+            }
+            .into());
+        }
+        sqlx::query(
+            "INSERT INTO point_ledger (user_id, order_id, attempt, kind, amount) \
+             VALUES ($1, $2, $3, 'CHARGE', $4)",
+        )
+        .bind(user_id)
+        .bind(&key.order_id)
+        .bind(fence::attempt(key))
+        .bind(amount)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let paid_at: Option<DateTime<Utc>> = sqlx::query_scalar(
+        "UPDATE orders SET status = 'PAID', paid_at = now() \
+         WHERE id = $1 AND status = 'PENDING' RETURNING paid_at",
+    )
+    .bind(&key.order_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(at) = paid_at else {
+        // Unreachable while the row lock above holds, but never charge without paying.
+        let status: String = sqlx::query_scalar("SELECT status FROM orders WHERE id = $1")
+            .bind(&key.order_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        return Err(OrderError::OrderNotPayable { status }.into());
+    };
+    fence::set_detail(
+        tx,
+        CHARGE_POINTS,
+        key,
+        &json!({ "user_id": user_id, "amount": amount, "at": at }),
+    )
+    .await?;
+    Ok(Stamp { at })
+}
+
+/// Compensates `charge`: gives back exactly what this attempt charged (as its ledger row says),
+/// or, when the charge never committed, fences it out for good. Never fails for a business
+/// reason; running it again does nothing.
+pub async fn refund(db: &PgPool, key: &StepKey) -> Result<(), StepError> {
+    let mut tx = db.begin().await?;
+    if let Compensation::Undo = fence::claim_compensation(&mut tx, CHARGE_POINTS, key).await? {
+        let charged: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT user_id, amount FROM point_ledger \
+             WHERE order_id = $1 AND attempt = $2 AND kind = 'CHARGE'",
+        )
+        .bind(&key.order_id)
+        .bind(fence::attempt(key))
+        .fetch_optional(&mut *tx)
+        .await?;
+        // No ledger row: the attempt charged zero points (a fully discounted order).
+        if let Some((user_id, amount)) = charged {
+            sqlx::query("UPDATE users SET points = points + $2 WHERE id = $1")
+                .bind(user_id)
+                .bind(amount)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO point_ledger (user_id, order_id, attempt, kind, amount) \
+                 VALUES ($1, $2, $3, 'REFUND', $4)",
+            )
+            .bind(user_id)
+            .bind(&key.order_id)
+            .bind(fence::attempt(key))
+            .bind(amount)
+            .execute(&mut *tx)
+            .await?;
+        }
+        fence::mark_compensated(&mut tx, CHARGE_POINTS, key).await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }

@@ -1,13 +1,149 @@
 //! Deduct the stock of every line, and its compensation, restore the stock.
+use std::collections::BTreeMap;
+
 use domain::saga::{DeductStockInput, StepKey};
-use sqlx::PgPool;
+use domain::{LineRequest, OrderError, ProductId};
+use serde_json::json;
+use sqlx::{PgConnection, PgPool};
 
 use crate::StepError;
+use crate::fence::{self, Compensation, DEDUCT_STOCK, Forward};
 
-pub async fn deduct(_db: &PgPool, _input: &DeductStockInput) -> Result<(), StepError> {
-    unimplemented!("helper")
+/// Deducts every line's quantity at once, or nothing: the products are locked in id order (no
+/// deadlock between orders naming the same products in different orders), every line is
+/// checked, then all are updated with one `DEDUCT` ledger row per product. Idempotent by
+/// `input.key`; after `restore` ran for this key it answers `ORDER_NOT_PAYABLE` and deducts
+/// nothing. A refusal (`PRODUCT_NOT_FOUND`, `INSUFFICIENT_STOCK`) leaves nothing behind.
+pub async fn deduct(db: &PgPool, input: &DeductStockInput) -> Result<(), StepError> {
+    let mut tx = db.begin().await?;
+    let result = match fence::claim_forward(&mut tx, DEDUCT_STOCK, &input.key).await {
+        Ok(Forward::Done(_)) => Ok(()),
+        Ok(Forward::Claimed) => apply_deduct(&mut tx, input).await,
+        Err(e) => Err(e),
+    };
+    fence::finish(tx, result).await
 }
 
-pub async fn restore(_db: &PgPool, _key: &StepKey) -> Result<(), StepError> {
-    unimplemented!("helper")
+/// The quantity per product, in first-mention order (a product named twice is summed).
+fn quantities(lines: &[LineRequest]) -> Result<Vec<(ProductId, i64)>, OrderError> {
+    let mut out: Vec<(ProductId, i64)> = Vec::with_capacity(lines.len());
+    for line in lines {
+        if line.quantity < 1 {
+            return Err(OrderError::invalid(format!(
+                "quantity of product {} must be at least 1",
+                line.product_id
+            )));
+        }
+        match out.iter_mut().find(|(id, _)| *id == line.product_id) {
+            Some((_, q)) => {
+                *q = q
+                    .checked_add(line.quantity)
+                    .ok_or_else(|| OrderError::invalid("quantity too large"))?;
+            }
+            None => out.push((line.product_id, line.quantity)),
+        }
+    }
+    Ok(out)
+}
+
+/// Locks the products in id order and returns their stock.
+async fn lock_products(
+    tx: &mut PgConnection,
+    ids: &[ProductId],
+) -> Result<BTreeMap<ProductId, i64>, sqlx::Error> {
+    let rows: Vec<(i64, i64)> =
+        sqlx::query_as("SELECT id, stock FROM products WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+            .bind(ids)
+            .fetch_all(&mut *tx)
+            .await?;
+    Ok(rows.into_iter().collect())
+}
+
+async fn apply_deduct(tx: &mut PgConnection, input: &DeductStockInput) -> Result<(), StepError> {
+    let key = &input.key;
+    let wanted = quantities(&input.lines)?;
+    let mut ids: Vec<ProductId> = wanted.iter().map(|(id, _)| *id).collect();
+    ids.sort_unstable();
+    let stock = lock_products(tx, &ids).await?;
+    if let Some((missing, _)) = wanted.iter().find(|(id, _)| !stock.contains_key(id)) {
+        return Err(OrderError::ProductNotFound {
+            product_id: *missing,
+        }
+        .into());
+    }
+    if let Some((id, _)) = wanted.iter().find(|(id, q)| stock[id] < *q) {
+        return Err(OrderError::InsufficientStock {
+            product_id: *id,
+            available: stock[id],
+        }
+        .into());
+    }
+    let mut sorted = wanted.clone();
+    sorted.sort_unstable();
+    let (ids, qtys): (Vec<i64>, Vec<i64>) = sorted.into_iter().unzip();
+    sqlx::query(
+        "UPDATE products p SET stock = p.stock - d.q \
+         FROM UNNEST($1::bigint[], $2::bigint[]) AS d(id, q) WHERE p.id = d.id",
+    )
+    .bind(&ids)
+    .bind(&qtys)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO stock_ledger (product_id, order_id, attempt, kind, quantity) \
+         SELECT d.id, $3, $4, 'DEDUCT', d.q FROM UNNEST($1::bigint[], $2::bigint[]) AS d(id, q)",
+    )
+    .bind(&ids)
+    .bind(&qtys)
+    .bind(&key.order_id)
+    .bind(fence::attempt(key))
+    .execute(&mut *tx)
+    .await?;
+    let lines: Vec<_> = wanted
+        .iter()
+        .map(|(id, q)| json!({ "product_id": id, "quantity": q }))
+        .collect();
+    fence::set_detail(tx, DEDUCT_STOCK, key, &json!({ "lines": lines })).await?;
+    Ok(())
+}
+
+/// Compensates `deduct`: puts back exactly the quantities this attempt's ledger rows deducted,
+/// or, when the deduction never committed, fences it out for good. Never fails for a business
+/// reason; running it again does nothing.
+pub async fn restore(db: &PgPool, key: &StepKey) -> Result<(), StepError> {
+    let mut tx = db.begin().await?;
+    if let Compensation::Undo = fence::claim_compensation(&mut tx, DEDUCT_STOCK, key).await? {
+        let deducted: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT product_id, quantity FROM stock_ledger \
+             WHERE order_id = $1 AND attempt = $2 AND kind = 'DEDUCT' ORDER BY product_id",
+        )
+        .bind(&key.order_id)
+        .bind(fence::attempt(key))
+        .fetch_all(&mut *tx)
+        .await?;
+        let (ids, qtys): (Vec<i64>, Vec<i64>) = deducted.into_iter().unzip();
+        lock_products(&mut tx, &ids).await?;
+        sqlx::query(
+            "UPDATE products p SET stock = p.stock + d.q \
+             FROM UNNEST($1::bigint[], $2::bigint[]) AS d(id, q) WHERE p.id = d.id",
+        )
+        .bind(&ids)
+        .bind(&qtys)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO stock_ledger (product_id, order_id, attempt, kind, quantity) \
+             SELECT d.id, $3, $4, 'RESTORE', d.q \
+             FROM UNNEST($1::bigint[], $2::bigint[]) AS d(id, q)",
+        )
+        .bind(&ids)
+        .bind(&qtys)
+        .bind(&key.order_id)
+        .bind(fence::attempt(key))
+        .execute(&mut *tx)
+        .await?;
+        fence::mark_compensated(&mut tx, DEDUCT_STOCK, key).await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }

@@ -1,0 +1,177 @@
+//! The idempotency and fencing protocol of the payment steps, on `saga_steps`.
+//!
+//! One row per (order, step, attempt), always written inside the transaction that applies the
+//! step's effect or its compensation:
+//!
+//! - forward: `INSERT … 'DONE' ON CONFLICT DO NOTHING`. Inserted: apply the effect in the same
+//!   transaction (a business refusal rolls the whole transaction back, row included). Already
+//!   there: `DONE` means the effect already happened (answer again, no second effect);
+//!   `COMPENSATED`/`FENCED` means the compensation already ran, so a late retry must not commit.
+//! - compensation: `INSERT … 'FENCED' ON CONFLICT DO NOTHING`. Inserted: the forward step never
+//!   committed, and now never will. Already there: lock it; `DONE` means undo exactly what that
+//!   attempt did and mark it `COMPENSATED`; anything else means there is nothing left to do.
+//!
+//! Concurrent callers on the same key serialize on the primary key: an `INSERT` waits for the
+//! transaction holding the conflicting row and then sees its outcome.
+use domain::saga::StepKey;
+use domain::{OrderError, OrderStatus};
+use serde_json::Value;
+use sqlx::PgConnection;
+
+use crate::StepError;
+
+pub(crate) const CHARGE_POINTS: &str = "charge_points";
+pub(crate) const REDEEM_COUPON: &str = "redeem_coupon";
+pub(crate) const DEDUCT_STOCK: &str = "deduct_stock";
+
+pub(crate) fn attempt(key: &StepKey) -> i64 {
+    i64::from(key.attempt)
+}
+
+/// What a forward step found when it claimed its key.
+pub(crate) enum Forward {
+    /// This transaction owns the step: apply the effect now.
+    Claimed,
+    /// The step already took effect; here is the detail it recorded.
+    Done(Value),
+}
+
+/// Claims the forward step `step` for `key`. A step already compensated or fenced answers the
+/// business error `ORDER_NOT_PAYABLE` (status `CANCELED`): a late retry never commits.
+pub(crate) async fn claim_forward(
+    tx: &mut PgConnection,
+    step: &str,
+    key: &StepKey,
+) -> Result<Forward, StepError> {
+    let inserted = sqlx::query(
+        "INSERT INTO saga_steps (order_id, step, attempt, state) VALUES ($1, $2, $3, 'DONE') \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(&key.order_id)
+    .bind(step)
+    .bind(attempt(key))
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if inserted == 1 {
+        return Ok(Forward::Claimed);
+    }
+    let (state, detail) = read_state(tx, step, key, false).await?;
+    match state.as_str() {
+        "DONE" => Ok(Forward::Done(detail)),
+        _ => Err(OrderError::not_payable(OrderStatus::Canceled).into()),
+    }
+}
+
+/// Records what the forward step did (read back by an idempotent repeat).
+pub(crate) async fn set_detail(
+    tx: &mut PgConnection,
+    step: &str,
+    key: &StepKey,
+    detail: &Value,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE saga_steps SET detail = $4::text::jsonb, updated_at = now() \
+         WHERE order_id = $1 AND step = $2 AND attempt = $3",
+    )
+    .bind(&key.order_id)
+    .bind(step)
+    .bind(attempt(key))
+    .bind(detail.to_string())
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// What a compensation found when it claimed its key.
+pub(crate) enum Compensation {
+    /// The forward step never committed; the key is now fenced and it never will.
+    Fenced,
+    /// The forward step took effect (the row is locked): undo it, then [`mark_compensated`].
+    Undo,
+    /// Already compensated or fenced: nothing to do.
+    Nothing,
+}
+
+pub(crate) async fn claim_compensation(
+    tx: &mut PgConnection,
+    step: &str,
+    key: &StepKey,
+) -> Result<Compensation, sqlx::Error> {
+    let inserted = sqlx::query(
+        "INSERT INTO saga_steps (order_id, step, attempt, state) VALUES ($1, $2, $3, 'FENCED') \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(&key.order_id)
+    .bind(step)
+    .bind(attempt(key))
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if inserted == 1 {
+        return Ok(Compensation::Fenced);
+    }
+    let (state, _) = read_state(tx, step, key, true).await?;
+    Ok(match state.as_str() {
+        "DONE" => Compensation::Undo,
+        _ => Compensation::Nothing,
+    })
+}
+
+pub(crate) async fn mark_compensated(
+    tx: &mut PgConnection,
+    step: &str,
+    key: &StepKey,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE saga_steps SET state = 'COMPENSATED', updated_at = now() \
+         WHERE order_id = $1 AND step = $2 AND attempt = $3 AND state = 'DONE'",
+    )
+    .bind(&key.order_id)
+    .bind(step)
+    .bind(attempt(key))
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+async fn read_state(
+    tx: &mut PgConnection,
+    step: &str,
+    key: &StepKey,
+    lock: bool,
+) -> Result<(String, Value), sqlx::Error> {
+    let sql = if lock {
+        "SELECT state, detail::text FROM saga_steps \
+         WHERE order_id = $1 AND step = $2 AND attempt = $3 FOR UPDATE"
+    } else {
+        "SELECT state, detail::text FROM saga_steps \
+         WHERE order_id = $1 AND step = $2 AND attempt = $3"
+    };
+    let (state, detail): (String, String) = sqlx::query_as(sql)
+        .bind(&key.order_id)
+        .bind(step)
+        .bind(attempt(key))
+        .fetch_one(&mut *tx)
+        .await?;
+    let detail = serde_json::from_str(&detail).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    Ok((state, detail))
+}
+
+/// Commits on success, rolls back on failure, so that a refused step leaves no row behind.
+pub(crate) async fn finish<T>(
+    tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    result: Result<T, StepError>,
+) -> Result<T, StepError> {
+    match result {
+        Ok(v) => {
+            tx.commit().await?;
+            Ok(v)
+        }
+        Err(e) => {
+            // A failed rollback is harmless: the connection drops the transaction anyway.
+            let _ = tx.rollback().await;
+            Err(e)
+        }
+    }
+}
