@@ -14,6 +14,9 @@ set -euo pipefail
 setup_tools() {
     local missing=()
     command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
+    # The SDK's protos import Google's well-known types (field_mask.proto, ...), which Debian
+    # ships in libprotobuf-dev, not with protoc itself.
+    [[ -f /usr/include/google/protobuf/field_mask.proto ]] || missing+=(libprotobuf-dev)
     command -v curl >/dev/null 2>&1 || missing+=(curl ca-certificates)
     command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-venv python3-pip)
     command -v setsid >/dev/null 2>&1 || missing+=(util-linux)
