@@ -1,0 +1,218 @@
+//! `starter`: the CLI of CONTRACT §4. JSON on stdout, errors on stderr, non-zero exit on failure.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use domain::{LineRequest, OrderError, PlaceOrderRequest, Settings, Shipping};
+use starter::token::{self, Role};
+use starter::{OrderService, ServiceError};
+
+#[derive(Parser)]
+#[command(
+    name = "starter",
+    about = "Order saga client: place, pay, cancel and show orders"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Orders: place, pay, cancel, show.
+    #[command(subcommand)]
+    Order(OrderCommand),
+    /// Print a bearer token for the HTTP API.
+    Token(TokenArgs),
+    /// Database chores.
+    #[command(subcommand)]
+    Db(DbCommand),
+}
+
+#[derive(Subcommand)]
+enum OrderCommand {
+    /// Place an order; prints the PENDING order.
+    Place(PlaceArgs),
+    /// Pay a PENDING order; prints the COMPLETED order.
+    Pay { order_id: String },
+    /// Cancel a PENDING order; prints the CANCELED order.
+    Cancel { order_id: String },
+    /// Print an order.
+    Show { order_id: String },
+}
+
+#[derive(Args)]
+struct PlaceArgs {
+    #[arg(long)]
+    user: i64,
+    /// PRODUCT_ID:QTY, once per line.
+    #[arg(long = "item", required = true, value_parser = parse_item)]
+    items: Vec<LineRequest>,
+    #[arg(long)]
+    coupon: Option<i64>,
+    #[arg(long)]
+    recipient: String,
+    #[arg(long)]
+    address: String,
+    #[arg(long)]
+    phone: String,
+    /// The order id (default: a new one). Placing again with the same id is idempotent.
+    #[arg(long)]
+    id: Option<String>,
+}
+
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+struct TokenArgs {
+    /// A customer token for this user id.
+    #[arg(long)]
+    user: Option<i64>,
+    /// An admin token.
+    #[arg(long)]
+    admin: bool,
+    /// How long the token is valid.
+    #[arg(long, default_value = "24h", value_parser = domain::settings::parse_duration)]
+    ttl: Duration,
+}
+
+#[derive(Subcommand)]
+enum DbCommand {
+    /// Create the database if missing, apply migrations and seed the demo data (idempotent).
+    Setup {
+        /// Skip the demo data.
+        #[arg(long)]
+        no_seed: bool,
+    },
+}
+
+fn parse_item(s: &str) -> Result<LineRequest, String> {
+    let (p, q) = s
+        .split_once(':')
+        .ok_or_else(|| format!("{s:?} is not PRODUCT_ID:QTY"))?;
+    Ok(LineRequest {
+        product_id: p
+            .trim()
+            .parse()
+            .map_err(|_| format!("bad product id {p:?}"))?,
+        quantity: q
+            .trim()
+            .parse()
+            .map_err(|_| format!("bad quantity {q:?}"))?,
+    })
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    worker::init_tracing();
+    match run(Cli::parse()).await {
+        Ok(json) => {
+            println!("{json}");
+            ExitCode::SUCCESS
+        }
+        Err(Failure::Order(e)) => {
+            let body = serde_json::to_string_pretty(&e).unwrap_or_else(|_| e.to_string());
+            eprintln!("{body}");
+            ExitCode::from(1)
+        }
+        Err(Failure::Other(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+enum Failure {
+    Order(OrderError),
+    Other(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Other(e)
+    }
+}
+
+impl From<ServiceError> for Failure {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::Order(e) => Failure::Order(e),
+            other => Failure::Other(other.into()),
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<String, Failure> {
+    let settings = Settings::from_env().map_err(anyhow::Error::from)?;
+    match cli.command {
+        Command::Token(args) => {
+            if !settings.auth_secret_from_env {
+                tracing::warn!("AUTH_SECRET is not set: signing with the development secret");
+            }
+            let (sub, role) = match args.user {
+                Some(id) => (id.to_string(), Role::Customer),
+                None => ("admin".to_owned(), Role::Admin),
+            };
+            let t = token::mint(&settings.auth_secret, &sub, role, args.ttl)
+                .map_err(anyhow::Error::from)?;
+            Ok(t)
+        }
+        Command::Db(DbCommand::Setup { no_seed }) => {
+            let url = &settings.database_url;
+            activities::db::ensure_database(url)
+                .await
+                .with_context(|| format!("cannot create the database of {url}"))?;
+            let pool = activities::db::connect(url)
+                .await
+                .with_context(|| format!("cannot reach PostgreSQL at {url}"))?;
+            activities::db::migrate(&pool)
+                .await
+                .context("migrations failed")?;
+            if !no_seed {
+                activities::db::seed_demo(&pool)
+                    .await
+                    .context("seeding failed")?;
+            }
+            Ok(
+                serde_json::json!({"database": url, "migrated": true, "seeded": !no_seed})
+                    .to_string(),
+            )
+        }
+        Command::Order(cmd) => {
+            let service = connect(&settings).await?;
+            let order = match cmd {
+                OrderCommand::Place(a) => {
+                    let request = PlaceOrderRequest {
+                        items: a.items,
+                        coupon_id: a.coupon,
+                        shipping: Shipping {
+                            recipient: a.recipient,
+                            address: a.address,
+                            phone: a.phone,
+                        },
+                    };
+                    let id = a.id.unwrap_or_else(OrderService::new_order_id);
+                    service.place(&id, a.user, request).await?
+                }
+                OrderCommand::Pay { order_id } => service.pay(&order_id).await?,
+                OrderCommand::Cancel { order_id } => service.cancel(&order_id).await?,
+                OrderCommand::Show { order_id } => service.show(&order_id).await?,
+            };
+            Ok(serde_json::to_string_pretty(&order).map_err(anyhow::Error::from)?)
+        }
+    }
+}
+
+async fn connect(settings: &Settings) -> anyhow::Result<OrderService> {
+    let db = activities::db::connect(&settings.database_url)
+        .await
+        .with_context(|| format!("cannot reach PostgreSQL at {}", settings.database_url))?;
+    let client = worker::connect_temporal(settings).await?;
+    Ok(OrderService::new(
+        client,
+        db,
+        &settings.task_queue,
+        settings.payment_timeout,
+    ))
+}

@@ -1,0 +1,198 @@
+//! Placing, paying, canceling and reading orders. Every change goes through the order's
+//! workflow; reads come from PostgreSQL, which the activities keep in step with it.
+
+use std::time::Duration;
+
+use domain::{Order, OrderError, PlaceOrderRequest, UserId};
+use sqlx::PgPool;
+use temporalio_client::errors::{WorkflowUpdateError, WorkflowUpdateWithStartError};
+use temporalio_client::{
+    Client, WorkflowExecuteUpdateOptions, WorkflowIdConflictPolicy, WorkflowUpdateWithStartOptions,
+};
+use temporalio_common::protos::temporal::api::failure::v1::{Failure, failure::FailureInfo};
+use tonic_status::Code;
+use workflows::{OrderInput, OrderWorkflow};
+
+mod tonic_status {
+    pub use temporalio_client::tonic::Code;
+}
+
+/// A failure to answer: the contract's business error, or trouble reaching Temporal or the
+/// database (which callers report as `UNAVAILABLE`, with the cause logged).
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Order(#[from] OrderError),
+    #[error("Temporal: {0}")]
+    Temporal(String),
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+impl ServiceError {
+    /// The contract's error for this failure; internals stay in the log.
+    pub fn to_order_error(&self) -> OrderError {
+        match self {
+            ServiceError::Order(e) => e.clone(),
+            ServiceError::Temporal(_) | ServiceError::Db(_) => OrderError::Unavailable {
+                message: "the service is temporarily unavailable; retry later".into(),
+            },
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct OrderService {
+    pub client: Client,
+    pub db: PgPool,
+    pub task_queue: String,
+    pub payment_timeout: Duration,
+}
+
+impl OrderService {
+    pub fn new(client: Client, db: PgPool, task_queue: &str, payment_timeout: Duration) -> Self {
+        Self {
+            client,
+            db,
+            task_queue: task_queue.to_owned(),
+            payment_timeout,
+        }
+    }
+
+    /// A fresh order id (also the workflow id).
+    pub fn new_order_id() -> String {
+        format!("ord-{}", uuid::Uuid::new_v4().simple())
+    }
+
+    /// Starts the order's workflow and waits for the placement's answer (update-with-start).
+    /// Calling again with the same id while the workflow runs attaches to the same answer.
+    pub async fn place(
+        &self,
+        order_id: &str,
+        user_id: UserId,
+        request: PlaceOrderRequest,
+    ) -> Result<Order, ServiceError> {
+        request.validate()?;
+        domain::input::validate_order_id(order_id)?;
+        let input = OrderInput {
+            order_id: order_id.to_owned(),
+            user_id,
+            request,
+            payment_timeout_ms: u64::try_from(self.payment_timeout.as_millis()).unwrap_or(u64::MAX),
+        };
+        let options = WorkflowUpdateWithStartOptions::new(
+            self.task_queue.clone(),
+            order_id.to_owned(),
+            WorkflowIdConflictPolicy::UseExisting,
+        )
+        .build();
+        let result = self
+            .client
+            .execute_update_with_start_workflow(
+                OrderWorkflow::run,
+                input,
+                OrderWorkflow::place,
+                (),
+                options,
+            )
+            .await;
+        match result {
+            Ok(order) => Ok(order),
+            Err(WorkflowUpdateWithStartError::Update(e)) => {
+                Err(self.update_error(order_id, e).await)
+            }
+            Err(e) => Err(ServiceError::Temporal(e.to_string())),
+        }
+    }
+
+    pub async fn pay(&self, order_id: &str) -> Result<Order, ServiceError> {
+        let handle = self.client.get_workflow_handle::<OrderWorkflow>(order_id);
+        let result = handle
+            .execute_update(
+                OrderWorkflow::pay,
+                (),
+                WorkflowExecuteUpdateOptions::default(),
+            )
+            .await;
+        match result {
+            Ok(order) => Ok(order),
+            Err(e) => Err(self.update_error(order_id, e).await),
+        }
+    }
+
+    pub async fn cancel(&self, order_id: &str) -> Result<Order, ServiceError> {
+        let handle = self.client.get_workflow_handle::<OrderWorkflow>(order_id);
+        let result = handle
+            .execute_update(
+                OrderWorkflow::cancel,
+                (),
+                WorkflowExecuteUpdateOptions::default(),
+            )
+            .await;
+        match result {
+            Ok(order) => Ok(order),
+            Err(e) => Err(self.update_error(order_id, e).await),
+        }
+    }
+
+    /// The order as recorded in PostgreSQL.
+    pub async fn show(&self, order_id: &str) -> Result<Order, ServiceError> {
+        activities::orders::load(&self.db, order_id)
+            .await?
+            .ok_or_else(|| {
+                OrderError::OrderNotFound {
+                    order_id: order_id.to_owned(),
+                }
+                .into()
+            })
+    }
+
+    /// Turns a failed update into the contract's error. An update to a workflow that has
+    /// already closed (or never existed) is answered from the database.
+    async fn update_error(&self, order_id: &str, e: WorkflowUpdateError) -> ServiceError {
+        match e {
+            WorkflowUpdateError::Failed(failure) => match business_error(&failure) {
+                Some(err) => err.into(),
+                None => ServiceError::Temporal(failure.message.clone()),
+            },
+            WorkflowUpdateError::NotFound(_) => self.closed_order(order_id).await,
+            WorkflowUpdateError::Rpc(status) if status.code() == Code::NotFound => {
+                self.closed_order(order_id).await
+            }
+            other => ServiceError::Temporal(other.to_string()),
+        }
+    }
+
+    async fn closed_order(&self, order_id: &str) -> ServiceError {
+        match activities::orders::load(&self.db, order_id).await {
+            Ok(Some(order)) => OrderError::not_payable(order.status).into(),
+            Ok(None) => OrderError::OrderNotFound {
+                order_id: order_id.to_owned(),
+            }
+            .into(),
+            Err(e) => e.into(),
+        }
+    }
+}
+
+/// Finds the business error in a failure chain: an application failure whose type is one of
+/// the contract's codes, with the contract's error body as its details.
+pub fn business_error(failure: &Failure) -> Option<OrderError> {
+    let mut next = Some(failure);
+    while let Some(f) = next {
+        if let Some(FailureInfo::ApplicationFailureInfo(info)) = &f.failure_info
+            && OrderError::CODES.contains(&info.r#type.as_str())
+        {
+            let decoded = info
+                .details
+                .as_ref()
+                .and_then(|d| d.payloads.first())
+                .and_then(|p| serde_json::from_slice::<OrderError>(&p.data).ok());
+            if decoded.is_some() {
+                return decoded;
+            }
+        }
+        next = f.cause.as_deref();
+    }
+    None
+}
