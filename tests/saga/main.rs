@@ -1,0 +1,486 @@
+//! One test per path of OrderWorkflow (CONTRACT §2), each ending with the §6 invariant check.
+//! They run against the real Temporal dev server and a fresh PostgreSQL database each.
+
+use std::time::Duration;
+
+use domain::{CouponInvalidReason, Discount, OrderError, OrderStatus};
+use saga_tests::{business, spawn_app, spawn_app_with};
+use temporalio_client::WorkflowCancelOptions;
+use workflows::OrderWorkflow;
+
+type R = anyhow::Result<()>;
+
+#[tokio::test]
+async fn happy_path_with_a_fixed_coupon() -> R {
+    let app = spawn_app().await;
+    let user = app.user(100_000).await;
+    let a = app.product(12_000, 10).await;
+    let b = app.product(3_000, 5).await;
+    let coupon = app
+        .coupon(user, Discount::Fixed { amount: 5_000 }, Some(20_000))
+        .await;
+
+    let placed = app.place(user, &[(a, 2), (b, 1)], Some(coupon)).await?;
+    assert_eq!(placed.status, OrderStatus::Pending);
+    assert_eq!(placed.subtotal, 27_000);
+    assert_eq!(placed.discount, 5_000);
+    assert_eq!(placed.total, 22_000);
+    assert_eq!(placed.items[0].line_total, 24_000);
+    assert!(placed.expires_at > placed.created_at);
+    // Placement reserves nothing.
+    assert_eq!(app.points(user).await, 100_000);
+    assert_eq!(app.stock(a).await, 10);
+
+    let paid = app.service.pay(&placed.id).await?;
+    assert_eq!(paid.status, OrderStatus::Completed);
+    assert!(paid.paid_at.is_some() && paid.completed_at.is_some());
+    assert_eq!(app.points(user).await, 78_000);
+    assert_eq!(app.stock(a).await, 8);
+    assert_eq!(app.stock(b).await, 4);
+    assert_eq!(
+        app.coupon_status(coupon).await,
+        ("USED".into(), Some(placed.id.clone()))
+    );
+
+    let result = app.result(&placed.id).await?;
+    let done = result.order.expect("final order");
+    assert_eq!(done.status, OrderStatus::Completed);
+    assert!(done.platform_notified_at.is_some());
+    let shown = app.service.show(&placed.id).await?;
+    assert_eq!(shown.status, OrderStatus::Completed);
+    assert!(shown.platform_notified_at.is_some());
+    let delivery = app.platform.state.delivery(&placed.id).expect("delivered");
+    assert_eq!(delivery.body["total"], 22_000);
+    app.finish().await
+}
+
+#[tokio::test]
+async fn happy_path_with_a_percent_coupon() -> R {
+    let app = spawn_app().await;
+    let user = app.user(50_000).await;
+    let a = app.product(9_999, 3).await;
+    let coupon = app
+        .coupon(
+            user,
+            Discount::Percent {
+                percent: 15,
+                max_amount: Some(4_000),
+            },
+            None,
+        )
+        .await;
+    let placed = app.place(user, &[(a, 3)], Some(coupon)).await?;
+    // floor(29,997 × 15%) = 4,499, capped at 4,000.
+    assert_eq!(
+        (placed.subtotal, placed.discount, placed.total),
+        (29_997, 4_000, 25_997)
+    );
+    let paid = app.service.pay(&placed.id).await?;
+    assert_eq!(paid.status, OrderStatus::Completed);
+    assert_eq!(app.points(user).await, 50_000 - 25_997);
+    assert_eq!(app.stock(a).await, 0);
+    app.finish().await
+}
+
+#[tokio::test]
+async fn product_not_found_rejects_the_placement() -> R {
+    let app = spawn_app().await;
+    let user = app.user(10_000).await;
+    let a = app.product(1_000, 5).await;
+    let err = business(app.place(user, &[(a, 1), (a + 1000, 1)], None).await);
+    assert_eq!(
+        err,
+        OrderError::ProductNotFound {
+            product_id: a + 1000
+        }
+    );
+    assert_eq!(
+        app.order_count().await,
+        0,
+        "a rejected placement creates no order"
+    );
+    app.finish().await
+}
+
+#[tokio::test]
+async fn insufficient_stock_rejects_the_placement() -> R {
+    let app = spawn_app().await;
+    let user = app.user(100_000).await;
+    let a = app.product(1_000, 2).await;
+    let err = business(app.place(user, &[(a, 3)], None).await);
+    assert_eq!(
+        err,
+        OrderError::InsufficientStock {
+            product_id: a,
+            available: 2
+        }
+    );
+    assert_eq!(app.order_count().await, 0);
+    assert_eq!(app.stock(a).await, 2);
+    app.finish().await
+}
+
+#[tokio::test]
+async fn every_coupon_invalid_reason() -> R {
+    let app = spawn_app().await;
+    let user = app.user(100_000).await;
+    let other = app.user(100_000).await;
+    let a = app.product(10_000, 50).await;
+    let fixed = Discount::Fixed { amount: 1_000 };
+
+    let reason = |r| OrderError::CouponInvalid { reason: r };
+    // NOT_FOUND
+    let err = business(app.place(user, &[(a, 1)], Some(999_999)).await);
+    assert_eq!(err, reason(CouponInvalidReason::NotFound));
+    // NOT_OWNED
+    let theirs = app.coupon(other, fixed, None).await;
+    let err = business(app.place(user, &[(a, 1)], Some(theirs)).await);
+    assert_eq!(err, reason(CouponInvalidReason::NotOwned));
+    // MIN_ORDER_AMOUNT: 10,000 < 10,001
+    let min = app.coupon(user, fixed, Some(10_001)).await;
+    let err = business(app.place(user, &[(a, 1)], Some(min)).await);
+    assert_eq!(err, reason(CouponInvalidReason::MinOrderAmount));
+    // ... and exactly at the minimum it is fine.
+    let exact = app.coupon(user, fixed, Some(10_000)).await;
+    let ok = app.place(user, &[(a, 1)], Some(exact)).await?;
+    app.service.cancel(&ok.id).await?;
+    // EXPIRED
+    let expired = activities::db::create_coupon(
+        &app.db,
+        user,
+        &fixed,
+        None,
+        chrono::Utc::now() - chrono::Duration::seconds(1),
+    )
+    .await?;
+    let err = business(app.place(user, &[(a, 1)], Some(expired)).await);
+    assert_eq!(err, reason(CouponInvalidReason::Expired));
+    // ALREADY_USED: use it once, then again.
+    let once = app.coupon(user, fixed, None).await;
+    let first = app.place(user, &[(a, 1)], Some(once)).await?;
+    app.service.pay(&first.id).await?;
+    let err = business(app.place(user, &[(a, 1)], Some(once)).await);
+    assert_eq!(err, reason(CouponInvalidReason::AlreadyUsed));
+
+    assert_eq!(
+        app.order_count().await,
+        2,
+        "only the two valid placements exist"
+    );
+    app.finish().await
+}
+
+#[tokio::test]
+async fn insufficient_points_rejects_the_placement() -> R {
+    let app = spawn_app().await;
+    let user = app.user(4_999).await;
+    let a = app.product(5_000, 5).await;
+    let err = business(app.place(user, &[(a, 1)], None).await);
+    assert_eq!(
+        err,
+        OrderError::InsufficientPoints {
+            points: 4_999,
+            total: 5_000
+        }
+    );
+    assert_eq!(app.order_count().await, 0);
+    app.finish().await
+}
+
+#[tokio::test]
+async fn insufficient_points_at_payment_then_top_up_and_pay_again() -> R {
+    let app = spawn_app().await;
+    let user = app.user(10_000).await;
+    let a = app.product(8_000, 5).await;
+    let coupon = app
+        .coupon(user, Discount::Fixed { amount: 1_000 }, None)
+        .await;
+    let placed = app.place(user, &[(a, 1)], Some(coupon)).await?;
+    assert_eq!(placed.total, 7_000);
+
+    // The points go elsewhere between placement and payment.
+    let other = app.place(user, &[(a, 1)], None).await?;
+    app.service.pay(&other.id).await?;
+    assert_eq!(app.points(user).await, 2_000);
+
+    let err = business(app.service.pay(&placed.id).await);
+    assert_eq!(
+        err,
+        OrderError::InsufficientPoints {
+            points: 2_000,
+            total: 7_000
+        }
+    );
+    // Nothing changed and the order waits for another try.
+    assert_eq!(app.points(user).await, 2_000);
+    assert_eq!(app.stock(a).await, 4);
+    assert_eq!(app.coupon_status(coupon).await, ("AVAILABLE".into(), None));
+    assert_eq!(
+        app.service.show(&placed.id).await?.status,
+        OrderStatus::Pending
+    );
+
+    activities::db::top_up(&app.db, user, 5_000, Some("top-up-1")).await?;
+    let paid = app.service.pay(&placed.id).await?;
+    assert_eq!(paid.status, OrderStatus::Completed);
+    assert_eq!(app.points(user).await, 0);
+    assert_eq!(app.stock(a).await, 3);
+    assert_eq!(
+        app.coupon_status(coupon).await,
+        ("USED".into(), Some(placed.id.clone()))
+    );
+    app.finish().await
+}
+
+#[tokio::test]
+async fn stock_sold_out_between_placement_and_payment_compensates_everything() -> R {
+    let app = spawn_app().await;
+    let user = app.user(100_000).await;
+    let rival = app.user(100_000).await;
+    let a = app.product(10_000, 2).await;
+    let b = app.product(1_000, 10).await;
+    let coupon = app
+        .coupon(
+            user,
+            Discount::Percent {
+                percent: 10,
+                max_amount: None,
+            },
+            None,
+        )
+        .await;
+    let placed = app.place(user, &[(b, 3), (a, 2)], Some(coupon)).await?;
+    assert_eq!(placed.total, 20_700);
+
+    let sniped = app.place(rival, &[(a, 1)], None).await?;
+    app.service.pay(&sniped.id).await?;
+    assert_eq!(app.stock(a).await, 1);
+
+    let err = business(app.service.pay(&placed.id).await);
+    assert_eq!(
+        err,
+        OrderError::InsufficientStock {
+            product_id: a,
+            available: 1
+        }
+    );
+    let order = app.service.show(&placed.id).await?;
+    assert_eq!(order.status, OrderStatus::Canceled);
+    assert!(order.canceled_at.is_some());
+    assert!(
+        order
+            .cancel_reason
+            .as_deref()
+            .is_some_and(|r| r.contains("INSUFFICIENT_STOCK")),
+        "reason explains the failure: {:?}",
+        order.cancel_reason
+    );
+    assert_eq!(app.points(user).await, 100_000, "points refunded exactly");
+    assert_eq!(app.coupon_status(coupon).await, ("AVAILABLE".into(), None));
+    assert_eq!(app.stock(a).await, 1);
+    assert_eq!(app.stock(b).await, 10, "no line deducted");
+    // Paying again is refused: the order is over.
+    let again = business(app.service.pay(&placed.id).await);
+    assert_eq!(again, OrderError::not_payable(OrderStatus::Canceled));
+    app.finish().await
+}
+
+#[tokio::test]
+async fn an_unpaid_order_expires() -> R {
+    let app = spawn_app_with(Duration::from_secs(2)).await;
+    let user = app.user(10_000).await;
+    let a = app.product(1_000, 5).await;
+    let placed = app.place(user, &[(a, 1)], None).await?;
+    assert_eq!(
+        (placed.expires_at - placed.created_at).num_milliseconds(),
+        2_000
+    );
+    let result = app.result(&placed.id).await?;
+    assert_eq!(result.order.expect("order").status, OrderStatus::Expired);
+    let shown = app.service.show(&placed.id).await?;
+    assert_eq!(shown.status, OrderStatus::Expired);
+    let err = business(app.service.pay(&placed.id).await);
+    assert_eq!(err, OrderError::not_payable(OrderStatus::Expired));
+    assert_eq!(app.points(user).await, 10_000);
+    app.finish().await
+}
+
+#[tokio::test]
+async fn the_user_cancels_a_pending_order() -> R {
+    let app = spawn_app().await;
+    let user = app.user(10_000).await;
+    let a = app.product(1_000, 5).await;
+    let coupon = app
+        .coupon(user, Discount::Fixed { amount: 100 }, None)
+        .await;
+    let placed = app.place(user, &[(a, 1)], Some(coupon)).await?;
+    let canceled = app.service.cancel(&placed.id).await?;
+    assert_eq!(canceled.status, OrderStatus::Canceled);
+    assert_eq!(
+        canceled.cancel_reason.as_deref(),
+        Some("canceled by the user")
+    );
+    assert_eq!(
+        app.service.show(&placed.id).await?.status,
+        OrderStatus::Canceled
+    );
+    let err = business(app.service.pay(&placed.id).await);
+    assert_eq!(err, OrderError::not_payable(OrderStatus::Canceled));
+    let err = business(app.service.cancel(&placed.id).await);
+    assert_eq!(err, OrderError::not_payable(OrderStatus::Canceled));
+    assert_eq!(app.coupon_status(coupon).await, ("AVAILABLE".into(), None));
+    app.finish().await
+}
+
+#[tokio::test]
+async fn paying_twice_charges_once() -> R {
+    let app = spawn_app().await;
+    let user = app.user(10_000).await;
+    let a = app.product(4_000, 5).await;
+    let placed = app.place(user, &[(a, 1)], None).await?;
+
+    // Two payments at once: one wins, the other is refused while it runs.
+    let (first, second) = tokio::join!(app.service.pay(&placed.id), app.service.pay(&placed.id));
+    let outcomes = [first, second];
+    let wins = outcomes.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(wins, 1, "exactly one payment succeeds: {outcomes:?}");
+    for r in outcomes {
+        if let Err(e) = r {
+            let e = business(Err(e));
+            assert_eq!(e.code(), OrderError::ORDER_NOT_PAYABLE, "{e:?}");
+        }
+    }
+    // And once more after completion.
+    let err = business(app.service.pay(&placed.id).await);
+    assert_eq!(err.code(), OrderError::ORDER_NOT_PAYABLE);
+    assert_eq!(app.points(user).await, 6_000);
+    assert_eq!(app.stock(a).await, 4);
+    app.finish().await
+}
+
+#[tokio::test]
+async fn data_platform_outage_then_one_delivery() -> R {
+    let app = spawn_app().await;
+    let user = app.user(10_000).await;
+    let a = app.product(1_000, 5).await;
+    app.platform.state.fail_next(3);
+    let placed = app.place(user, &[(a, 2)], None).await?;
+    let paid = app.service.pay(&placed.id).await?;
+    assert_eq!(paid.status, OrderStatus::Completed);
+
+    // While the platform fails, the order stays COMPLETED, not yet notified.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let during = app.service.show(&placed.id).await?;
+    assert_eq!(during.status, OrderStatus::Completed);
+    assert!(during.platform_notified_at.is_none());
+    assert!(app.platform.state.delivery(&placed.id).is_none());
+
+    let delivered = app
+        .platform
+        .state
+        .wait_for(&placed.id, Duration::from_secs(30))
+        .await
+        .expect("delivered after the outage");
+    assert_eq!(
+        delivered.deliveries, 1,
+        "one delivery under the order's key"
+    );
+    assert!(app.platform.state.failed_attempts() >= 3);
+    let result = app.result(&placed.id).await?;
+    let order = result.order.expect("order");
+    assert_eq!(order.status, OrderStatus::Completed);
+    assert!(order.platform_notified_at.is_some());
+    app.finish().await
+}
+
+#[tokio::test]
+async fn workflow_cancelled_during_payment_still_compensates() -> R {
+    let app = spawn_app().await;
+    let user = app.user(50_000).await;
+    let a = app.product(5_000, 5).await;
+    let coupon = app
+        .coupon(user, Discount::Fixed { amount: 1_000 }, None)
+        .await;
+    let placed = app.place(user, &[(a, 2)], Some(coupon)).await?;
+
+    // Hold the product's row so that deduct_stock blocks mid-payment.
+    let mut blocker = app.db.begin().await?;
+    sqlx::query("SELECT stock FROM products WHERE id = $1 FOR UPDATE")
+        .bind(a)
+        .execute(&mut *blocker)
+        .await?;
+
+    let service = app.service.clone();
+    let id = placed.id.clone();
+    let payment = tokio::spawn(async move { service.pay(&id).await });
+
+    // Wait until the points are charged and the coupon redeemed (the order is PAID).
+    let mut waited = 0;
+    while app.service.show(&placed.id).await?.status != OrderStatus::Paid {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waited += 1;
+        assert!(waited < 100, "payment never reached PAID");
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(app.points(user).await, 41_000);
+
+    // Cancel the workflow, as an operator would from the Web UI.
+    app.client
+        .get_workflow_handle::<OrderWorkflow>(placed.id.as_str())
+        .cancel(
+            WorkflowCancelOptions::builder()
+                .reason("operator test")
+                .build(),
+        )
+        .await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    blocker.rollback().await?;
+
+    let answer = payment.await?;
+    let err = business(answer);
+    assert_eq!(err, OrderError::not_payable(OrderStatus::Canceled));
+    assert!(
+        app.result(&placed.id).await.is_err(),
+        "the workflow ends cancelled"
+    );
+
+    let order = app.service.show(&placed.id).await?;
+    assert_eq!(order.status, OrderStatus::Canceled);
+    assert_eq!(app.points(user).await, 50_000, "points refunded");
+    assert_eq!(app.stock(a).await, 5, "stock restored or never deducted");
+    assert_eq!(app.coupon_status(coupon).await, ("AVAILABLE".into(), None));
+    app.finish().await
+}
+
+#[tokio::test]
+async fn placing_again_with_the_same_id_is_idempotent() -> R {
+    let app = spawn_app().await;
+    let user = app.user(10_000).await;
+    let a = app.product(1_000, 5).await;
+    let id = starter::OrderService::new_order_id();
+    let req = saga_tests::request(&[(a, 1)], None);
+    let first = app.service.place(&id, user, req.clone()).await?;
+    let second = app.service.place(&id, user, req).await?;
+    assert_eq!(first, second);
+    assert_eq!(app.order_count().await, 1);
+    app.service.pay(&id).await?;
+    app.finish().await
+}
+
+#[tokio::test]
+async fn unknown_orders_are_not_found() -> R {
+    let app = spawn_app().await;
+    for result in [
+        app.service.pay("ord-missing").await,
+        app.service.cancel("ord-missing").await,
+        app.service.show("ord-missing").await,
+    ] {
+        assert_eq!(
+            business(result),
+            OrderError::OrderNotFound {
+                order_id: "ord-missing".into()
+            }
+        );
+    }
+    app.finish().await
+}
