@@ -9,8 +9,8 @@ use sqlx::{FromRow, PgPool};
 use crate::StepError;
 
 /// Records the order as `PENDING` with its lines, in one transaction. Idempotent by order id:
-/// recording the same order again changes nothing. An id already taken by another user's order
-/// is refused (`INVALID_REQUEST`).
+/// recording the same order again changes nothing. An id already taken by another user's order,
+/// or by an order that has moved on from `PENDING`, is refused (`INVALID_REQUEST`).
 pub async fn record(db: &PgPool, order: &Order) -> Result<(), StepError> {
     let mut tx = db.begin().await?;
     let inserted: Option<String> = sqlx::query_scalar(
@@ -33,12 +33,16 @@ pub async fn record(db: &PgPool, order: &Order) -> Result<(), StepError> {
     .fetch_optional(&mut *tx)
     .await?;
     if inserted.is_none() {
-        let owner: i64 = sqlx::query_scalar("SELECT user_id FROM orders WHERE id = $1")
-            .bind(&order.id)
-            .fetch_one(&mut *tx)
-            .await?;
+        let (owner, status): (i64, String) =
+            sqlx::query_as("SELECT user_id, status FROM orders WHERE id = $1")
+                .bind(&order.id)
+                .fetch_one(&mut *tx)
+                .await?;
         tx.rollback().await?;
-        if owner != order.user_id {
+        // A retry of this very record finds its order still PENDING (the workflow waits for
+        // this activity before anything else can happen to it). Anything else is another
+        // order under the same id, which must not be mistaken for this one.
+        if owner != order.user_id || status != OrderStatus::Pending.as_str() {
             return Err(OrderError::invalid(format!("order id {} is taken", order.id)).into());
         }
         return Ok(());

@@ -5,9 +5,12 @@ use std::time::Duration;
 
 use domain::{Order, OrderError, PlaceOrderRequest, UserId};
 use sqlx::PgPool;
-use temporalio_client::errors::{WorkflowUpdateError, WorkflowUpdateWithStartError};
+use temporalio_client::errors::{
+    WorkflowStartError, WorkflowUpdateError, WorkflowUpdateWithStartError,
+};
 use temporalio_client::{
-    Client, WorkflowExecuteUpdateOptions, WorkflowIdConflictPolicy, WorkflowUpdateWithStartOptions,
+    Client, WorkflowExecuteUpdateOptions, WorkflowGetResultOptions, WorkflowIdConflictPolicy,
+    WorkflowIdReusePolicy, WorkflowUpdateWithStartOptions,
 };
 use temporalio_common::protos::temporal::api::failure::v1::{Failure, failure::FailureInfo};
 use tonic_status::Code;
@@ -85,6 +88,9 @@ impl OrderService {
             order_id.to_owned(),
             WorkflowIdConflictPolicy::UseExisting,
         )
+        // An order id names one order for good: a closed order's workflow is never started
+        // again under its id (that would record, and try to charge, the same order twice).
+        .id_reuse_policy(WorkflowIdReusePolicy::RejectDuplicate)
         .build();
         let result = self
             .client
@@ -101,7 +107,29 @@ impl OrderService {
             Err(WorkflowUpdateWithStartError::Update(e)) => {
                 Err(self.update_error(order_id, e).await)
             }
+            Err(WorkflowUpdateWithStartError::Start(WorkflowStartError::AlreadyStarted {
+                ..
+            })) => self.placed_before(order_id, user_id).await,
             Err(e) => Err(ServiceError::Temporal(e.to_string())),
+        }
+    }
+
+    /// Placing again under the id of an order whose workflow has closed: the same answer as
+    /// the first time (the order as it stands now, or the error that rejected it).
+    async fn placed_before(&self, order_id: &str, user_id: UserId) -> Result<Order, ServiceError> {
+        if let Some(order) = activities::orders::load(&self.db, order_id).await? {
+            if order.user_id == user_id {
+                return Ok(order);
+            }
+            return Err(OrderError::invalid(format!("order id {order_id} is taken")).into());
+        }
+        let handle = self.client.get_workflow_handle::<OrderWorkflow>(order_id);
+        match handle.get_result(WorkflowGetResultOptions::default()).await {
+            Ok(workflows::OrderResult {
+                rejected: Some(error),
+                ..
+            }) => Err(error.into()),
+            _ => Err(OrderError::invalid(format!("order id {order_id} was already used")).into()),
         }
     }
 

@@ -464,6 +464,34 @@ async fn placing_again_with_the_same_id_is_idempotent() -> R {
     assert_eq!(first, second);
     assert_eq!(app.order_count().await, 1);
     app.service.pay(&id).await?;
+    app.result(&id).await?;
+
+    // Once the workflow has closed, the id still names the same order: placing again answers
+    // it as it stands and starts nothing (no second order, no second charge).
+    let again = app
+        .service
+        .place(&id, user, saga_tests::request(&[(a, 1)], None))
+        .await?;
+    assert_eq!(again.status, OrderStatus::Completed);
+    assert_eq!(app.points(user).await, 9_000);
+    // Someone else cannot take it over.
+    let other = app.user(10_000).await;
+    let err = business(
+        app.service
+            .place(&id, other, saga_tests::request(&[(a, 1)], None))
+            .await,
+    );
+    assert_eq!(err.code(), OrderError::INVALID_REQUEST);
+
+    // A rejected placement answers its error again under the same id.
+    let rejected_id = starter::OrderService::new_order_id();
+    let req = saga_tests::request(&[(a, 1_000)], None);
+    let first = business(app.service.place(&rejected_id, user, req.clone()).await);
+    app.result(&rejected_id).await?;
+    let second = business(app.service.place(&rejected_id, user, req).await);
+    assert_eq!(first, second);
+    assert_eq!(first.code(), OrderError::INSUFFICIENT_STOCK);
+    assert_eq!(app.order_count().await, 1);
     app.finish().await
 }
 
