@@ -36,15 +36,27 @@ v = json.load(sys.stdin).get(sys.argv[1])
 print("" if v is None else v)' "$1" <"$TMP/out"
 }
 
-PLACE=(order place --user 1 --item 1:2 --item 2:1
-    --recipient "Kim Minji" --address "12 Teheran-ro, Seoul" --phone "010-1234-5678")
+# A customer of its own for every run, so the demo can be run again and again: 150,000 points
+# and a 5,000-point coupon for orders of at least 30,000.
+starter admin user --name "Demo customer" --points 150000 || fail "creating the demo customer failed"
+USER_ID="$(json_field id)"
+starter admin coupon --user "$USER_ID" --fixed 5000 --min-order-amount 30000 ||
+    fail "creating the demo coupon failed"
+COUPON_ID="$(json_field id)"
+ok "customer $USER_ID with 150,000 points and coupon $COUPON_ID (5,000 off from 30,000)"
+
+# One Mechanical Keyboard (product 1) and two USB-C Cables (product 3) from the seed data.
+PLACE=(order place --user "$USER_ID" --item 1:1 --item 3:2 --coupon "$COUPON_ID"
+    --recipient "Kim Minji" --address "12 Teheran-ro, Gangnam-gu, Seoul" --phone "010-1234-5678")
 
 echo
-info "placing an order: starter $(printf '%q ' "${PLACE[@]}")--coupon 1"
-if ! starter "${PLACE[@]}" --coupon 1; then
-    if grep -q COUPON_INVALID "$TMP/err"; then
-        # Coupon 1 is used up by an earlier run of this demo.
-        warn "coupon 1 cannot be used ($(head -n1 "$TMP/err")); placing the order without it"
+info "placing an order: starter $(printf '%q ' "${PLACE[@]}")"
+if ! starter "${PLACE[@]}"; then
+    if grep -q INSUFFICIENT_STOCK "$TMP/err"; then
+        # Earlier demo runs sold the seeded stock: put some back and try once more.
+        warn "the seeded stock is sold out by earlier demos; restocking products 1 and 3"
+        starter admin restock --product 1 --quantity 20 || fail "restocking failed"
+        starter admin restock --product 3 --quantity 100 || fail "restocking failed"
         starter "${PLACE[@]}" || fail "placing the order failed"
     else
         fail "placing the order failed"

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use domain::{LineRequest, OrderError, PlaceOrderRequest, Settings, Shipping};
+use domain::{Discount, LineRequest, OrderError, PlaceOrderRequest, Settings, Shipping};
 use starter::token::{self, Role};
 use starter::{OrderService, ServiceError};
 
@@ -29,6 +29,60 @@ enum Command {
     /// Database chores.
     #[command(subcommand)]
     Db(DbCommand),
+    /// Operator chores on the shop's data (what the admin HTTP routes do): users, products,
+    /// coupons, top-ups and restocks. Each change is written to its ledger.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create a user with an initial balance; prints the user.
+    User {
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value_t = 0)]
+        points: i64,
+    },
+    /// Create a product; prints the product.
+    Product {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        price: i64,
+        #[arg(long)]
+        stock: i64,
+    },
+    /// Create a coupon for a user: `--fixed AMOUNT` or `--percent P [--max-amount M]`.
+    Coupon {
+        #[arg(long)]
+        user: i64,
+        #[arg(long, conflicts_with = "percent", required_unless_present = "percent")]
+        fixed: Option<i64>,
+        #[arg(long)]
+        percent: Option<i64>,
+        #[arg(long, requires = "percent")]
+        max_amount: Option<i64>,
+        #[arg(long)]
+        min_order_amount: Option<i64>,
+        /// How long from now it stays valid.
+        #[arg(long, default_value = "30days", value_parser = domain::settings::parse_duration)]
+        valid_for: Duration,
+    },
+    /// Add points to a user; prints the user.
+    TopUp {
+        #[arg(long)]
+        user: i64,
+        #[arg(long)]
+        amount: i64,
+    },
+    /// Add stock to a product; prints the product.
+    Restock {
+        #[arg(long)]
+        product: i64,
+        #[arg(long)]
+        quantity: i64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -179,6 +233,7 @@ async fn run(cli: Cli) -> Result<String, Failure> {
                     .to_string(),
             )
         }
+        Command::Admin(cmd) => admin(&settings, cmd).await,
         Command::Order(cmd) => {
             let service = connect(&settings).await?;
             let order = match cmd {
@@ -202,6 +257,81 @@ async fn run(cli: Cli) -> Result<String, Failure> {
             Ok(serde_json::to_string_pretty(&order).map_err(anyhow::Error::from)?)
         }
     }
+}
+
+async fn admin(settings: &Settings, cmd: AdminCommand) -> Result<String, Failure> {
+    use activities::db;
+    let pool = db::connect(&settings.database_url)
+        .await
+        .with_context(|| format!("cannot reach PostgreSQL at {}", settings.database_url))?;
+    let step = |e: activities::StepError| match e {
+        activities::StepError::Business(e) => Failure::Order(e),
+        other => Failure::Other(other.into()),
+    };
+    let value = match cmd {
+        AdminCommand::User { name, points } => {
+            let id = db::create_user(&pool, &name, points).await.map_err(step)?;
+            serde_json::to_value(db::get_user(&pool, id).await.map_err(anyhow::Error::from)?)
+        }
+        AdminCommand::Product { name, price, stock } => {
+            let id = db::create_product(&pool, &name, price, stock)
+                .await
+                .map_err(step)?;
+            serde_json::to_value(
+                db::get_product(&pool, id)
+                    .await
+                    .map_err(anyhow::Error::from)?,
+            )
+        }
+        AdminCommand::Coupon {
+            user,
+            fixed,
+            percent,
+            max_amount,
+            min_order_amount,
+            valid_for,
+        } => {
+            let discount = match (fixed, percent) {
+                (Some(amount), _) => Discount::Fixed { amount },
+                (None, Some(percent)) => Discount::Percent {
+                    percent,
+                    max_amount,
+                },
+                (None, None) => unreachable!("clap requires --fixed or --percent"),
+            };
+            let valid_for = chrono::Duration::from_std(valid_for)
+                .map_err(|_| Failure::Order(OrderError::invalid("--valid-for is too long")))?;
+            let expires_at = chrono::Utc::now() + valid_for;
+            let id = db::create_coupon(&pool, user, &discount, min_order_amount, expires_at)
+                .await
+                .map_err(step)?;
+            serde_json::to_value(
+                activities::coupons::get(&pool, id)
+                    .await
+                    .map_err(anyhow::Error::from)?,
+            )
+        }
+        AdminCommand::TopUp { user, amount } => {
+            db::top_up(&pool, user, amount, None).await.map_err(step)?;
+            serde_json::to_value(
+                db::get_user(&pool, user)
+                    .await
+                    .map_err(anyhow::Error::from)?,
+            )
+        }
+        AdminCommand::Restock { product, quantity } => {
+            db::restock(&pool, product, quantity).await.map_err(step)?;
+            serde_json::to_value(
+                db::get_product(&pool, product)
+                    .await
+                    .map_err(anyhow::Error::from)?,
+            )
+        }
+    };
+    Ok(
+        serde_json::to_string_pretty(&value.map_err(anyhow::Error::from)?)
+            .map_err(anyhow::Error::from)?,
+    )
 }
 
 async fn connect(settings: &Settings) -> anyhow::Result<OrderService> {
