@@ -2,7 +2,7 @@
 # environment (CONTRACT §3), e.g. `TEMPORAL_ADDRESS=127.0.0.1:7300 make up`.
 SHELL := /bin/bash
 
-.PHONY: demo test up down status setup lint
+.PHONY: demo test up down status setup lint histories
 
 ## Set up, start the stack, place and pay one sample order, print it and its Web UI link.
 demo:
@@ -31,3 +31,7 @@ setup:
 ## cargo fmt --check and clippy -D warnings.
 lint:
 	bash scripts/test.sh lint
+
+## Record the workflow histories the replay test replays (tests/histories/), from real runs.
+histories:
+	bash scripts/histories.sh

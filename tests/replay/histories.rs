@@ -1,0 +1,134 @@
+//! The recorded histories: where they live, how they are written, and how they are replayed
+//! against the current workflow code.
+//!
+//! A history is stored in the form of the SDK's own `WorkflowHistory::to_json` (serde of the
+//! `History` proto, pretty-printed so that a diff of a re-recording can be read). It is not the
+//! protobuf JSON that `temporal workflow show --output json` prints: the SDK cannot read that
+//! form back, and the replayer must read exactly what the recorder wrote.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, ensure};
+use serde_json::Value;
+use temporalio_client::WorkflowHistory;
+use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
+use workflows::OrderWorkflow;
+
+/// `tests/histories/`, next to this crate's manifest.
+pub fn dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("histories")
+}
+
+/// Every `*.json` in `dir`, sorted so that runs and messages are stable.
+pub fn files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "json") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// The history's events, as stored.
+pub fn events(file: &Path) -> Result<Vec<Value>> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let history: Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", file.display()))?;
+    let events = history["events"]
+        .as_array()
+        .with_context(|| format!("{} has no events list", file.display()))?;
+    Ok(events.clone())
+}
+
+/// An event's attributes as `(kind, attributes)`, e.g.
+/// `("ActivityTaskScheduledEventAttributes", {...})`.
+pub fn attributes(event: &Value) -> Option<(&str, &Value)> {
+    event["attributes"]
+        .as_object()
+        .and_then(|o| o.iter().next())
+        .map(|(kind, attrs)| (kind.as_str(), attrs))
+}
+
+/// The activity types the history scheduled, in order.
+pub fn scheduled_activities(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(attributes)
+        .filter(|(kind, _)| *kind == "ActivityTaskScheduledEventAttributes")
+        .filter_map(|(_, a)| a["activity_type"]["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Writes the history as the replayer will read it, and checks that it reads back.
+pub fn write(file: &Path, history_json: &[u8]) -> Result<usize> {
+    let value: Value = serde_json::from_slice(history_json)?;
+    let pretty = serde_json::to_vec_pretty(&value)?;
+    WorkflowHistory::from_json(&pretty)
+        .with_context(|| format!("the history for {} does not read back", file.display()))?;
+    std::fs::write(file, [pretty.as_slice(), b"\n"].concat())
+        .with_context(|| format!("cannot write {}", file.display()))?;
+    Ok(value["events"].as_array().map_or(0, Vec::len))
+}
+
+/// One history replayed against the current `OrderWorkflow`.
+#[derive(Debug)]
+pub struct Replayed {
+    pub file: PathBuf,
+    pub events: usize,
+    /// Why the current code cannot replay it (nondeterminism, a failing workflow task, ...).
+    pub failure: Option<String>,
+}
+
+/// Replays each file with the SDK's `WorkflowReplayer`; no server is involved.
+pub async fn replay(files: &[PathBuf]) -> Result<Vec<Replayed>> {
+    let mut histories = Vec::with_capacity(files.len());
+    let mut counts = Vec::with_capacity(files.len());
+    for file in files {
+        let bytes =
+            std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+        let history = WorkflowHistory::from_json(&bytes)
+            .with_context(|| format!("{} is not a workflow history", file.display()))?;
+        histories.push(history);
+        counts.push(events(file)?.len());
+    }
+    let options = WorkflowReplayerOptions::new()
+        .register_workflow::<OrderWorkflow>()?
+        .build();
+    let replayer = WorkflowReplayer::new(options)?;
+    // One replay worker for all of them: it holds one workflow at a time (its cache size is
+    // one), so the results come back in the order the files went in.
+    let results = replayer.replay_workflows(histories).await?;
+    ensure!(
+        results.len() == files.len(),
+        "the replayer answered {} results for {} histories",
+        results.len(),
+        files.len()
+    );
+    Ok(files
+        .iter()
+        .zip(counts)
+        .zip(results)
+        .map(|((file, events), result)| Replayed {
+            file: file.clone(),
+            events,
+            failure: result.replay_failure.map(|f| f.to_string()),
+        })
+        .collect())
+}
+
+/// The failures, one line per file: `<file> (<n> events): <what did not match>`. Empty when
+/// all replay.
+pub fn failures(replayed: &[Replayed]) -> Vec<String> {
+    replayed
+        .iter()
+        .filter_map(|r| {
+            r.failure
+                .as_ref()
+                .map(|f| format!("{} ({} events): {f}", r.file.display(), r.events))
+        })
+        .collect()
+}

@@ -1,0 +1,167 @@
+//! Replay tests: every history under `tests/histories/`, recorded from real runs (`make
+//! histories`), must replay against the current `OrderWorkflow` without nondeterminism. A
+//! change that breaks this would strand every order in flight on that path. No server needed.
+
+mod histories;
+mod record;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, ensure};
+use serde_json::Value;
+
+#[tokio::test]
+async fn every_recorded_history_replays() -> Result<()> {
+    let files = histories::files(&histories::dir())?;
+    ensure!(
+        !files.is_empty(),
+        "no histories in {}: run `make histories`",
+        histories::dir().display()
+    );
+    let replayed = histories::replay(&files).await?;
+    let failures = histories::failures(&replayed);
+    ensure!(
+        failures.is_empty(),
+        "{} of {} recorded histories no longer replay against the current workflow code \
+         (guard the change with ctx.patched, see README \"Changing the workflow safely\"):\n{}",
+        failures.len(),
+        replayed.len(),
+        failures.join("\n")
+    );
+    Ok(())
+}
+
+/// Every path of the workflow, as the recorder names its history.
+const PATHS: [&str; 8] = [
+    "happy_path_with_coupon",
+    "rejected_placement",
+    "insufficient_points_at_payment_then_paid",
+    "compensation_after_stock_sold_out",
+    "expiry",
+    "cancel_by_user",
+    "data_platform_outage_then_delivery",
+    "workflow_cancelled_during_payment",
+];
+
+/// Histories recorded before `placement-one-check`, by the three-activity placement. The code
+/// can no longer record them, so they are kept, not re-recorded.
+const BEFORE_PATCH: &str = "_v1_before_patch";
+
+/// A missing file would make the replay test pass vacuously for its path.
+#[test]
+fn every_path_has_its_recorded_histories() -> Result<()> {
+    for path in PATHS {
+        let file = histories::dir().join(format!("{path}{BEFORE_PATCH}.json"));
+        let events = histories::events(&file)?;
+        let activities = histories::scheduled_activities(&events);
+        ensure!(
+            activities
+                .first()
+                .is_some_and(|a| a.ends_with("::validate_lines")),
+            "{} should start with the three-activity placement: {activities:?}",
+            file.display()
+        );
+    }
+    Ok(())
+}
+
+/// A scratch folder for histories made at test time, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> Result<Self> {
+        let dir = std::env::temp_dir().join(format!("replay-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir)?;
+        Ok(Self(dir))
+    }
+
+    fn write(&self, name: &str, history: &Value) -> Result<PathBuf> {
+        let file = self.0.join(name);
+        std::fs::write(&file, serde_json::to_vec_pretty(history)?)?;
+        Ok(file)
+    }
+
+    fn copy(&self, recorded: &str) -> Result<PathBuf> {
+        let file = self.0.join(recorded);
+        std::fs::copy(histories::dir().join(recorded), &file)
+            .with_context(|| format!("tests/histories/{recorded} is missing"))?;
+        Ok(file)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn load(recorded: &str) -> Result<Value> {
+    let file = histories::dir().join(recorded);
+    let text = std::fs::read_to_string(&file)
+        .with_context(|| format!("tests/histories/{recorded} is missing"))?;
+    Ok(serde_json::from_str(&text)?)
+}
+
+/// The replay report for the folder, as `every_recorded_history_replays` would print it.
+async fn report(dir: &Path) -> Result<(Vec<histories::Replayed>, String)> {
+    let replayed = histories::replay(&histories::files(dir)?).await?;
+    let report = histories::failures(&replayed).join("\n");
+    Ok((replayed, report))
+}
+
+/// Proves the guard: a history the current code cannot produce (here one whose first
+/// placement check was a different activity, as a renamed or reordered activity would have
+/// recorded) fails the replay, and the message names the file and the mismatch. A good
+/// history beside it still passes, so the failure is pinned on the right file.
+#[tokio::test]
+async fn a_history_the_code_cannot_replay_fails_and_names_its_file() -> Result<()> {
+    let scratch = Scratch::new()?;
+    let good = scratch.copy("happy_path_with_coupon_v1_before_patch.json")?;
+
+    let mut history = load("happy_path_with_coupon_v1_before_patch.json")?;
+    let renamed = rename_first_activity(&mut history, "validate_lines_renamed")?;
+    let bad = scratch.write("renamed_first_check.json", &history)?;
+
+    let (replayed, report) = report(&scratch.0).await?;
+    eprintln!("as the replay test reports it:\n{report}");
+    let outcome = |file: &Path| replayed.iter().find(|r| r.file == file);
+    ensure!(
+        outcome(&good).is_some_and(|r| r.failure.is_none()),
+        "the untouched history should replay: {report}"
+    );
+    let failure = outcome(&bad)
+        .and_then(|r| r.failure.clone())
+        .with_context(|| format!("the altered history replayed: {replayed:?}"))?;
+    ensure!(
+        failure.contains("nondeterministic"),
+        "not reported as nondeterminism: {failure}"
+    );
+    ensure!(
+        failure.contains("validate_lines_renamed") && failure.contains(&renamed),
+        "the message should name both activity types: {failure}"
+    );
+    ensure!(
+        report.contains("renamed_first_check.json") && !report.contains("happy_path_with_coupon"),
+        "the report should name the bad file, and only it: {report}"
+    );
+    Ok(())
+}
+
+/// Renames the activity type of the first `ActivityTaskScheduled` event; returns the old name.
+fn rename_first_activity(history: &mut Value, to: &str) -> Result<String> {
+    let events = history["events"].as_array_mut().context("no events")?;
+    let name = events
+        .iter_mut()
+        .find_map(|e| {
+            e["attributes"]
+                .get_mut("ActivityTaskScheduledEventAttributes")
+                .map(|a| &mut a["activity_type"]["name"])
+        })
+        .context("no activity was scheduled")?;
+    let old = name
+        .as_str()
+        .context("activity type is not a string")?
+        .to_owned();
+    *name = Value::String(to.to_owned());
+    Ok(old)
+}
