@@ -5,6 +5,7 @@ use crate::{CouponId, Points, UserId};
 
 /// A coupon's discount, as the contract writes it on the wire:
 /// `{"type":"FIXED","amount":N}` or `{"type":"PERCENT","percent":P,"max_amount":M?}`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE", deny_unknown_fields)]
 pub enum Discount {
@@ -52,6 +53,7 @@ impl Discount {
     }
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum CouponStatus {
@@ -68,6 +70,7 @@ impl CouponStatus {
     }
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Coupon {
     pub id: CouponId,
@@ -81,6 +84,7 @@ pub struct Coupon {
 }
 
 /// Why a coupon cannot be used (`details.reason` of `COUPON_INVALID`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum CouponInvalidReason {

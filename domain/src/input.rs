@@ -9,6 +9,7 @@ pub const MAX_LINES: usize = 50;
 pub const MAX_QUANTITY: i64 = 1000;
 pub const MAX_TOP_UP: i64 = 10_000_000;
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LineRequest {
@@ -16,6 +17,7 @@ pub struct LineRequest {
     pub quantity: i64,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Shipping {
@@ -24,6 +26,7 @@ pub struct Shipping {
     pub phone: String,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PlaceOrderRequest {

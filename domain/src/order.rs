@@ -3,6 +3,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{CouponId, Points, ProductId, Shipping, UserId};
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum OrderStatus {
@@ -51,6 +52,7 @@ impl std::fmt::Display for OrderStatus {
     }
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderLine {
     pub product_id: ProductId,
@@ -61,6 +63,7 @@ pub struct OrderLine {
 }
 
 /// An order as the contract shows it (CONTRACT §1).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Order {
     pub id: String,

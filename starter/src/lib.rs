@@ -1,7 +1,8 @@
 //! The order saga's client side: placing, paying, canceling and reading orders through the
-//! `OrderWorkflow`, and minting bearer tokens. The CLI (and later the HTTP API) are thin
-//! layers over [`orders::OrderService`].
+//! `OrderWorkflow`, and minting and verifying bearer tokens. The CLI and the HTTP API
+//! ([`http`]) are thin layers over [`orders::OrderService`].
 
+pub mod http;
 pub mod orders;
 pub mod token;
 

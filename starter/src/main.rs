@@ -21,6 +21,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The HTTP API (CONTRACT §5) on HTTP_ADDR, until SIGINT/SIGTERM.
+    Serve,
     /// Orders: place, pay, cancel, show.
     #[command(subcommand)]
     Order(OrderCommand),
@@ -233,6 +235,7 @@ async fn run(cli: Cli) -> Result<String, Failure> {
                     .to_string(),
             )
         }
+        Command::Serve => serve(settings).await,
         Command::Admin(cmd) => admin(&settings, cmd).await,
         Command::Order(cmd) => {
             let service = connect(&settings).await?;
@@ -257,6 +260,43 @@ async fn run(cli: Cli) -> Result<String, Failure> {
             Ok(serde_json::to_string_pretty(&order).map_err(anyhow::Error::from)?)
         }
     }
+}
+
+async fn serve(settings: Settings) -> Result<String, Failure> {
+    if !settings.auth_secret_from_env {
+        tracing::warn!(
+            "AUTH_SECRET is not set: tokens are signed and checked with the development secret"
+        );
+    }
+    let addr = settings.http_addr.clone();
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("cannot listen on HTTP_ADDR={addr}"))?;
+    let state = starter::http::AppState::new(settings)
+        .with_context(|| "DATABASE_URL is not a valid PostgreSQL URL")?;
+    tracing::info!(addr = %addr, "HTTP API listening");
+    starter::http::serve(listener, state, shutdown_signal())
+        .await
+        .context("HTTP server error")?;
+    tracing::info!("HTTP API stopped");
+    Ok(serde_json::json!({ "stopped": true }).to_string())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {},
+                _ = term.recv() => {},
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM; SIGINT only");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+    tracing::info!("signal received: finishing requests in flight, then stopping");
 }
 
 async fn admin(settings: &Settings, cmd: AdminCommand) -> Result<String, Failure> {

@@ -25,6 +25,69 @@ pub struct Claims {
 #[error("cannot sign the token: {0}")]
 pub struct TokenError(#[from] jsonwebtoken::errors::Error);
 
+/// Who a verified token speaks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Principal {
+    /// A customer: `sub` is the user id.
+    Customer(i64),
+    /// An admin: `sub` need not be a user.
+    Admin,
+}
+
+/// Why a token was refused (every case is a 401; the reason goes to the log and the message).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    #[error("the token is expired")]
+    Expired,
+    #[error("the token is not valid yet")]
+    NotYetValid,
+    #[error("the token's signature or algorithm is not accepted")]
+    BadSignature,
+    #[error("the token is malformed: {0}")]
+    Malformed(String),
+    #[error("the token's role must be \"customer\" or \"admin\"")]
+    BadRole,
+    #[error("a customer token's sub must be a user id")]
+    BadSubject,
+}
+
+/// The claims a token must carry to be accepted; `iat` and anything else are optional.
+#[derive(Debug, Deserialize)]
+struct Presented {
+    sub: String,
+    role: String,
+}
+
+/// Verifies a bearer token: HS256 only (so `alg: none` and every other algorithm, including an
+/// RS/HS confusion, are refused), signed with `secret`, `exp` required and in the future, `nbf`
+/// (when present) in the past, no leeway. Customer tokens must name a positive user id.
+pub fn verify(secret: &str, token: &str) -> Result<Principal, VerifyError> {
+    use jsonwebtoken::errors::ErrorKind;
+    let mut validation = jsonwebtoken::Validation::new(Algorithm::HS256);
+    validation.leeway = 0;
+    validation.validate_nbf = true;
+    validation.set_required_spec_claims(&["exp", "sub"]);
+    let data = jsonwebtoken::decode::<Presented>(
+        token,
+        &jsonwebtoken::DecodingKey::from_secret(secret.as_bytes()),
+        &validation,
+    )
+    .map_err(|e| match e.kind() {
+        ErrorKind::ExpiredSignature => VerifyError::Expired,
+        ErrorKind::ImmatureSignature => VerifyError::NotYetValid,
+        ErrorKind::InvalidSignature | ErrorKind::InvalidAlgorithm => VerifyError::BadSignature,
+        _ => VerifyError::Malformed(e.to_string()),
+    })?;
+    match data.claims.role.as_str() {
+        "admin" => Ok(Principal::Admin),
+        "customer" => match data.claims.sub.parse::<i64>() {
+            Ok(id) if id > 0 && data.claims.sub == id.to_string() => Ok(Principal::Customer(id)),
+            _ => Err(VerifyError::BadSubject),
+        },
+        _ => Err(VerifyError::BadRole),
+    }
+}
+
 /// Mints a token valid for `ttl` from now.
 pub fn mint(secret: &str, sub: &str, role: Role, ttl: Duration) -> Result<String, TokenError> {
     let now = chrono::Utc::now().timestamp();
@@ -65,5 +128,28 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn verify_accepts_what_mint_makes_and_nothing_else() {
+        let ttl = Duration::from_secs(60);
+        let t = mint("k", "42", Role::Customer, ttl).unwrap();
+        assert_eq!(verify("k", &t), Ok(Principal::Customer(42)));
+        assert_eq!(verify("other", &t), Err(VerifyError::BadSignature));
+        let a = mint("k", "ops", Role::Admin, ttl).unwrap();
+        assert_eq!(verify("k", &a), Ok(Principal::Admin));
+        let bad_sub = mint("k", "ops", Role::Customer, ttl).unwrap();
+        assert_eq!(verify("k", &bad_sub), Err(VerifyError::BadSubject));
+        let expired = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &serde_json::json!({"sub": "1", "role": "customer", "exp": 1}),
+            &EncodingKey::from_secret(b"k"),
+        )
+        .unwrap();
+        assert_eq!(verify("k", &expired), Err(VerifyError::Expired));
+        assert!(matches!(
+            verify("k", "not.a.jwt"),
+            Err(VerifyError::Malformed(_))
+        ));
     }
 }

@@ -24,18 +24,33 @@ pub enum WiringError {
 
 /// A Temporal client for `TEMPORAL_ADDRESS` and `TEMPORAL_NAMESPACE`.
 pub async fn connect_temporal(settings: &Settings) -> Result<Client, WiringError> {
+    connect_temporal_with(settings, Duration::from_secs(5)).await
+}
+
+/// Like [`connect_temporal`], for callers that answer people: the connection attempt and each
+/// call's retries on a transient error give up after `patience`, so a Temporal that is down is
+/// reported within seconds instead of retried for long.
+pub async fn connect_temporal_with(
+    settings: &Settings,
+    patience: Duration,
+) -> Result<Client, WiringError> {
     let url = url::Url::parse(&settings.temporal_url())
         .map_err(|_| WiringError::Address(settings.temporal_address.clone()))?;
+    let retry = temporalio_client::RetryOptions::builder()
+        .max_elapsed_time(Some(patience))
+        .build();
     let options = ConnectionOptions::new(url)
         .identity(format!("{}@order-saga", std::process::id()))
-        .connect_timeout(Duration::from_secs(5))
+        .connect_timeout(patience)
+        .retry_options(retry)
         .build();
     let connect_err = |e: Box<dyn std::error::Error + Send + Sync>| WiringError::Connect {
         address: settings.temporal_address.clone(),
         source: e,
     };
-    let connection = Connection::connect(options)
+    let connection = tokio::time::timeout(patience, Connection::connect(options))
         .await
+        .map_err(|e| connect_err(e.into()))?
         .map_err(|e| connect_err(e.into()))?;
     Client::new(
         connection,

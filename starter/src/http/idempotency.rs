@@ -1,0 +1,251 @@
+//! `Idempotency-Key` (CONTRACT §5): the same user sending the same key and request again gets
+//! the same answer and no second effect; a different request under the key gets 409
+//! `IDEMPOTENCY_KEY_REUSED`. Answers are kept in PostgreSQL (`idempotency_keys`) for 7 days.
+//!
+//! A request claims its key with a lease before it runs. Its answer is stored unless it was a
+//! 503, which is forgotten so that a retry runs again. A repeat that arrives while the first
+//! request still runs waits for its answer. A lease that ran out (the process died mid-request)
+//! is taken over. Running again is safe because every effect behind these routes is itself
+//! idempotent: placement derives its order id from the key, payment is fenced by the order's
+//! workflow, and a top-up's ledger row is unique per user and key.
+
+use std::future::Future;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use domain::UserId;
+use serde::Serialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::error::{Answer, ApiError};
+use super::state::AppState;
+
+/// Longer than any request may take (the request timeout), so a live request keeps its claim.
+const LEASE: Duration = Duration::from_secs(60);
+/// How long a repeat waits for the first request's answer before it is told to retry.
+const WAIT_FOR_FIRST: Duration = Duration::from_secs(10);
+/// How long answers are kept (the contract asks for at least 24 hours).
+pub const RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// What makes two requests "the same": the route and the request as parsed (so whitespace and
+/// the order of fields do not matter).
+pub fn fingerprint<T: Serialize>(route: &str, request: &T) -> Result<String, ApiError> {
+    let body = serde_json::to_vec(request).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut h = Sha256::new();
+    h.update(route.as_bytes());
+    h.update(b"\n");
+    h.update(&body);
+    Ok(hex::encode(h.finalize()))
+}
+
+/// A stable value derived from a user's key, e.g. the order id of a keyed placement.
+pub fn derive(purpose: &str, user_id: UserId, key: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(purpose.as_bytes());
+    h.update(b"\n");
+    h.update(user_id.to_string().as_bytes());
+    h.update(b"\n");
+    h.update(key.as_bytes());
+    hex::encode(h.finalize())
+}
+
+/// Runs `run` at most once per (user, key) and answers every repeat with its answer. Without
+/// a key it just runs.
+pub async fn once<F, Fut>(
+    state: &AppState,
+    user_id: UserId,
+    key: Option<String>,
+    fingerprint: String,
+    run: F,
+) -> Response
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<Answer, ApiError>>,
+{
+    let Some(key) = key else {
+        return into_response(within_deadline(run()).await);
+    };
+    match claim(state, user_id, &key, &fingerprint).await {
+        Err(e) => e.into_response(),
+        Ok(Claimed::Replay { status, body }) => stored_response(status, body),
+        Ok(Claimed::Run) => {
+            let result = within_deadline(run()).await;
+            let (status, body) = match &result {
+                Ok(answer) => (answer.status, answer.body.clone()),
+                Err(e) => (
+                    e.status(),
+                    serde_json::to_value(e.body()).unwrap_or(Value::Null),
+                ),
+            };
+            let kept = if status == StatusCode::SERVICE_UNAVAILABLE
+                || status == StatusCode::INTERNAL_SERVER_ERROR
+            {
+                forget(state, user_id, &key).await
+            } else {
+                store(state, user_id, &key, status, &body).await
+            };
+            if let Err(e) = kept {
+                // The effect happened and the caller gets its answer; a repeat will run again,
+                // which the effects themselves make harmless.
+                tracing::warn!(error = %e, "could not record the idempotent answer");
+            }
+            into_response(result)
+        }
+    }
+}
+
+/// The request's own deadline, inside the claim, so that a request that runs out of time
+/// gives its key back (a 503 is forgotten) instead of holding it until its lease ends.
+async fn within_deadline(
+    run: impl Future<Output = Result<Answer, ApiError>>,
+) -> Result<Answer, ApiError> {
+    tokio::time::timeout(super::REQUEST_TIMEOUT, run)
+        .await
+        .unwrap_or_else(|_| {
+            Err(ApiError::unavailable(format!(
+                "no answer within {} s",
+                super::REQUEST_TIMEOUT.as_secs()
+            )))
+        })
+}
+
+fn into_response(result: Result<Answer, ApiError>) -> Response {
+    match result {
+        Ok(answer) => answer.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn stored_response(status: i32, body: String) -> Response {
+    let status = u16::try_from(status)
+        .ok()
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (
+        status,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
+}
+
+/// request_hash, state, status, body, whether the lease is over.
+type KeyRow = (String, String, Option<i32>, Option<String>, bool);
+
+enum Claimed {
+    Run,
+    Replay { status: i32, body: String },
+}
+
+async fn claim(
+    state: &AppState,
+    user_id: UserId,
+    key: &str,
+    fingerprint: &str,
+) -> Result<Claimed, ApiError> {
+    let db = state.db();
+    let deadline = tokio::time::Instant::now() + WAIT_FOR_FIRST;
+    loop {
+        let inserted = sqlx::query(
+            "INSERT INTO idempotency_keys (user_id, key, request_hash, state, locked_until) \
+             VALUES ($1, $2, $3, 'RUNNING', now() + make_interval(secs => $4)) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(user_id)
+        .bind(key)
+        .bind(fingerprint)
+        .bind(LEASE.as_secs_f64())
+        .execute(db)
+        .await?
+        .rows_affected();
+        if inserted == 1 {
+            return Ok(Claimed::Run);
+        }
+        let row: Option<KeyRow> = sqlx::query_as(
+            "SELECT request_hash, state, status, body, coalesce(locked_until < now(), false) \
+             FROM idempotency_keys WHERE user_id = $1 AND key = $2",
+        )
+        .bind(user_id)
+        .bind(key)
+        .fetch_optional(db)
+        .await?;
+        // Gone between the two statements (a 503 was forgotten): claim it again.
+        let Some((hash, row_state, status, body, lease_over)) = row else {
+            continue;
+        };
+        if hash != fingerprint {
+            return Err(ApiError::KeyReused);
+        }
+        if row_state == "DONE"
+            && let (Some(status), Some(body)) = (status, body)
+        {
+            return Ok(Claimed::Replay { status, body });
+        }
+        if lease_over {
+            let taken = sqlx::query(
+                "UPDATE idempotency_keys SET locked_until = now() + make_interval(secs => $3) \
+                 WHERE user_id = $1 AND key = $2 AND state = 'RUNNING' AND locked_until < now()",
+            )
+            .bind(user_id)
+            .bind(key)
+            .bind(LEASE.as_secs_f64())
+            .execute(db)
+            .await?
+            .rows_affected();
+            if taken == 1 {
+                tracing::warn!(key, "taking over an idempotency key whose request died");
+                return Ok(Claimed::Run);
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ApiError::unavailable(
+                "a request with this Idempotency-Key is still running",
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn store(
+    state: &AppState,
+    user_id: UserId,
+    key: &str,
+    status: StatusCode,
+    body: &Value,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE idempotency_keys SET state = 'DONE', status = $3, body = $4, locked_until = NULL \
+         WHERE user_id = $1 AND key = $2",
+    )
+    .bind(user_id)
+    .bind(key)
+    .bind(i32::from(status.as_u16()))
+    .bind(body.to_string())
+    .execute(state.db())
+    .await?;
+    Ok(())
+}
+
+async fn forget(state: &AppState, user_id: UserId, key: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND state = 'RUNNING'",
+    )
+    .bind(user_id)
+    .bind(key)
+    .execute(state.db())
+    .await?;
+    Ok(())
+}
+
+/// Drops answers older than [`RETENTION`]; returns how many.
+pub async fn purge(state: &AppState) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
+        "DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $1)",
+    )
+    .bind(RETENTION.as_secs_f64())
+    .execute(state.db())
+    .await?
+    .rows_affected())
+}

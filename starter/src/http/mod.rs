@@ -1,0 +1,195 @@
+//! `starter serve`: the HTTP API of CONTRACT §5.
+//!
+//! Placement, payment and cancellation go through the order's workflow; reads come from
+//! PostgreSQL. Every answer that is not a success is the contract's error body. The router and
+//! the OpenAPI document are built from the same handler list, so neither can miss a route.
+
+mod auth;
+mod error;
+mod extract;
+mod idempotency;
+mod routes;
+mod state;
+
+use std::future::Future;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub use error::ApiError;
+pub use routes::{MAX_AMOUNT, MAX_STOCK};
+pub use state::AppState;
+
+/// Bodies larger than this are refused with 413 `PAYLOAD_TOO_LARGE`.
+pub const BODY_LIMIT: usize = 64 * 1024;
+/// A request that has no answer after this long is answered 503 `UNAVAILABLE` (the workflow
+/// keeps going; the order can be read, or the request repeated with its Idempotency-Key).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Order saga",
+        version = "1",
+        description = "Orders paid with points, run by a Temporal saga. Errors are always \
+            `{\"code\",\"message\",\"details\"}` (see CONTRACT.md §5)."
+    ),
+    modifiers(&BearerAuth),
+    components(schemas(domain::ErrorBody, domain::CouponInvalidReason)),
+    tags(
+        (name = "health"), (name = "products"), (name = "me"), (name = "orders"),
+        (name = "payments"), (name = "admin", description = "role `admin` only"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT (HS256): sub = user id, role = customer | admin, exp")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The routes and their document, from one list.
+fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(routes::health))
+        .routes(routes!(openapi_json))
+        .routes(routes!(routes::list_products))
+        .routes(routes!(routes::get_product))
+        .routes(routes!(routes::me))
+        .routes(routes!(routes::top_up))
+        .routes(routes!(routes::my_coupons))
+        .routes(routes!(routes::place_order, routes::list_orders))
+        .routes(routes!(routes::get_order))
+        .routes(routes!(routes::cancel_order))
+        .routes(routes!(routes::pay))
+        .routes(routes!(routes::create_user))
+        .routes(routes!(routes::create_product))
+        .routes(routes!(routes::create_coupon))
+        .split_for_parts()
+}
+
+/// The OpenAPI 3 document of the whole API.
+pub fn openapi() -> &'static utoipa::openapi::OpenApi {
+    static DOC: OnceLock<utoipa::openapi::OpenApi> = OnceLock::new();
+    DOC.get_or_init(|| routes().1)
+}
+
+/// This API's OpenAPI 3 document.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "health",
+    responses((status = 200, description = "OpenAPI 3 document", content_type = "application/json")))]
+async fn openapi_json() -> Response {
+    axum::Json(openapi()).into_response()
+}
+
+pub fn router(state: AppState) -> Router {
+    let (api, _) = routes();
+    api.fallback(|req: Request| async move {
+        ApiError::RouteNotFound(format!("{} {}", req.method(), req.uri().path()))
+    })
+    .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+    .layer(DefaultBodyLimit::max(BODY_LIMIT))
+    .layer(middleware::from_fn(backstop_deadline))
+    .layer(
+        TraceLayer::new_for_http()
+            .make_span_with(|req: &Request| {
+                let request_id = req
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!(
+                    "http",
+                    method = %req.method(),
+                    path = %req.uri().path(),
+                    request_id = %request_id,
+                    user_id = tracing::field::Empty,
+                    order_id = tracing::field::Empty,
+                )
+            })
+            .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+    )
+    .layer(PropagateRequestIdLayer::x_request_id())
+    .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+    .layer(CatchPanicLayer::custom(
+        |_panic: Box<dyn std::any::Any + Send>| {
+            ApiError::Internal("a handler panicked".into()).into_response()
+        },
+    ))
+    .with_state(state)
+}
+
+/// Handlers keep their own deadline (see `idempotency`); this one only guarantees that no
+/// request hangs, whatever it waits for.
+async fn backstop_deadline(req: Request, next: Next) -> Response {
+    match tokio::time::timeout(REQUEST_TIMEOUT + Duration::from_secs(5), next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::unavailable("the request timed out").into_response(),
+    }
+}
+
+/// Serves the API on `listener` until `shutdown` resolves, then finishes the requests in
+/// flight. Old idempotency answers are purged hourly meanwhile.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let purger = state.clone();
+    let purge = tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            every.tick().await;
+            match idempotency::purge(&purger).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(purged = n, "old idempotency answers purged"),
+                Err(e) => tracing::warn!(error = %e, "purging idempotency answers failed"),
+            }
+        }
+    });
+    let served = axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await;
+    purge.abort();
+    served
+}
+
+/// For tests: the status a contract error maps to.
+pub fn status_of(code: &str) -> Option<StatusCode> {
+    Some(match code {
+        "INVALID_REQUEST" => StatusCode::BAD_REQUEST,
+        "UNAUTHENTICATED" => StatusCode::UNAUTHORIZED,
+        "FORBIDDEN" => StatusCode::FORBIDDEN,
+        "PRODUCT_NOT_FOUND" | "ORDER_NOT_FOUND" => StatusCode::NOT_FOUND,
+        "INSUFFICIENT_STOCK" | "ORDER_NOT_PAYABLE" | "IDEMPOTENCY_KEY_REUSED" => {
+            StatusCode::CONFLICT
+        }
+        "PAYLOAD_TOO_LARGE" => StatusCode::PAYLOAD_TOO_LARGE,
+        "COUPON_INVALID" | "INSUFFICIENT_POINTS" => StatusCode::UNPROCESSABLE_ENTITY,
+        "UNAVAILABLE" => StatusCode::SERVICE_UNAVAILABLE,
+        _ => return None,
+    })
+}

@@ -1,0 +1,449 @@
+//! The routes of CONTRACT §5. Handlers stay thin: input rules, ownership, then the order's
+//! workflow (placement, payment, cancellation) or a read of PostgreSQL.
+
+use activities::db::{Product, User};
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use domain::input::MAX_TOP_UP;
+use domain::{Coupon, Discount, ErrorBody, Order, OrderError, PlaceOrderRequest, UserId};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+
+use super::auth::{Admin, Caller, Customer};
+use super::error::{Answer, ApiError};
+use super::extract::{ApiJson, ApiPath, ApiQuery, IdempotencyKey};
+use super::idempotency;
+use super::state::AppState;
+use crate::OrderService;
+
+/// The largest balance, price or discount an admin may set: far beyond any shop, far below
+/// where sums could overflow.
+pub const MAX_AMOUNT: i64 = 1_000_000_000_000;
+pub const MAX_STOCK: i64 = 1_000_000_000;
+const DEFAULT_ORDER_PAGE: i64 = 100;
+const MAX_ORDER_PAGE: i64 = 1000;
+
+type Result<T, E = ApiError> = std::result::Result<T, E>;
+
+fn in_range(field: &str, value: i64, min: i64, max: i64) -> Result<()> {
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            format!("{field} must be an integer from {min} to {max}"),
+            field,
+        ))
+    }
+}
+
+fn record_order_id(order_id: &str) {
+    tracing::Span::current().record("order_id", order_id);
+}
+
+// ---- health ----
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`
+    status: String,
+}
+
+/// Whether Temporal and the database answer.
+#[utoipa::path(get, path = "/health", tag = "health",
+    responses(
+        (status = 200, description = "Temporal and the database answer", body = Health),
+        (status = 503, description = "`UNAVAILABLE`; `details` says which is down", body = ErrorBody),
+    ))]
+pub async fn health(State(state): State<AppState>) -> Response {
+    let probe = std::time::Duration::from_secs(2);
+    let db = async {
+        tokio::time::timeout(probe, sqlx::query("SELECT 1").execute(state.db()))
+            .await
+            .map_err(|_| "no answer in 2 s".to_owned())?
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    let temporal = async {
+        let client = state.temporal().await.map_err(|e| e.to_string())?;
+        let mut service = client.connection().workflow_service();
+        let call = service.get_system_info(temporalio_client::tonic::Request::new(
+            temporalio_common::protos::temporal::api::workflowservice::v1::GetSystemInfoRequest::default(),
+        ));
+        tokio::time::timeout(probe, call)
+            .await
+            .map_err(|_| "no answer in 2 s".to_owned())?
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    let (db, temporal) = tokio::join!(db, temporal);
+    if db.is_ok() && temporal.is_ok() {
+        return Answer {
+            status: axum::http::StatusCode::OK,
+            body: json!({ "status": "ok" }),
+        }
+        .into_response();
+    }
+    let word = |r: &Result<(), String>| if r.is_ok() { "ok" } else { "down" };
+    ApiError::Unavailable {
+        cause: format!("health: database {db:?}, temporal {temporal:?}"),
+        details: json!({ "database": word(&db), "temporal": word(&temporal) }),
+    }
+    .into_response()
+}
+
+// ---- products ----
+
+/// Every product, by id.
+#[utoipa::path(get, path = "/api/v1/products", tag = "products", security(("bearer" = [])),
+    responses((status = 200, body = Vec<Product>), (status = 401, body = ErrorBody)))]
+pub async fn list_products(State(state): State<AppState>, _caller: Caller) -> Result<Answer> {
+    Answer::ok(&activities::db::list_products(state.db()).await?)
+}
+
+/// One product.
+#[utoipa::path(get, path = "/api/v1/products/{id}", tag = "products", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "product id")),
+    responses(
+        (status = 200, body = Product),
+        (status = 400, description = "`INVALID_REQUEST`: the id is not an integer", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 404, description = "`PRODUCT_NOT_FOUND`", body = ErrorBody),
+    ))]
+pub async fn get_product(
+    State(state): State<AppState>,
+    _caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Answer> {
+    match activities::db::get_product(state.db(), id).await? {
+        Some(p) => Answer::ok(&p),
+        None => Err(OrderError::ProductNotFound { product_id: id }.into()),
+    }
+}
+
+// ---- me ----
+
+async fn me_of(state: &AppState, user: UserId) -> Result<User> {
+    activities::db::get_user(state.db(), user)
+        .await?
+        .ok_or_else(|| ApiError::Unauthenticated(format!("user {user} does not exist")))
+}
+
+/// The caller's user.
+#[utoipa::path(get, path = "/api/v1/me", tag = "me", security(("bearer" = [])),
+    responses((status = 200, body = User), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn me(State(state): State<AppState>, Customer(user): Customer) -> Result<Answer> {
+    Answer::ok(&me_of(&state, user).await?)
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TopUpRequest {
+    /// 1 to 10,000,000 points.
+    pub amount: i64,
+}
+
+/// Adds points to the caller's balance; idempotent with `Idempotency-Key`.
+#[utoipa::path(post, path = "/api/v1/me/points/charge", tag = "me", security(("bearer" = [])),
+    request_body = TopUpRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 200 printable characters")),
+    responses(
+        (status = 200, body = User),
+        (status = 400, description = "`INVALID_REQUEST`", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 409, description = "`IDEMPOTENCY_KEY_REUSED`", body = ErrorBody),
+        (status = 413, description = "`PAYLOAD_TOO_LARGE`", body = ErrorBody),
+    ))]
+pub async fn top_up(
+    State(state): State<AppState>,
+    Customer(user): Customer,
+    IdempotencyKey(key): IdempotencyKey,
+    ApiJson(req): ApiJson<TopUpRequest>,
+) -> Response {
+    if let Err(e) = in_range("amount", req.amount, 1, MAX_TOP_UP) {
+        return e.into_response();
+    }
+    let fingerprint = match idempotency::fingerprint("POST /api/v1/me/points/charge", &req) {
+        Ok(f) => f,
+        Err(e) => return e.into_response(),
+    };
+    let ledger_key = key.clone();
+    let st = state.clone();
+    idempotency::once(&state, user, key, fingerprint, move || async move {
+        activities::db::top_up(st.db(), user, req.amount, ledger_key.as_deref()).await?;
+        Answer::ok(&me_of(&st, user).await?)
+    })
+    .await
+}
+
+/// The caller's coupons.
+#[utoipa::path(get, path = "/api/v1/me/coupons", tag = "me", security(("bearer" = [])),
+    responses((status = 200, body = Vec<Coupon>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn my_coupons(State(state): State<AppState>, Customer(user): Customer) -> Result<Answer> {
+    Answer::ok(&activities::coupons::list_for_user(state.db(), user).await?)
+}
+
+// ---- orders ----
+
+/// Places an order: validates it, records it `PENDING` and answers it; idempotent with
+/// `Idempotency-Key`.
+#[utoipa::path(post, path = "/api/v1/orders", tag = "orders", security(("bearer" = [])),
+    request_body = PlaceOrderRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 200 printable characters")),
+    responses(
+        (status = 201, description = "the `PENDING` order", body = Order),
+        (status = 400, description = "`INVALID_REQUEST`", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 404, description = "`PRODUCT_NOT_FOUND`", body = ErrorBody),
+        (status = 409, description = "`INSUFFICIENT_STOCK` or `IDEMPOTENCY_KEY_REUSED`", body = ErrorBody),
+        (status = 413, description = "`PAYLOAD_TOO_LARGE`", body = ErrorBody),
+        (status = 422, description = "`COUPON_INVALID` or `INSUFFICIENT_POINTS`", body = ErrorBody),
+        (status = 503, description = "`UNAVAILABLE`", body = ErrorBody),
+    ))]
+pub async fn place_order(
+    State(state): State<AppState>,
+    Customer(user): Customer,
+    IdempotencyKey(key): IdempotencyKey,
+    ApiJson(req): ApiJson<PlaceOrderRequest>,
+) -> Response {
+    if let Err(e) = req.validate() {
+        return ApiError::from(e).into_response();
+    }
+    let fingerprint = match idempotency::fingerprint("POST /api/v1/orders", &req) {
+        Ok(f) => f,
+        Err(e) => return e.into_response(),
+    };
+    // A keyed placement always means the same order, so running it again (after a 503, or
+    // after the API died mid-request) attaches to the same workflow instead of placing twice.
+    let order_id = match &key {
+        Some(k) => format!("ord-{}", &idempotency::derive("place", user, k)[..32]),
+        None => OrderService::new_order_id(),
+    };
+    record_order_id(&order_id);
+    let st = state.clone();
+    idempotency::once(&state, user, key, fingerprint, move || async move {
+        let order = st.orders().await?.place(&order_id, user, req).await?;
+        Answer::created(&order)
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize, ToSchema, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListOrdersQuery {
+    /// At most this many orders, 1 to 1000 (default 100).
+    pub limit: Option<i64>,
+}
+
+/// The caller's orders, newest first.
+#[utoipa::path(get, path = "/api/v1/orders", tag = "orders", security(("bearer" = [])),
+    params(ListOrdersQuery),
+    responses((status = 200, body = Vec<Order>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn list_orders(
+    State(state): State<AppState>,
+    Customer(user): Customer,
+    ApiQuery(q): ApiQuery<ListOrdersQuery>,
+) -> Result<Answer> {
+    let limit = q.limit.unwrap_or(DEFAULT_ORDER_PAGE);
+    in_range("limit", limit, 1, MAX_ORDER_PAGE)?;
+    Answer::ok(&activities::orders::list_for_user(state.db(), user, limit).await?)
+}
+
+/// The order, if it is the caller's; otherwise `ORDER_NOT_FOUND` (its existence is not told).
+async fn owned(state: &AppState, user: UserId, order_id: &str) -> Result<Order> {
+    record_order_id(order_id);
+    let not_found = || {
+        ApiError::from(OrderError::OrderNotFound {
+            order_id: order_id.to_owned(),
+        })
+    };
+    if domain::input::validate_order_id(order_id).is_err() {
+        return Err(not_found());
+    }
+    match activities::orders::load(state.db(), order_id).await? {
+        Some(order) if order.user_id == user => Ok(order),
+        _ => Err(not_found()),
+    }
+}
+
+/// One of the caller's orders.
+#[utoipa::path(get, path = "/api/v1/orders/{id}", tag = "orders", security(("bearer" = [])),
+    params(("id" = String, Path, description = "order id")),
+    responses((status = 200, body = Order), (status = 401, body = ErrorBody),
+        (status = 404, description = "`ORDER_NOT_FOUND`", body = ErrorBody)))]
+pub async fn get_order(
+    State(state): State<AppState>,
+    Customer(user): Customer,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Answer> {
+    Answer::ok(&owned(&state, user, &id).await?)
+}
+
+/// Cancels one of the caller's `PENDING` orders.
+#[utoipa::path(post, path = "/api/v1/orders/{id}/cancel", tag = "orders", security(("bearer" = [])),
+    params(("id" = String, Path, description = "order id")),
+    responses(
+        (status = 200, description = "the `CANCELED` order", body = Order),
+        (status = 401, body = ErrorBody),
+        (status = 404, description = "`ORDER_NOT_FOUND`", body = ErrorBody),
+        (status = 409, description = "`ORDER_NOT_PAYABLE`", body = ErrorBody),
+        (status = 503, description = "`UNAVAILABLE`", body = ErrorBody),
+    ))]
+pub async fn cancel_order(
+    State(state): State<AppState>,
+    Customer(user): Customer,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Answer> {
+    owned(&state, user, &id).await?;
+    Answer::ok(&state.orders().await?.cancel(&id).await?)
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentRequest {
+    pub order_id: String,
+}
+
+/// Pays one of the caller's `PENDING` orders with points: charge, redeem the coupon, deduct the
+/// stock, `COMPLETED`. Idempotent with `Idempotency-Key`.
+#[utoipa::path(post, path = "/api/v1/payments", tag = "payments", security(("bearer" = [])),
+    request_body = PaymentRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 200 printable characters")),
+    responses(
+        (status = 200, description = "the `COMPLETED` order", body = Order),
+        (status = 400, description = "`INVALID_REQUEST`", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 404, description = "`ORDER_NOT_FOUND`", body = ErrorBody),
+        (status = 409, description = "`ORDER_NOT_PAYABLE`, `INSUFFICIENT_STOCK` or `IDEMPOTENCY_KEY_REUSED`", body = ErrorBody),
+        (status = 413, description = "`PAYLOAD_TOO_LARGE`", body = ErrorBody),
+        (status = 422, description = "`INSUFFICIENT_POINTS` or `COUPON_INVALID`", body = ErrorBody),
+        (status = 503, description = "`UNAVAILABLE`", body = ErrorBody),
+    ))]
+pub async fn pay(
+    State(state): State<AppState>,
+    Customer(user): Customer,
+    IdempotencyKey(key): IdempotencyKey,
+    ApiJson(req): ApiJson<PaymentRequest>,
+) -> Response {
+    let fingerprint = match idempotency::fingerprint("POST /api/v1/payments", &req) {
+        Ok(f) => f,
+        Err(e) => return e.into_response(),
+    };
+    let st = state.clone();
+    idempotency::once(&state, user, key, fingerprint, move || async move {
+        owned(&st, user, &req.order_id).await?;
+        Answer::ok(&st.orders().await?.pay(&req.order_id).await?)
+    })
+    .await
+}
+
+// ---- admin ----
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    /// 1 to 200 characters.
+    pub name: String,
+    /// 0 to 1,000,000,000,000.
+    pub points: i64,
+}
+
+/// Creates a user.
+#[utoipa::path(post, path = "/api/v1/admin/users", tag = "admin", security(("bearer" = [])),
+    request_body = NewUser,
+    responses((status = 201, body = User), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn create_user(
+    State(state): State<AppState>,
+    _admin: Admin,
+    ApiJson(req): ApiJson<NewUser>,
+) -> Result<Answer> {
+    in_range("points", req.points, 0, MAX_AMOUNT)?;
+    let id = activities::db::create_user(state.db(), &req.name, req.points).await?;
+    let user = activities::db::get_user(state.db(), id)
+        .await?
+        .ok_or_else(|| ApiError::Internal(format!("user {id} vanished")))?;
+    Answer::created(&user)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewProduct {
+    /// 1 to 200 characters.
+    pub name: String,
+    /// 1 to 1,000,000,000,000.
+    pub price: i64,
+    /// 0 to 1,000,000,000.
+    pub stock: i64,
+}
+
+/// Creates a product.
+#[utoipa::path(post, path = "/api/v1/admin/products", tag = "admin", security(("bearer" = [])),
+    request_body = NewProduct,
+    responses((status = 201, body = Product), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn create_product(
+    State(state): State<AppState>,
+    _admin: Admin,
+    ApiJson(req): ApiJson<NewProduct>,
+) -> Result<Answer> {
+    in_range("price", req.price, 1, MAX_AMOUNT)?;
+    in_range("stock", req.stock, 0, MAX_STOCK)?;
+    let id = activities::db::create_product(state.db(), &req.name, req.price, req.stock).await?;
+    let product = activities::db::get_product(state.db(), id)
+        .await?
+        .ok_or_else(|| ApiError::Internal(format!("product {id} vanished")))?;
+    Answer::created(&product)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCoupon {
+    /// The owner; must exist.
+    pub user_id: UserId,
+    pub discount: Discount,
+    #[serde(default)]
+    pub min_order_amount: Option<i64>,
+    /// RFC 3339.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Creates an `AVAILABLE` coupon for a user.
+#[utoipa::path(post, path = "/api/v1/admin/coupons", tag = "admin", security(("bearer" = [])),
+    request_body = NewCoupon,
+    responses((status = 201, body = Coupon), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn create_coupon(
+    State(state): State<AppState>,
+    _admin: Admin,
+    ApiJson(req): ApiJson<NewCoupon>,
+) -> Result<Answer> {
+    match req.discount {
+        Discount::Fixed { amount } => in_range("discount.amount", amount, 1, MAX_AMOUNT)?,
+        Discount::Percent {
+            percent,
+            max_amount,
+        } => {
+            in_range("discount.percent", percent, 1, 100)?;
+            if let Some(m) = max_amount {
+                in_range("discount.max_amount", m, 1, MAX_AMOUNT)?;
+            }
+        }
+    }
+    if let Some(min) = req.min_order_amount {
+        in_range("min_order_amount", min, 0, MAX_AMOUNT)?;
+    }
+    let id = activities::db::create_coupon(
+        state.db(),
+        req.user_id,
+        &req.discount,
+        req.min_order_amount,
+        req.expires_at,
+    )
+    .await?;
+    let coupon = activities::coupons::get(state.db(), id)
+        .await?
+        .ok_or_else(|| ApiError::Internal(format!("coupon {id} vanished")))?;
+    Answer::created(&coupon)
+}
