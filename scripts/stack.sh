@@ -46,12 +46,25 @@ wait_healthy() {
     done
 }
 
+# restart_if_stale NAME DISPLAY: stop the process of NAME when its program was rebuilt since it
+# started (the kernel then shows its executable as deleted), so `make up` runs the new build.
+restart_if_stale() {
+    local name="$1" display="$2" pid exe
+    pid="$(pid_of "$name")" || return 0
+    exe="$(readlink "/proc/$pid/exe" 2>/dev/null || true)"
+    if [[ "$exe" == *" (deleted)" ]]; then
+        info "$display (pid $pid) runs an older build; restarting it"
+        stop_bg "$name" "$display"
+    fi
+}
+
 start_receiver() {
     local name=data-platform pid
     if ! is_local_host "$DP_HOST"; then
         info "DATA_PLATFORM_URL points to $DP_AUTHORITY, not this machine: not starting the local receiver"
         return 0
     fi
+    restart_if_stale "$name" "data-platform receiver"
     if pid="$(pid_of "$name")"; then
         ok "data-platform receiver already running (pid $pid) at $DATA_PLATFORM_URL"
         return 0
@@ -74,6 +87,7 @@ worker_log_has_panic() {
 
 start_worker() {
     local name=worker pid
+    restart_if_stale "$name" worker
     if pid="$(pid_of "$name")"; then
         ok "worker already running (pid $pid)"
         return 0
@@ -99,6 +113,7 @@ start_api() {
         info "'starter serve' is not available yet: not starting the HTTP API"
         return 0
     fi
+    restart_if_stale "$name" "HTTP API"
     if pid="$(pid_of "$name")"; then
         ok "HTTP API already running (pid $pid) at http://$HTTP_ADDR"
         return 0

@@ -2,6 +2,8 @@
 //! and data-platform receiver, on the shared Temporal dev server (started by `make test`).
 //! [`TestApp::finish`] waits for every order's workflow and checks CONTRACT §6.
 
+pub mod http;
+
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::Duration;
