@@ -2,6 +2,7 @@
 //! `OrderWorkflow`, and minting and verifying bearer tokens. The CLI and the HTTP API
 //! ([`http`]) are thin layers over [`orders::OrderService`].
 
+pub mod check;
 pub mod http;
 pub mod orders;
 pub mod token;

@@ -23,6 +23,9 @@ struct Cli {
 enum Command {
     /// The HTTP API (CONTRACT §5) on HTTP_ADDR, until SIGINT/SIGTERM.
     Serve,
+    /// Check every rule of CONTRACT §6 against PostgreSQL and the running workflows; prints
+    /// what it checked as JSON and exits 1 naming each violation (a reconciliation job).
+    Check,
     /// Orders: place, pay, cancel, show.
     #[command(subcommand)]
     Order(OrderCommand),
@@ -172,6 +175,10 @@ async fn main() -> ExitCode {
             eprintln!("{body}");
             ExitCode::from(1)
         }
+        Err(Failure::Report(json)) => {
+            println!("{json}");
+            ExitCode::from(1)
+        }
         Err(Failure::Other(e)) => {
             eprintln!("error: {e:#}");
             ExitCode::from(2)
@@ -181,6 +188,8 @@ async fn main() -> ExitCode {
 
 enum Failure {
     Order(OrderError),
+    /// A report that found something wrong: printed like a success, exit code 1.
+    Report(String),
     Other(anyhow::Error),
 }
 
@@ -236,6 +245,7 @@ async fn run(cli: Cli) -> Result<String, Failure> {
             )
         }
         Command::Serve => serve(settings).await,
+        Command::Check => check(&settings).await,
         Command::Admin(cmd) => admin(&settings, cmd).await,
         Command::Order(cmd) => {
             let service = connect(&settings).await?;
@@ -259,6 +269,31 @@ async fn run(cli: Cli) -> Result<String, Failure> {
             };
             Ok(serde_json::to_string_pretty(&order).map_err(anyhow::Error::from)?)
         }
+    }
+}
+
+async fn check(settings: &Settings) -> Result<String, Failure> {
+    let db = activities::db::connect(&settings.database_url)
+        .await
+        .with_context(|| format!("cannot reach PostgreSQL at {}", settings.database_url))?;
+    let temporal = match worker::connect_temporal(settings).await {
+        Ok(client) => Some(client),
+        Err(e) => {
+            tracing::warn!(error = %e, "Temporal unreachable: running orders cannot be checked");
+            None
+        }
+    };
+    let report = starter::check::run(&db, temporal.as_ref())
+        .await
+        .map_err(anyhow::Error::from)?;
+    let json = serde_json::to_string_pretty(&report).map_err(anyhow::Error::from)?;
+    if report.ok {
+        Ok(json)
+    } else {
+        for v in &report.violations {
+            eprintln!("violation: {v}");
+        }
+        Err(Failure::Report(json))
     }
 }
 

@@ -512,3 +512,67 @@ async fn unknown_orders_are_not_found() -> R {
     }
     app.finish().await
 }
+
+#[tokio::test]
+async fn the_checker_finds_stranded_orders_and_broken_ledgers() -> R {
+    let app = spawn_app().await;
+    let user = app.user(10_000).await;
+    let a = app.product(1_000, 5).await;
+    let waiting = app.place(user, &[(a, 1)], None).await?;
+    let stranded = app.place(user, &[(a, 1)], None).await?;
+
+    let clean = starter::check::run(&app.db, Some(&app.client)).await?;
+    assert!(clean.ok, "{:?}", clean.violations);
+    assert_eq!(clean.in_flight.len(), 2, "{:?}", clean.in_flight);
+
+    // An operator terminates a workflow: its PENDING order is left behind.
+    app.client
+        .get_workflow_handle::<OrderWorkflow>(stranded.id.as_str())
+        .terminate(
+            temporalio_client::WorkflowTerminateOptions::builder()
+                .reason("checker test")
+                .build(),
+        )
+        .await?;
+    // And someone edits a balance by hand.
+    sqlx::query("UPDATE users SET points = points + 1 WHERE id = $1")
+        .bind(user)
+        .execute(&app.db)
+        .await?;
+    let found = starter::check::run(&app.db, Some(&app.client)).await?;
+    assert!(!found.ok);
+    let joined = found.violations.join("\n");
+    assert!(
+        joined.contains("[workflow_finishes_order]") && joined.contains(&stranded.id),
+        "{joined}"
+    );
+    assert!(joined.contains("[points_match_ledger]"), "{joined}");
+    assert_eq!(found.violations.len(), 2, "{joined}");
+    // Without Temporal, every open order is reported as unverifiable.
+    let blind = starter::check::run(&app.db, None).await?;
+    assert!(
+        blind
+            .violations
+            .iter()
+            .any(|v| v.contains("[workflow_reachable]"))
+    );
+
+    // Repair what the test broke, the way an operator would, and end clean.
+    sqlx::query("UPDATE users SET points = points - 1 WHERE id = $1")
+        .bind(user)
+        .execute(&app.db)
+        .await?;
+    activities::orders::close(
+        &app.db,
+        &domain::saga::CloseOrderInput {
+            order_id: stranded.id.clone(),
+            status: OrderStatus::Canceled,
+            reason: "workflow terminated by an operator".into(),
+        },
+    )
+    .await?;
+    app.service.cancel(&waiting.id).await?;
+    let repaired = starter::check::run(&app.db, Some(&app.client)).await?;
+    assert!(repaired.ok, "{:?}", repaired.violations);
+    app.finish().await
+}
