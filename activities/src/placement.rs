@@ -1,18 +1,72 @@
 //! Placement checks (CONTRACT §2.1). Read-only: a rejected placement leaves nothing behind.
+//!
+//! [`check_placement`] is what workflows placed since the `placement-one-check` patch run. The
+//! three separate checks stay, unchanged, for the workflows placed before it: their histories
+//! still schedule them.
 use std::collections::HashMap;
 
 use domain::saga::{CheckPointsInput, ValidateCouponInput};
-use domain::{CouponInvalidReason, LineRequest, OrderError, OrderLine, Points};
-use sqlx::PgPool;
+use domain::{
+    CouponId, CouponInvalidReason, LineRequest, OrderError, OrderLine, Points, Pricing, UserId,
+};
+use serde::{Deserialize, Serialize};
+use sqlx::{PgConnection, PgPool};
 
 use crate::StepError;
 use crate::coupons;
+
+/// What the placement checks need: whose order, its lines, and the coupon if one is used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckPlacementInput {
+    pub user_id: UserId,
+    pub lines: Vec<LineRequest>,
+    pub coupon_id: Option<CouponId>,
+}
+
+/// A placement that passed every check: its lines priced now, and the coupon's discount on
+/// their subtotal (0 without a coupon).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlacementCheck {
+    pub items: Vec<OrderLine>,
+    pub discount: Points,
+}
+
+/// The lines, then the coupon, then the points, with the errors of [`validate_lines`],
+/// [`validate_coupon`] and [`check_points`] in that order, all read from one snapshot. The
+/// three activities each read the database at their own moment; one snapshot means the stock,
+/// the coupon and the points that pass are those of one instant.
+pub async fn check_placement(
+    db: &PgPool,
+    input: &CheckPlacementInput,
+) -> Result<PlacementCheck, StepError> {
+    let mut tx = db
+        .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .await?;
+    let items = lines_in(&mut tx, &input.lines).await?;
+    let subtotal = Pricing::subtotal(&items);
+    let discount = match input.coupon_id {
+        None => 0,
+        Some(coupon_id) => coupon_in(&mut tx, input.user_id, coupon_id, subtotal).await?,
+    };
+    points_in(&mut tx, input.user_id, subtotal - discount).await?;
+    // Read-only: ending it either way changes nothing; commit says it all went as planned.
+    tx.commit().await?;
+    Ok(PlacementCheck { items, discount })
+}
 
 /// Every product exists and has at least the line's quantity in stock. Returns the lines in
 /// request order, priced now. The first missing product (in request order) wins over any
 /// shortage; then the first short line.
 pub async fn validate_lines(
     db: &PgPool,
+    lines: &[LineRequest],
+) -> Result<Vec<OrderLine>, StepError> {
+    let mut conn = db.acquire().await?;
+    lines_in(&mut conn, lines).await
+}
+
+async fn lines_in(
+    conn: &mut PgConnection,
     lines: &[LineRequest],
 ) -> Result<Vec<OrderLine>, StepError> {
     if lines.is_empty() {
@@ -29,7 +83,7 @@ pub async fn validate_lines(
     let rows: Vec<(i64, String, i64, i64)> =
         sqlx::query_as("SELECT id, name, price, stock FROM products WHERE id = ANY($1)")
             .bind(&ids)
-            .fetch_all(db)
+            .fetch_all(&mut *conn)
             .await?;
     let products: HashMap<i64, (String, i64, i64)> = rows
         .into_iter()
@@ -79,32 +133,48 @@ pub async fn validate_coupon(
     input: &ValidateCouponInput,
 ) -> Result<Points, StepError> {
     let mut conn = db.acquire().await?;
-    let Some(coupon) = coupons::load_in(&mut conn, input.coupon_id).await? else {
+    coupon_in(&mut conn, input.user_id, input.coupon_id, input.subtotal).await
+}
+
+async fn coupon_in(
+    conn: &mut PgConnection,
+    user_id: UserId,
+    coupon_id: CouponId,
+    subtotal: Points,
+) -> Result<Points, StepError> {
+    let Some(coupon) = coupons::load_in(conn, coupon_id).await? else {
         return Err(OrderError::CouponInvalid {
             reason: CouponInvalidReason::NotFound,
         }
         .into());
     };
-    let now = coupons::db_now(&mut conn).await?;
+    let now = coupons::db_now(conn).await?;
     coupon
-        .check(input.user_id, input.subtotal, now)
+        .check(user_id, subtotal, now)
         .map_err(|reason| OrderError::CouponInvalid { reason })?;
-    Ok(coupon.discount.amount_off(input.subtotal))
+    Ok(coupon.discount.amount_off(subtotal))
 }
 
 /// The user exists and has at least `total` points (nothing is reserved).
 pub async fn check_points(db: &PgPool, input: &CheckPointsInput) -> Result<(), StepError> {
+    let mut conn = db.acquire().await?;
+    points_in(&mut conn, input.user_id, input.total).await
+}
+
+async fn points_in(
+    conn: &mut PgConnection,
+    user_id: UserId,
+    total: Points,
+) -> Result<(), StepError> {
     let points: Option<i64> = sqlx::query_scalar("SELECT points FROM users WHERE id = $1")
-        .bind(input.user_id)
-        .fetch_optional(db)
+        .bind(user_id)
+        .fetch_optional(&mut *conn)
         .await?;
     match points {
-        None => Err(OrderError::invalid(format!("unknown user {}", input.user_id)).into()),
-        Some(points) if points < input.total => Err(OrderError::InsufficientPoints {
-            points,
-            total: input.total,
+        None => Err(OrderError::invalid(format!("unknown user {user_id}")).into()),
+        Some(points) if points < total => {
+            Err(OrderError::InsufficientPoints { points, total }.into())
         }
-        .into()),
         Some(_) => Ok(()),
     }
 }
