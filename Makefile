@@ -2,7 +2,7 @@
 # environment (CONTRACT §3), e.g. `TEMPORAL_ADDRESS=127.0.0.1:7300 make up`.
 SHELL := /bin/bash
 
-.PHONY: demo test up down status setup lint histories
+.PHONY: demo test up down status setup lint bench histories
 
 ## Set up, start the stack, place and pay one sample order, print it and its Web UI link.
 demo:
@@ -35,3 +35,7 @@ lint:
 ## Record the workflow histories the replay test replays (tests/histories/), from real runs.
 histories:
 	bash scripts/histories.sh
+
+## The benchmark on a release build: orders beside the orchestration floor (BENCH_ARGS to change it).
+bench:
+	bash scripts/bench.sh $(BENCH_ARGS)

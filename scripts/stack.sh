@@ -48,12 +48,17 @@ wait_healthy() {
 
 # restart_if_stale NAME DISPLAY: stop the process of NAME when its program was rebuilt since it
 # started (the kernel then shows its executable as deleted), so `make up` runs the new build.
+# A process started from the other PROFILE's build is restarted from this one's too.
 restart_if_stale() {
-    local name="$1" display="$2" pid exe
+    local name="$1" display="$2" pid exe want
     pid="$(pid_of "$name")" || return 0
     exe="$(readlink "/proc/$pid/exe" 2>/dev/null || true)"
+    want="$(head -n1 "$LOCAL_DIR/$name.cmd" 2>/dev/null || true)"
     if [[ "$exe" == *" (deleted)" ]]; then
         info "$display (pid $pid) runs an older build; restarting it"
+        stop_bg "$name" "$display"
+    elif [[ -n "$want" && "$(dirname "$want")" != "$BIN_DIR" ]]; then
+        info "$display (pid $pid) runs the $(basename "$(dirname "$want")") build, not $PROFILE; restarting it"
         stop_bg "$name" "$display"
     fi
 }
@@ -131,8 +136,8 @@ start_api() {
 up() {
     lock stack
     "$ROOT/scripts/setup.sh"
-    info "cargo build --workspace --bins"
-    (cd "$ROOT" && cargo build --workspace --bins) || die "the build failed"
+    info "cargo build --workspace --bins ${CARGO_PROFILE_FLAGS[*]}"
+    (cd "$ROOT" && cargo build --workspace --bins "${CARGO_PROFILE_FLAGS[@]}") || die "the build failed"
     [[ -x "$BIN_DIR/starter" ]] || die "$BIN_DIR/starter is missing after the build"
     info "starter db setup (create, migrate, seed the database at $DATABASE_URL)"
     "$BIN_DIR/starter" db setup || die "'starter db setup' failed"

@@ -10,6 +10,7 @@ pub mod coupons;
 pub mod db;
 pub mod error;
 mod fence;
+pub mod floor;
 pub mod invariants;
 pub mod orders;
 pub mod placement;

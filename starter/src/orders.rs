@@ -77,6 +77,10 @@ impl OrderService {
     ) -> Result<Order, ServiceError> {
         request.validate()?;
         domain::input::validate_order_id(order_id)?;
+        // The Web UI's title of the workflow; set once at the start, as the seed diagrams name
+        // an order (what changes afterwards is in the workflow's current details).
+        let summary = start_summary(order_id, user_id, &request);
+        let details = start_details(&request, self.payment_timeout);
         let input = OrderInput {
             order_id: order_id.to_owned(),
             user_id,
@@ -91,6 +95,8 @@ impl OrderService {
         // An order id names one order for good: a closed order's workflow is never started
         // again under its id (that would record, and try to charge, the same order twice).
         .id_reuse_policy(WorkflowIdReusePolicy::RejectDuplicate)
+        .static_summary(summary)
+        .static_details(details)
         .build();
         let result = self
             .client
@@ -223,4 +229,40 @@ pub fn business_error(failure: &Failure) -> Option<OrderError> {
         next = f.cause.as_deref();
     }
     None
+}
+
+/// "Order ord-… by user 4: 2 lines, coupon 7" (one line: the UI shows it as the title).
+fn start_summary(order_id: &str, user_id: UserId, request: &PlaceOrderRequest) -> String {
+    let lines = match request.items.len() {
+        1 => "1 line".to_owned(),
+        n => format!("{n} lines"),
+    };
+    let coupon = request
+        .coupon_id
+        .map(|c| format!(", coupon {c}"))
+        .unwrap_or_default();
+    format!("Order {order_id} by user {user_id}: {lines}{coupon}")
+}
+
+/// The lines as asked for (Markdown; the UI renders it). No shipping data: the UI is read by
+/// operators who need the order, not the customer's address.
+fn start_details(request: &PlaceOrderRequest, payment_timeout: Duration) -> String {
+    let mut details = String::from("Lines:\n");
+    for line in &request.items {
+        details.push_str(&format!(
+            "- product {} × {}\n",
+            line.product_id, line.quantity
+        ));
+    }
+    if let Some(coupon) = request.coupon_id {
+        details.push_str(&format!("\nCoupon {coupon}\n"));
+    }
+    let secs = payment_timeout.as_secs();
+    let within = match secs {
+        s if s >= 3600 && s % 3600 == 0 => format!("{} h", s / 3600),
+        s if s >= 60 && s % 60 == 0 => format!("{} min", s / 60),
+        s => format!("{s} s"),
+    };
+    details.push_str(&format!("\nPayment expected within {within}"));
+    details
 }

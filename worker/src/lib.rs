@@ -68,6 +68,11 @@ pub fn worker_options(
         .register_workflow::<OrderWorkflow>()
         .map_err(|e| WiringError::Worker(e.into()))?
         .register_activities(activities)
+        // The benchmark's baseline (`bench`): cheap to carry, and it must run on the very
+        // worker the orders run on to be a fair floor.
+        .register_workflow::<workflows::floor::FloorWorkflow>()
+        .map_err(|e| WiringError::Worker(e.into()))?
+        .register_activities(activities::floor::FloorActivities)
         .graceful_shutdown_period(Duration::from_secs(10))
         .build())
 }

@@ -2,7 +2,9 @@
 //!
 //! [`order::OrderWorkflow`] is the whole life of one order, top to bottom. [`saga`] holds the
 //! compensation stack it uses, and [`steps`] the activity options and the reading of failures.
+//! [`floor::FloorWorkflow`] is the benchmark's baseline: an order's shape doing nothing.
 
+pub mod floor;
 pub mod order;
 pub mod saga;
 pub mod steps;

@@ -1,0 +1,633 @@
+//! `bench`: N orders (placement, then payment) at concurrency C, from many users over many
+//! products, through the HTTP API and straight through the Temporal client, beside the
+//! orchestration floor (`FloorWorkflow`: an order's shape with none of its work), in one run on
+//! the same server and worker. It reports throughput, latency percentiles per phase, history
+//! events per order and CPU seconds per order of each process. It writes JSON and a PNG chart,
+//! and it ends with the CONTRACT §6 check.
+//!
+//! It drives the stack that `make up` runs (settings from the environment as everywhere) and
+//! reads the processes' CPU from their pid files in `.local/`.
+
+mod chart;
+mod procs;
+mod stats;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, ValueEnum};
+use domain::{LineRequest, PlaceOrderRequest, Settings, Shipping};
+use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use serde_json::json;
+use starter::OrderService;
+use starter::token::{self, Role};
+use temporalio_client::{
+    Client, WorkflowDescribeOptions, WorkflowExecuteUpdateOptions, WorkflowGetResultOptions,
+    WorkflowIdConflictPolicy, WorkflowUpdateWithStartOptions,
+};
+use workflows::floor::{FloorShape, FloorWorkflow, ORDER_SHAPE};
+
+use stats::Percentiles;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "bench",
+    about = "Orders beside the orchestration floor, on the running stack"
+)]
+struct Args {
+    /// Orders per run (each run is one kind at one concurrency).
+    #[arg(long, default_value_t = 200)]
+    orders: usize,
+    /// Concurrencies to run, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,10,50")]
+    concurrency: Vec<usize>,
+    /// How orders are sent.
+    #[arg(long, value_enum, default_value_t = Via::Both)]
+    via: Via,
+    /// Skip the floor.
+    #[arg(long)]
+    no_floor: bool,
+    /// Customers to spread the orders over.
+    #[arg(long, default_value_t = 50)]
+    users: usize,
+    /// Products to spread the lines over.
+    #[arg(long, default_value_t = 20)]
+    products: usize,
+    /// Unmeasured orders before each run.
+    #[arg(long, default_value_t = 10)]
+    warmup: usize,
+    /// Closed workflows per run whose history length is read.
+    #[arg(long, default_value_t = 5)]
+    history_samples: usize,
+    /// Where results.json and chart.png go.
+    #[arg(long, default_value = "target/bench")]
+    out_dir: PathBuf,
+    /// Where `make up` keeps the pid files (worker.pid, api.pid, temporal.pid).
+    #[arg(long, default_value = ".local")]
+    pid_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Via {
+    Api,
+    Temporal,
+    Both,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Kind {
+    /// The orchestration floor, through the Temporal client.
+    Floor,
+    /// Orders through the Temporal client (`OrderService`, as the CLI does).
+    OrdersTemporal,
+    /// Orders through the HTTP API.
+    OrdersApi,
+}
+
+impl Kind {
+    fn label(self) -> &'static str {
+        match self {
+            Kind::Floor => "floor",
+            Kind::OrdersTemporal => "orders (client)",
+            Kind::OrdersApi => "orders (HTTP API)",
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct Run {
+    kind: Kind,
+    concurrency: usize,
+    orders: usize,
+    completed: usize,
+    errors: BTreeMap<String, usize>,
+    wall_seconds: f64,
+    throughput: f64,
+    placement_ms: Percentiles,
+    payment_ms: Percentiles,
+    end_to_end_ms: Percentiles,
+    history_events_per_order: Option<f64>,
+    cpu_seconds_per_order: BTreeMap<String, f64>,
+}
+
+/// What one order (or floor iteration) took.
+struct Sample {
+    id: String,
+    place: Duration,
+    pay: Duration,
+}
+
+struct Shop {
+    users: Vec<(i64, String)>,
+    products: Vec<i64>,
+}
+
+struct Ctx {
+    settings: Settings,
+    client: Client,
+    service: OrderService,
+    http: reqwest::Client,
+    api: String,
+    shop: Shop,
+    next: AtomicUsize,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    worker::init_tracing();
+    let args = Args::parse();
+    if args.orders == 0 || args.concurrency.contains(&0) {
+        bail!("--orders and every --concurrency must be at least 1");
+    }
+    let settings = Settings::from_env()?;
+    let db = activities::db::connect(&settings.database_url)
+        .await
+        .with_context(|| format!("PostgreSQL at {}", settings.database_url))?;
+    let client = worker::connect_temporal(&settings).await?;
+    let service = OrderService::new(
+        client.clone(),
+        db.clone(),
+        &settings.task_queue,
+        settings.payment_timeout,
+    );
+    let shop = make_shop(&db, &settings, args.users, args.products).await?;
+    let ctx = Arc::new(Ctx {
+        api: format!("http://{}", settings.http_addr),
+        http: reqwest::Client::builder()
+            .pool_max_idle_per_host(256)
+            .timeout(Duration::from_secs(60))
+            .build()?,
+        settings,
+        client,
+        service,
+        shop,
+        next: AtomicUsize::new(0),
+    });
+    let procs = procs::Procs::from_pid_dir(&args.pid_dir);
+    println!(
+        "bench: {} orders per run at concurrency {:?}; processes: {}",
+        args.orders,
+        args.concurrency,
+        procs.describe()
+    );
+
+    let mut kinds = Vec::new();
+    if !args.no_floor {
+        kinds.push(Kind::Floor);
+    }
+    if matches!(args.via, Via::Temporal | Via::Both) {
+        kinds.push(Kind::OrdersTemporal);
+    }
+    if matches!(args.via, Via::Api | Via::Both) {
+        if !api_up(&ctx).await {
+            bail!(
+                "the HTTP API does not answer at {} (run `make up`)",
+                ctx.api
+            );
+        }
+        kinds.push(Kind::OrdersApi);
+    }
+
+    let mut runs = Vec::new();
+    for &c in &args.concurrency {
+        for &kind in &kinds {
+            runs.push(run(&ctx, &procs, kind, c, &args).await?);
+        }
+    }
+
+    // Every workflow of the runs has been waited for in samples only; give the rest (the data
+    // platform step) a moment, then check CONTRACT §6.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let check = starter::check::run(&db, Some(&ctx.client)).await?;
+
+    std::fs::create_dir_all(&args.out_dir)?;
+    let machine = procs::machine();
+    let report = json!({
+        "machine": machine,
+        "orders_per_run": args.orders,
+        "order_shape": ORDER_SHAPE,
+        "runs": runs,
+        "invariants": { "ok": check.ok, "violations": check.violations, "checked": check.checked },
+    });
+    let json_path = args.out_dir.join("results.json");
+    std::fs::write(&json_path, serde_json::to_string_pretty(&report)?)?;
+    let png_path = args.out_dir.join("chart.png");
+    if let Err(e) = chart::draw(&png_path, &runs) {
+        eprintln!("warning: no chart: {e:#}");
+    }
+    print_table(&runs);
+    println!();
+    println!(
+        "results: {}  chart: {}",
+        json_path.display(),
+        png_path.display()
+    );
+    if !check.ok {
+        for v in &check.violations {
+            eprintln!("violation: {v}");
+        }
+        bail!("{} invariant violation(s)", check.violations.len());
+    }
+    println!(
+        "invariants: ok ({} rules over {} orders)",
+        check.checked["rules"], check.checked["orders"]
+    );
+    Ok(())
+}
+
+async fn api_up(ctx: &Ctx) -> bool {
+    ctx.http
+        .get(format!("{}/health", ctx.api))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+}
+
+/// Customers with points that never run out and products with stock that never does, so that
+/// every order of the run completes and the figures measure the saga, not refusals.
+async fn make_shop(
+    db: &sqlx::PgPool,
+    settings: &Settings,
+    users: usize,
+    products: usize,
+) -> Result<Shop> {
+    let mut shop = Shop {
+        users: Vec::new(),
+        products: Vec::new(),
+    };
+    for i in 0..users.max(1) {
+        let id = activities::db::create_user(db, &format!("bench customer {i}"), 1_000_000_000_000)
+            .await?;
+        let t = token::mint(
+            &settings.auth_secret,
+            &id.to_string(),
+            Role::Customer,
+            Duration::from_secs(86_400),
+        )?;
+        shop.users.push((id, t));
+    }
+    for i in 0..products.max(1) {
+        let price = 1_000 + 500 * (i as i64 % 9);
+        shop.products.push(
+            activities::db::create_product(db, &format!("bench product {i}"), price, 1_000_000_000)
+                .await?,
+        );
+    }
+    Ok(shop)
+}
+
+/// The n-th order: a user round robin, one to three lines over distinct products.
+fn order_for(shop: &Shop, n: usize) -> (usize, PlaceOrderRequest) {
+    let user = n % shop.users.len();
+    let lines = 1 + n % 3;
+    let items = (0..lines)
+        .map(|i| LineRequest {
+            product_id: shop.products[(n * 7 + i * 3) % shop.products.len()],
+            quantity: 1 + (n + i) as i64 % 2,
+        })
+        .collect::<Vec<_>>();
+    // Distinct products only (the input rules forbid a product twice).
+    let mut seen = std::collections::HashSet::new();
+    let items = items
+        .into_iter()
+        .filter(|l| seen.insert(l.product_id))
+        .collect();
+    (
+        user,
+        PlaceOrderRequest {
+            items,
+            coupon_id: None,
+            shipping: Shipping {
+                recipient: "Bench Customer".into(),
+                address: "1 Load Test-ro, Seoul".into(),
+                phone: "010-0000-0000".into(),
+            },
+        },
+    )
+}
+
+async fn one(ctx: &Ctx, kind: Kind) -> Result<Sample, String> {
+    let n = ctx.next.fetch_add(1, Ordering::Relaxed);
+    match kind {
+        Kind::Floor => {
+            let id = format!("floor-{}", uuid::Uuid::new_v4().simple());
+            let shape = FloorShape {
+                payment_timeout_ms: u64::try_from(ctx.settings.payment_timeout.as_millis())
+                    .unwrap_or(u64::MAX),
+                ..ORDER_SHAPE
+            };
+            let options = WorkflowUpdateWithStartOptions::new(
+                ctx.settings.task_queue.clone(),
+                id.clone(),
+                WorkflowIdConflictPolicy::UseExisting,
+            )
+            .build();
+            let t0 = Instant::now();
+            ctx.client
+                .execute_update_with_start_workflow(
+                    FloorWorkflow::run,
+                    shape,
+                    FloorWorkflow::place,
+                    (),
+                    options,
+                )
+                .await
+                .map_err(|e| format!("floor place: {e}"))?;
+            let place = t0.elapsed();
+            let t1 = Instant::now();
+            ctx.client
+                .get_workflow_handle::<FloorWorkflow>(id.as_str())
+                .execute_update(
+                    FloorWorkflow::pay,
+                    (),
+                    WorkflowExecuteUpdateOptions::default(),
+                )
+                .await
+                .map_err(|e| format!("floor pay: {e}"))?;
+            Ok(Sample {
+                id,
+                place,
+                pay: t1.elapsed(),
+            })
+        }
+        Kind::OrdersTemporal => {
+            let (user, req) = order_for(&ctx.shop, n);
+            let id = OrderService::new_order_id();
+            let t0 = Instant::now();
+            ctx.service
+                .place(&id, ctx.shop.users[user].0, req)
+                .await
+                .map_err(|e| code_of_service(&e))?;
+            let place = t0.elapsed();
+            let t1 = Instant::now();
+            let order = ctx
+                .service
+                .pay(&id)
+                .await
+                .map_err(|e| code_of_service(&e))?;
+            if order.status != domain::OrderStatus::Completed {
+                return Err(format!("paid but {}", order.status));
+            }
+            Ok(Sample {
+                id,
+                place,
+                pay: t1.elapsed(),
+            })
+        }
+        Kind::OrdersApi => {
+            let (user, req) = order_for(&ctx.shop, n);
+            let token = &ctx.shop.users[user].1;
+            let t0 = Instant::now();
+            let placed = ctx
+                .http
+                .post(format!("{}/api/v1/orders", ctx.api))
+                .bearer_auth(token)
+                .json(&req)
+                .send()
+                .await
+                .map_err(|e| format!("HTTP: {e}"))?;
+            let status = placed.status();
+            let body: serde_json::Value =
+                placed.json().await.map_err(|e| format!("HTTP body: {e}"))?;
+            if status.as_u16() != 201 {
+                return Err(body["code"]
+                    .as_str()
+                    .unwrap_or("placement failed")
+                    .to_owned());
+            }
+            let place = t0.elapsed();
+            let id = body["id"].as_str().unwrap_or_default().to_owned();
+            let t1 = Instant::now();
+            let paid = ctx
+                .http
+                .post(format!("{}/api/v1/payments", ctx.api))
+                .bearer_auth(token)
+                .json(&json!({ "order_id": id }))
+                .send()
+                .await
+                .map_err(|e| format!("HTTP: {e}"))?;
+            let status = paid.status();
+            let body: serde_json::Value =
+                paid.json().await.map_err(|e| format!("HTTP body: {e}"))?;
+            if status.as_u16() != 200 || body["status"] != "COMPLETED" {
+                return Err(body["code"].as_str().unwrap_or("payment failed").to_owned());
+            }
+            Ok(Sample {
+                id,
+                place,
+                pay: t1.elapsed(),
+            })
+        }
+    }
+}
+
+fn code_of_service(e: &starter::ServiceError) -> String {
+    match e {
+        starter::ServiceError::Order(e) => e.code().to_owned(),
+        other => other.to_string(),
+    }
+}
+
+async fn run(
+    ctx: &Arc<Ctx>,
+    procs: &procs::Procs,
+    kind: Kind,
+    c: usize,
+    args: &Args,
+) -> Result<Run> {
+    // Warm up connections and caches without measuring.
+    futures::stream::iter(0..args.warmup)
+        .map(|_| {
+            let ctx = ctx.clone();
+            async move { one(&ctx, kind).await }
+        })
+        .buffer_unordered(c.max(1))
+        .collect::<Vec<_>>()
+        .await;
+
+    let bar = ProgressBar::new(args.orders as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:>28} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(format!("{} c={c}", kind.label()));
+    let cpu_before = procs.cpu_seconds();
+    let started = Instant::now();
+    let results: Vec<Result<Sample, String>> = futures::stream::iter(0..args.orders)
+        .map(|_| {
+            let ctx = ctx.clone();
+            let bar = bar.clone();
+            async move {
+                let r = one(&ctx, kind).await;
+                bar.inc(1);
+                r
+            }
+        })
+        .buffer_unordered(c)
+        .collect()
+        .await;
+    let wall = started.elapsed();
+    let cpu_after = procs.cpu_seconds();
+    bar.finish_and_clear();
+
+    let mut errors = BTreeMap::new();
+    let mut samples = Vec::new();
+    for r in results {
+        match r {
+            Ok(s) => samples.push(s),
+            Err(e) => *errors.entry(e).or_insert(0) += 1,
+        }
+    }
+    let ms = |d: &Duration| d.as_secs_f64() * 1000.0;
+    let completed = samples.len();
+    let history = history_events(ctx, kind, &samples, args.history_samples).await;
+    let cpu = cpu_after
+        .iter()
+        .filter_map(|(name, after)| {
+            let before = cpu_before.get(name)?;
+            Some((name.clone(), (after - before) / completed.max(1) as f64))
+        })
+        .collect();
+    let result = Run {
+        kind,
+        concurrency: c,
+        orders: args.orders,
+        completed,
+        errors,
+        wall_seconds: wall.as_secs_f64(),
+        throughput: completed as f64 / wall.as_secs_f64(),
+        placement_ms: Percentiles::of(samples.iter().map(|s| ms(&s.place))),
+        payment_ms: Percentiles::of(samples.iter().map(|s| ms(&s.pay))),
+        end_to_end_ms: Percentiles::of(samples.iter().map(|s| ms(&(s.place + s.pay)))),
+        history_events_per_order: history,
+        cpu_seconds_per_order: cpu,
+    };
+    println!(
+        "{:>20} c={c:<3} {:>7.1}/s  place p50 {:>6.1} ms  pay p50 {:>6.1} ms  e2e p99 {:>7.1} ms  {} ok, {} failed",
+        kind.label(),
+        result.throughput,
+        result.placement_ms.p50,
+        result.payment_ms.p50,
+        result.end_to_end_ms.p99,
+        completed,
+        args.orders - completed
+    );
+    for (e, n) in &result.errors {
+        println!("{:>24} {n} × {e}", "");
+    }
+    Ok(result)
+}
+
+/// The mean history length of a few closed workflows of the run.
+async fn history_events(ctx: &Ctx, kind: Kind, samples: &[Sample], n: usize) -> Option<f64> {
+    let mut lengths = Vec::new();
+    for s in samples.iter().take(n) {
+        let id = s.id.as_str();
+        let closed = match kind {
+            Kind::Floor => {
+                let h = ctx.client.get_workflow_handle::<FloorWorkflow>(id);
+                tokio::time::timeout(
+                    Duration::from_secs(30),
+                    h.get_result(WorkflowGetResultOptions::default()),
+                )
+                .await
+                .is_ok()
+            }
+            _ => {
+                let h = ctx
+                    .client
+                    .get_workflow_handle::<workflows::OrderWorkflow>(id);
+                tokio::time::timeout(
+                    Duration::from_secs(30),
+                    h.get_result(WorkflowGetResultOptions::default()),
+                )
+                .await
+                .is_ok()
+            }
+        };
+        if !closed {
+            continue;
+        }
+        let h = ctx.client.get_workflow_handle::<FloorWorkflow>(id);
+        if let Ok(d) = h.describe(WorkflowDescribeOptions::default()).await {
+            lengths.push(d.history_length() as f64);
+        }
+    }
+    (!lengths.is_empty()).then(|| lengths.iter().sum::<f64>() / lengths.len() as f64)
+}
+
+fn print_table(runs: &[Run]) {
+    println!();
+    println!(
+        "{:<18} {:>4} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>9} {:>9}",
+        "kind",
+        "c",
+        "orders/s",
+        "vs floor",
+        "place50",
+        "place99",
+        "pay50",
+        "pay99",
+        "e2e99",
+        "events",
+        "cpu wrk",
+        "cpu api",
+        "cpu tmp"
+    );
+    for r in runs {
+        let floor = runs
+            .iter()
+            .find(|f| f.kind == Kind::Floor && f.concurrency == r.concurrency);
+        let ratio = floor.map_or("-".to_owned(), |f| {
+            format!("{:.2}x", r.throughput / f.throughput)
+        });
+        let cpu = |k: &str| {
+            r.cpu_seconds_per_order
+                .get(k)
+                .map_or("-".to_owned(), |v| format!("{:.2}ms", v * 1000.0))
+        };
+        println!(
+            "{:<18} {:>4} {:>9.1} {:>8} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>7} {:>9} {:>9} {:>9}",
+            r.kind.label(),
+            r.concurrency,
+            r.throughput,
+            ratio,
+            r.placement_ms.p50,
+            r.placement_ms.p99,
+            r.payment_ms.p50,
+            r.payment_ms.p99,
+            r.end_to_end_ms.p99,
+            r.history_events_per_order
+                .map_or("-".to_owned(), |e| format!("{e:.0}")),
+            cpu("worker"),
+            cpu("api"),
+            cpu("temporal"),
+        );
+    }
+    // The targets of the performance issue, against the like-for-like floor.
+    println!();
+    for r in runs.iter().filter(|r| r.kind != Kind::Floor) {
+        let Some(f) = runs
+            .iter()
+            .find(|f| f.kind == Kind::Floor && f.concurrency == r.concurrency)
+        else {
+            continue;
+        };
+        println!(
+            "{:<18} c={:<3} throughput {:.2}x floor, placement p50 {:.2}x, payment p50 {:.2}x",
+            r.kind.label(),
+            r.concurrency,
+            r.throughput / f.throughput,
+            r.placement_ms.p50 / f.placement_ms.p50,
+            r.payment_ms.p50 / f.payment_ms.p50,
+        );
+    }
+}

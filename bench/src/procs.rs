@@ -1,0 +1,98 @@
+//! CPU seconds of the stack's processes, from /proc (all threads, user and system time).
+use std::collections::BTreeMap;
+use std::path::Path;
+
+pub struct Procs {
+    pids: BTreeMap<String, u32>,
+    ticks_per_second: f64,
+}
+
+impl Procs {
+    /// The worker, the API and the Temporal dev server, as `make up` recorded them.
+    pub fn from_pid_dir(dir: &Path) -> Self {
+        let mut pids = BTreeMap::new();
+        for (name, file) in [
+            ("worker", "worker.pid"),
+            ("api", "api.pid"),
+            ("temporal", "temporal.pid"),
+        ] {
+            let pid = std::fs::read_to_string(dir.join(file))
+                .ok()
+                .and_then(|s| s.trim().parse::<u32>().ok())
+                .filter(|pid| Path::new(&format!("/proc/{pid}/stat")).exists());
+            if let Some(pid) = pid {
+                pids.insert(name.to_owned(), pid);
+            }
+        }
+        let ticks_per_second = std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+            })
+            .unwrap_or(100.0);
+        Self {
+            pids,
+            ticks_per_second,
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        if self.pids.is_empty() {
+            return "none found (CPU is not measured; run `make up`)".into();
+        }
+        self.pids
+            .iter()
+            .map(|(n, p)| format!("{n} pid {p}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    pub fn cpu_seconds(&self) -> BTreeMap<String, f64> {
+        self.pids
+            .iter()
+            .filter_map(|(name, pid)| {
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+                // Fields after "(comm)": state is 0, utime 11, stime 12.
+                let rest = stat.rsplit_once(')')?.1;
+                let f: Vec<&str> = rest.split_whitespace().collect();
+                let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+                Some((name.clone(), ticks / self.ticks_per_second))
+            })
+            .collect()
+    }
+}
+
+/// What the figures were measured on.
+pub fn machine() -> serde_json::Value {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem_kb = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("MemTotal")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<u64>().ok())
+            })
+        })
+        .unwrap_or(0);
+    serde_json::json!({
+        "cpu": cpu,
+        "cores": cores,
+        "memory_gib": (mem_kb as f64 / 1024.0 / 1024.0 * 10.0).round() / 10.0,
+        "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
+    })
+}

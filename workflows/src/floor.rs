@@ -1,0 +1,131 @@
+//! `FloorWorkflow`: an order's shape with none of its work, the baseline that `bench` measures
+//! the saga against on the same server, worker and client.
+//!
+//! Like an order it is started by an update (`place`) that answers once the placement steps
+//! are done, waits on a durable timer for a second update (`pay`) that answers once the payment
+//! steps are done, and then runs one more activity (the notification). Every step is an
+//! activity that does nothing, of the same kind (local or not) and number as the order's.
+
+use std::pin::pin;
+use std::time::Duration;
+
+use activities::floor::FloorActivities;
+use serde::{Deserialize, Serialize};
+use temporalio_macros::{workflow, workflow_methods};
+use temporalio_sdk::{
+    ActivityOptions, LocalActivityOptions, TimerOptions, WorkflowContext, WorkflowContextView,
+    WorkflowResult, workflows::select,
+};
+
+/// The shape to mirror.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FloorShape {
+    /// Steps before `place` answers.
+    pub placement_steps: u32,
+    /// Steps before `pay` answers.
+    pub payment_steps: u32,
+    /// Steps after `pay` has answered (the data platform).
+    pub after_steps: u32,
+    /// Placement and payment steps as local activities (the after steps never are).
+    pub local: bool,
+    pub payment_timeout_ms: u64,
+}
+
+type UpdateError = Box<dyn std::error::Error + Send + Sync>;
+
+#[workflow]
+pub struct FloorWorkflow {
+    shape: FloorShape,
+    placed: bool,
+    pay_requested: bool,
+    paid: bool,
+}
+
+#[workflow_methods]
+impl FloorWorkflow {
+    #[init]
+    pub fn new(_ctx: &WorkflowContextView, shape: FloorShape) -> Self {
+        Self {
+            shape,
+            placed: false,
+            pay_requested: false,
+            paid: false,
+        }
+    }
+
+    #[run]
+    pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<bool> {
+        let shape = ctx.state(|s| s.shape);
+        steps(ctx, shape.placement_steps, shape.local).await;
+        ctx.state_mut(|s| s.placed = true);
+
+        let timer = ctx
+            .timer(TimerOptions::builder(Duration::from_millis(shape.payment_timeout_ms)).build());
+        let mut timer = pin!(timer);
+        let paid = select! {
+            _ = timer.as_mut() => false,
+            _ = ctx.wait_condition(|s: &Self| s.pay_requested) => true,
+        };
+        if paid {
+            steps(ctx, shape.payment_steps, shape.local).await;
+            ctx.state_mut(|s| s.paid = true);
+            steps(ctx, shape.after_steps, false).await;
+        }
+        let handlers = ctx.clone();
+        let _ = ctx
+            .wait_condition(move |_| handlers.all_handlers_finished())
+            .await;
+        Ok(paid)
+    }
+
+    #[update]
+    pub async fn place(ctx: &mut WorkflowContext<Self>) -> Result<bool, UpdateError> {
+        ctx.wait_condition(|s: &Self| s.placed).await?;
+        Ok(true)
+    }
+
+    #[update]
+    pub async fn pay(ctx: &mut WorkflowContext<Self>) -> Result<bool, UpdateError> {
+        ctx.state_mut(|s| s.pay_requested = true);
+        ctx.wait_condition(|s: &Self| s.paid).await?;
+        Ok(true)
+    }
+}
+
+async fn steps(ctx: &WorkflowContext<FloorWorkflow>, n: u32, local: bool) {
+    for step in 0..n {
+        let timeout = Duration::from_secs(10);
+        // A no-op cannot fail; an error here would be the server's, and the floor then simply
+        // measures less work, which the bench's counts would show.
+        let _ = if local {
+            ctx.execute_local_activity(
+                FloorActivities::noop,
+                step,
+                LocalActivityOptions::builder()
+                    .start_to_close_timeout(timeout)
+                    .build(),
+            )
+            .await
+        } else {
+            ctx.execute_activity(
+                FloorActivities::noop,
+                step,
+                ActivityOptions::with_start_to_close_timeout(timeout).build(),
+            )
+            .await
+        };
+    }
+}
+
+/// The shape of an order as `OrderWorkflow` runs it for an order without a coupon (the bench's
+/// orders): keep it in step with `order.rs`.
+pub const ORDER_SHAPE: FloorShape = FloorShape {
+    // validate_lines, check_points, record_order
+    placement_steps: 3,
+    // charge_points, deduct_stock, complete_order
+    payment_steps: 3,
+    // notify_platform
+    after_steps: 1,
+    local: false,
+    payment_timeout_ms: 15 * 60 * 1000,
+};
