@@ -1,9 +1,12 @@
 //! Wiring only: connecting to Temporal, building the worker, and logging.
 
+pub mod telemetry;
+
 use std::time::Duration;
 
 use activities::OrderActivities;
 use domain::Settings;
+use temporalio_client::envconfig::LoadClientConfigProfileOptions;
 use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions};
 use temporalio_sdk::{Worker, WorkerOptions};
 use workflows::OrderWorkflow;
@@ -20,6 +23,10 @@ pub enum WiringError {
     },
     #[error("cannot build the worker: {0}")]
     Worker(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error(
+        "the Temporal environment configuration (TEMPORAL_API_KEY, TEMPORAL_TLS_*, TEMPORAL_CONFIG_FILE) is invalid: {0}"
+    )]
+    Config(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// A Temporal client for `TEMPORAL_ADDRESS` and `TEMPORAL_NAMESPACE`.
@@ -34,16 +41,30 @@ pub async fn connect_temporal_with(
     settings: &Settings,
     patience: Duration,
 ) -> Result<Client, WiringError> {
-    let url = url::Url::parse(&settings.temporal_url())
+    // TLS, mTLS, an API key and gRPC headers come from the SDK's environment configuration
+    // (the variables every Temporal SDK and the CLI read), so the same settings reach Temporal
+    // Cloud or a secured cluster; the address and namespace stay CONTRACT §3's.
+    let (remote, _) = ClientOptions::load_from_config(LoadClientConfigProfileOptions::default())
+        .map_err(|e| WiringError::Config(e.to_string().into()))?;
+    let tls = remote.tls_options.is_some();
+    let mut url = url::Url::parse(&settings.temporal_url())
         .map_err(|_| WiringError::Address(settings.temporal_address.clone()))?;
+    if tls && !settings.temporal_address.contains("://") {
+        // A bare host:port means https once TLS is on, as in the SDK's own loader.
+        url = url::Url::parse(&format!("https://{}", settings.temporal_address))
+            .map_err(|_| WiringError::Address(settings.temporal_address.clone()))?;
+    }
     let retry = temporalio_client::RetryOptions::builder()
         .max_elapsed_time(Some(patience))
         .build();
-    let options = ConnectionOptions::new(url)
+    let mut options = ConnectionOptions::new(url)
         .identity(format!("{}@order-saga", std::process::id()))
         .connect_timeout(patience)
         .retry_options(retry)
         .build();
+    options.tls_options = remote.tls_options;
+    options.api_key = remote.api_key;
+    options.headers = remote.headers;
     let connect_err = |e: Box<dyn std::error::Error + Send + Sync>| WiringError::Connect {
         address: settings.temporal_address.clone(),
         source: e,
@@ -89,16 +110,49 @@ pub fn build_worker(
 }
 
 /// Logs to stderr: plain by default, JSON with `LOG_FORMAT=json`; filter with `RUST_LOG`.
+/// Built with the `otel` feature, spans also go to the OTLP collector at
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` when that is set (see [`telemetry::otel`]).
 pub fn init_tracing() {
-    use tracing_subscriber::{EnvFilter, fmt};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, Layer, fmt};
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,temporalio_sdk_core=warn,sqlx=warn"));
-    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let result = if std::env::var("LOG_FORMAT").is_ok_and(|v| v == "json") {
-        builder.json().try_init()
+    let logs = if std::env::var("LOG_FORMAT").is_ok_and(|v| v == "json") {
+        fmt::layer().json().with_writer(std::io::stderr).boxed()
     } else {
-        builder.try_init()
+        fmt::layer().with_writer(std::io::stderr).boxed()
     };
+    // One filter for everything, so the OTLP export carries the spans the logs show and not
+    // every span of the HTTP and gRPC stacks underneath.
+    let registry = tracing_subscriber::registry().with(filter).with(logs);
+    #[cfg(feature = "otel")]
+    let (otel, otel_error) = match telemetry::otel::layer() {
+        Ok(layer) => (layer, None),
+        Err(e) => (None, Some(e)),
+    };
+    #[cfg(feature = "otel")]
+    let registry = registry.with(otel);
     // Already initialised (tests start several workers in one process): keep the first.
-    let _ = result;
+    if registry.try_init().is_err() {
+        return;
+    }
+    #[cfg(feature = "otel")]
+    if let Some(e) = otel_error {
+        tracing::warn!(error = %e, "OpenTelemetry export is off");
+    }
+    #[cfg(not(feature = "otel"))]
+    if std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_some() {
+        tracing::warn!(
+            "OTEL_EXPORTER_OTLP_ENDPOINT is set, but this build has no OpenTelemetry export \
+             (build with `--features worker/otel`)"
+        );
+    }
+}
+
+/// Sends the spans still buffered for OpenTelemetry (a no-op without the `otel` feature or
+/// an endpoint). Call it before the process exits.
+pub fn shutdown_tracing() {
+    #[cfg(feature = "otel")]
+    telemetry::otel::shutdown();
 }

@@ -3,19 +3,44 @@
 use activities::{OrderActivities, PlatformClient};
 use anyhow::Context;
 use domain::Settings;
-use temporalio_sdk::Runtime;
+use worker::telemetry::{self, OrderTelemetry, WorkerMetrics};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     worker::init_tracing();
+    let result = run().await;
+    worker::shutdown_tracing();
+    result
+}
+
+async fn run() -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
+    let metrics_addr = telemetry::listen_addr_from_env(
+        "WORKER_METRICS_ADDR",
+        telemetry::DEFAULT_WORKER_METRICS_ADDR,
+    )?;
+    // Started before anything else so that a taken port is reported at once, not after the
+    // connections; `WORKER_METRICS_ADDR=off` runs a second worker on the same machine.
+    let metrics = metrics_addr
+        .map(WorkerMetrics::start)
+        .transpose()
+        .context("set WORKER_METRICS_ADDR to a free host:port, or to `off`")?;
     let db = activities::db::connect(&settings.database_url)
         .await
         .with_context(|| format!("cannot reach PostgreSQL at {}", settings.database_url))?;
     let client = worker::connect_temporal(&settings).await?;
-    let runtime = Runtime::from_current_tokio(Default::default())?;
+    let runtime = telemetry::runtime(metrics.as_ref())?;
     let activities = OrderActivities::new(db, PlatformClient::new(&settings.data_platform_url));
-    let mut worker = worker::build_worker(&runtime, client, &settings.task_queue, activities)?;
+    let order_telemetry = metrics
+        .as_ref()
+        .map_or_else(OrderTelemetry::spans_only, OrderTelemetry::new);
+    let mut worker = telemetry::build_instrumented_worker(
+        &runtime,
+        client,
+        &settings.task_queue,
+        activities,
+        order_telemetry,
+    )?;
 
     let shutdown = worker.shutdown_handle();
     tokio::spawn(async move {
@@ -27,6 +52,7 @@ async fn main() -> anyhow::Result<()> {
         task_queue = %settings.task_queue,
         temporal = %settings.temporal_address,
         data_platform = %settings.data_platform_url,
+        metrics = %metrics.as_ref().map_or("off".to_owned(), |m| format!("http://{}/metrics", m.addr())),
         "worker started"
     );
     worker.run().await?;

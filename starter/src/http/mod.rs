@@ -8,6 +8,7 @@ mod auth;
 mod error;
 mod extract;
 mod idempotency;
+pub mod metrics;
 mod routes;
 mod state;
 
@@ -29,6 +30,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use error::ApiError;
+pub use metrics::HttpMetrics;
 pub use routes::{MAX_AMOUNT, MAX_STOCK};
 pub use state::AppState;
 
@@ -106,6 +108,11 @@ async fn openapi_json() -> Response {
 }
 
 pub fn router(state: AppState) -> Router {
+    router_with(state, HttpMetrics::new())
+}
+
+/// The API, recording its requests into `metrics`.
+pub fn router_with(state: AppState, metrics: HttpMetrics) -> Router {
     let (api, _) = routes();
     api.fallback(|req: Request| async move {
         ApiError::RouteNotFound(format!("{} {}", req.method(), req.uri().path()))
@@ -139,6 +146,9 @@ pub fn router(state: AppState) -> Router {
             ApiError::Internal("a handler panicked".into()).into_response()
         },
     ))
+    // Outermost, so it also times and counts what the layers above answer themselves (413,
+    // 503 on the deadline, 500 on a panic).
+    .layer(middleware::from_fn_with_state(metrics, metrics::track))
     .with_state(state)
 }
 
@@ -152,12 +162,32 @@ async fn backstop_deadline(req: Request, next: Next) -> Response {
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then finishes the requests in
-/// flight. Old idempotency answers are purged hourly meanwhile.
+/// flight. Old idempotency answers are purged hourly meanwhile. Its metrics are served on
+/// `API_METRICS_ADDR` (see [`metrics`]) when that can be bound.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let metrics_listener = metrics::listen_from_env().await;
+    serve_with_metrics(listener, metrics_listener, state, shutdown).await
+}
+
+/// [`serve`], with the metrics on `metrics_listener` (none when `None`).
+pub async fn serve_with_metrics(
+    listener: tokio::net::TcpListener,
+    metrics_listener: Option<tokio::net::TcpListener>,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let http_metrics = HttpMetrics::new();
+    // Aborted when this future ends or is dropped (a test aborts its server task).
+    let _exporter = metrics_listener.map(|l| {
+        if let Ok(addr) = l.local_addr() {
+            tracing::info!(%addr, "API metrics at http://{addr}/metrics");
+        }
+        AbortOnDrop(tokio::spawn(metrics::serve(l, http_metrics.clone())))
+    });
     let purger = state.clone();
     let purge = tokio::spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(3600));
@@ -170,11 +200,19 @@ pub async fn serve(
             }
         }
     });
-    let served = axum::serve(listener, router(state))
+    let served = axum::serve(listener, router_with(state, http_metrics))
         .with_graceful_shutdown(shutdown)
         .await;
     purge.abort();
     served
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// For tests: the status a contract error maps to.

@@ -1,0 +1,355 @@
+//! Metrics and traces: the SDK's Prometheus exporter with the order counters beside its own
+//! metrics, and one span per activity attempt that names the order.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::Instant;
+
+use activities::OrderActivities;
+use domain::saga::CloseOrderInput;
+use temporalio_client::Client;
+use temporalio_common::telemetry::metrics::{
+    CoreMeter, Counter, MetricKeyValue, MetricParameters, NewAttributes,
+};
+use temporalio_common::telemetry::{
+    PrometheusExporterOptions, TelemetryOptions, start_prometheus_metric_exporter,
+};
+use temporalio_sdk::activities::ActivityError;
+use temporalio_sdk::interceptors::{
+    ActivityInboundInterceptor, ExecuteActivityInput, ExecuteActivityOutput, ExecuteActivityResult,
+    Next,
+};
+use temporalio_sdk::runtime::RuntimeOptions;
+use temporalio_sdk::{Runtime, Worker};
+use tracing::Instrument;
+
+use crate::WiringError;
+
+/// Where the worker serves `/metrics` unless `WORKER_METRICS_ADDR` says otherwise.
+pub const DEFAULT_WORKER_METRICS_ADDR: &str = "127.0.0.1:9464";
+
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    #[error("{var}={value:?} is not host:port (or `off`)")]
+    Address { var: &'static str, value: String },
+    #[error("cannot serve metrics on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("cannot start the Temporal runtime: {0}")]
+    Runtime(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// A listen address from the environment: `default` when unset, `None` when set to `off` (or
+/// empty), so a second process on one machine can run without a metrics endpoint.
+pub fn listen_addr_from_env(
+    var: &'static str,
+    default: &str,
+) -> Result<Option<SocketAddr>, TelemetryError> {
+    let value = std::env::var(var).unwrap_or_else(|_| default.to_owned());
+    let value = value.trim();
+    if value.is_empty() || value.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    // Host names too (`localhost:9464`, a container's `0.0.0.0:9464`), not only IP literals.
+    value
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .map(Some)
+        .ok_or_else(|| TelemetryError::Address {
+            var,
+            value: value.to_owned(),
+        })
+}
+
+/// The SDK's Prometheus exporter: serves `GET /metrics` on its own listener, for the SDK's
+/// worker metrics (`temporal_…`) and the order counters (`order_saga_…`). Stops when dropped.
+pub struct WorkerMetrics {
+    addr: SocketAddr,
+    meter: Arc<dyn CoreMeter>,
+    server: tokio::task::AbortHandle,
+}
+
+impl WorkerMetrics {
+    /// Binds `addr` (port 0 picks a free one) and serves; needs a Tokio runtime.
+    pub fn start(addr: SocketAddr) -> Result<Self, TelemetryError> {
+        let options = PrometheusExporterOptions::builder()
+            .socket_addr(addr)
+            // Prometheus' own conventions: `_total` counters, durations in seconds, units in
+            // the names (`temporal_activity_execution_latency_seconds`).
+            .counters_total_suffix(true)
+            .use_seconds_for_durations(true)
+            .unit_suffix(true)
+            .build();
+        let started =
+            start_prometheus_metric_exporter(options).map_err(|e| TelemetryError::Bind {
+                addr,
+                source: e.into(),
+            })?;
+        let meter: Arc<dyn CoreMeter> = started.meter;
+        Ok(Self {
+            addr: started.bound_addr,
+            meter,
+            server: started.abort_handle,
+        })
+    }
+
+    /// The address actually bound.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn meter(&self) -> Arc<dyn CoreMeter> {
+        self.meter.clone()
+    }
+}
+
+impl Drop for WorkerMetrics {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// The SDK runtime, recording its worker metrics into `metrics` when given.
+pub fn runtime(metrics: Option<&WorkerMetrics>) -> Result<Runtime, TelemetryError> {
+    let telemetry = TelemetryOptions::builder()
+        .maybe_metrics(metrics.map(WorkerMetrics::meter))
+        .build();
+    let options = RuntimeOptions::builder()
+        .telemetry_options(telemetry)
+        .build()
+        .map_err(|e| TelemetryError::Runtime(e.into()))?;
+    Runtime::from_current_tokio(options).map_err(|e| TelemetryError::Runtime(e.into()))
+}
+
+/// [`crate::build_worker`] with [`OrderTelemetry`] around every activity.
+pub fn build_instrumented_worker(
+    runtime: &Runtime,
+    client: Client,
+    task_queue: &str,
+    activities: OrderActivities,
+    telemetry: OrderTelemetry,
+) -> Result<Worker, WiringError> {
+    let mut options = crate::worker_options(task_queue, activities)?;
+    options.activity_inbound_interceptor(telemetry);
+    Worker::new(runtime, client, options).map_err(|e| WiringError::Worker(e.into()))
+}
+
+/// An activity interceptor: runs each attempt in a span `activity{name, order_id, attempt}`
+/// (inside the SDK's `RunActivity` span), and counts what the orders did. The counters are
+/// read off activities that succeeded, so they are at-least-once like the activities (a retry
+/// of a step that committed counts again); the saga's truth stays in PostgreSQL.
+#[derive(Clone, Default)]
+pub struct OrderTelemetry {
+    counters: Option<Arc<Counters>>,
+}
+
+struct Counters {
+    meter: Arc<dyn CoreMeter>,
+    placed: Counter,
+    closed: Counter,
+    compensations: Counter,
+    refusals: Counter,
+}
+
+impl OrderTelemetry {
+    /// Spans only, no counters (metrics off).
+    pub fn spans_only() -> Self {
+        Self::default()
+    }
+
+    /// Spans, and counters on the exporter's meter.
+    pub fn new(metrics: &WorkerMetrics) -> Self {
+        let meter = metrics.meter();
+        let counter = |name: &'static str, description: &'static str| {
+            meter.counter(
+                MetricParameters::builder()
+                    .name(name)
+                    .description(description)
+                    .build(),
+            )
+        };
+        let counters = Counters {
+            placed: counter(
+                "order_saga_orders_placed",
+                "Orders recorded PENDING (placement passed every check)",
+            ),
+            closed: counter(
+                "order_saga_orders_closed",
+                "Orders that reached a final status, by status (COMPLETED, CANCELED, EXPIRED)",
+            ),
+            compensations: counter(
+                "order_saga_compensations",
+                "Compensations that finished, by step (refund_points, release_coupon, restore_stock)",
+            ),
+            refusals: counter(
+                "order_saga_business_errors",
+                "Steps refused for a business reason, by activity and contract code",
+            ),
+            meter,
+        };
+        Self {
+            counters: Some(Arc::new(counters)),
+        }
+    }
+}
+
+impl Counters {
+    fn add(&self, counter: &Counter, labels: Vec<MetricKeyValue>) {
+        counter.add(1, &self.meter.new_attributes(NewAttributes::from(labels)));
+    }
+
+    fn record(&self, activity: &str, closing: Option<&str>, result: &ExecuteActivityResult) {
+        match result {
+            Ok(_) => match activity {
+                "record_order" => self.add(&self.placed, vec![]),
+                "complete_order" => self.add(
+                    &self.closed,
+                    vec![MetricKeyValue::new("status", "COMPLETED")],
+                ),
+                "close_order" => {
+                    if let Some(status) = closing {
+                        self.add(
+                            &self.closed,
+                            vec![MetricKeyValue::new("status", status.to_owned())],
+                        );
+                    }
+                }
+                "refund_points" | "release_coupon" | "restore_stock" => self.add(
+                    &self.compensations,
+                    vec![MetricKeyValue::new("step", activity.to_owned())],
+                ),
+                _ => {}
+            },
+            Err(ActivityError::Application(failure)) if failure.is_non_retryable() => {
+                let code = failure.type_name().unwrap_or("UNKNOWN").to_owned();
+                self.add(
+                    &self.refusals,
+                    vec![
+                        MetricKeyValue::new("activity", activity.to_owned()),
+                        MetricKeyValue::new("code", code),
+                    ],
+                );
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+impl ActivityInboundInterceptor for OrderTelemetry {
+    fn execute_activity<'a>(
+        &'a self,
+        input: ExecuteActivityInput,
+        next: Next<'a, ExecuteActivityInput, ExecuteActivityOutput<'a>>,
+    ) -> ExecuteActivityOutput<'a> {
+        let info = input.activity_info();
+        // Registered as `OrderActivities::charge_points`; the method name is what people read.
+        let activity = info
+            .activity_type
+            .rsplit("::")
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        // An order's workflow id is its order id; other workflows (the benchmark's) have none.
+        let order_id = match info.workflow_type.as_deref() {
+            Some("OrderWorkflow") => info.workflow_id.clone(),
+            _ => None,
+        };
+        let span = tracing::info_span!(
+            "activity",
+            name = %activity,
+            order_id = tracing::field::Empty,
+            attempt = info.attempt,
+        );
+        if let Some(id) = &order_id {
+            span.record("order_id", id.as_str());
+        }
+        let closing = input
+            .args_ref::<CloseOrderInput>()
+            .map(|c| c.status.as_str().to_owned());
+        Box::pin(
+            async move {
+                let started = Instant::now();
+                let result = next.run(input).await;
+                let elapsed_ms = started.elapsed().as_millis() as u64;
+                match &result {
+                    Ok(_) => tracing::debug!(elapsed_ms, "activity done"),
+                    Err(ActivityError::Application(f)) if f.is_non_retryable() => {
+                        tracing::info!(elapsed_ms, code = f.type_name(), "activity refused")
+                    }
+                    Err(e) => tracing::warn!(elapsed_ms, error = ?e, "activity attempt failed"),
+                }
+                if let Some(counters) = &self.counters {
+                    counters.record(&activity, closing.as_deref(), &result);
+                }
+                result
+            }
+            .instrument(span),
+        )
+    }
+}
+
+/// OpenTelemetry export of the spans (cargo feature `otel`): OTLP over HTTP/protobuf to
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` (e.g. `http://127.0.0.1:4318`), batched on a thread of its
+/// own. The standard `OTEL_*` variables apply (`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`,
+/// `OTEL_EXPORTER_OTLP_HEADERS`, ...); the service name defaults to the binary's name.
+#[cfg(feature = "otel")]
+pub mod otel {
+    use std::sync::OnceLock;
+
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry_sdk::Resource;
+    use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
+    use tracing::Subscriber;
+    use tracing_opentelemetry::OpenTelemetryLayer;
+    use tracing_subscriber::registry::LookupSpan;
+
+    static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot export to OTEL_EXPORTER_OTLP_ENDPOINT: {0}")]
+    pub struct OtelError(#[source] opentelemetry_otlp::ExporterBuildError);
+
+    /// The layer that exports spans, or `None` when `OTEL_EXPORTER_OTLP_ENDPOINT` is unset.
+    pub fn layer<S>() -> Result<Option<OpenTelemetryLayer<S, SdkTracer>>, OtelError>
+    where
+        S: Subscriber + for<'span> LookupSpan<'span>,
+    {
+        if std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_none()
+            && std::env::var_os("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_none()
+        {
+            return Ok(None);
+        }
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .build()
+            .map_err(OtelError)?;
+        let mut resource = Resource::builder();
+        if std::env::var_os("OTEL_SERVICE_NAME").is_none() {
+            let binary = std::env::current_exe()
+                .ok()
+                .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+                .unwrap_or_else(|| "order-saga".to_owned());
+            resource = resource.with_service_name(binary);
+        }
+        let provider = SdkTracerProvider::builder()
+            .with_batch_exporter(exporter)
+            .with_resource(resource.build())
+            .build();
+        let tracer = provider.tracer("order-saga");
+        let _ = PROVIDER.set(provider);
+        Ok(Some(tracing_opentelemetry::layer().with_tracer(tracer)))
+    }
+
+    /// Flushes and stops the exporter, if one was started.
+    pub fn shutdown() {
+        if let Some(provider) = PROVIDER.get()
+            && let Err(e) = provider.shutdown()
+        {
+            eprintln!("OpenTelemetry: the last spans may be lost: {e}");
+        }
+    }
+}
