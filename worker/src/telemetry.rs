@@ -48,7 +48,10 @@ pub fn listen_addr_from_env(
     var: &'static str,
     default: &str,
 ) -> Result<Option<SocketAddr>, TelemetryError> {
-    let value = std::env::var(var).unwrap_or_else(|_| default.to_owned());
+    parse_listen_addr(var, std::env::var(var).ok().as_deref().unwrap_or(default))
+}
+
+fn parse_listen_addr(var: &'static str, value: &str) -> Result<Option<SocketAddr>, TelemetryError> {
     let value = value.trim();
     if value.is_empty() || value.eq_ignore_ascii_case("off") {
         return Ok(None);
@@ -350,6 +353,36 @@ pub mod otel {
             && let Err(e) = provider.shutdown()
         {
             eprintln!("OpenTelemetry: the last spans may be lost: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_addresses() {
+        let parse = |v| parse_listen_addr("X", v);
+        assert_eq!(
+            parse("127.0.0.1:9464").unwrap(),
+            Some(SocketAddr::from(([127, 0, 0, 1], 9464)))
+        );
+        assert_eq!(
+            parse(" 0.0.0.0:9465 ").unwrap(),
+            Some(SocketAddr::from(([0, 0, 0, 0], 9465)))
+        );
+        assert!(
+            parse("localhost:9464")
+                .unwrap()
+                .is_some_and(|a| a.port() == 9464)
+        );
+        assert_eq!(parse("off").unwrap(), None);
+        assert_eq!(parse("OFF").unwrap(), None);
+        assert_eq!(parse("").unwrap(), None);
+        for bad in ["9464", "127.0.0.1", "127.0.0.1:99999", "not an address"] {
+            let err = parse(bad).unwrap_err();
+            assert!(err.to_string().contains("X="), "{err}");
         }
     }
 }
