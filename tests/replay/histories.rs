@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, ensure};
 use serde_json::Value;
 use temporalio_client::WorkflowHistory;
+use temporalio_common::protos::constants::PATCH_MARKER_NAME;
+use temporalio_common::protos::temporal::api::common::v1::Payload;
 use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
 use workflows::OrderWorkflow;
 
@@ -61,6 +63,25 @@ pub fn scheduled_activities(events: &[Value]) -> Vec<String> {
         .filter(|(kind, _)| *kind == "ActivityTaskScheduledEventAttributes")
         .filter_map(|(_, a)| a["activity_type"]["name"].as_str().map(str::to_owned))
         .collect()
+}
+
+/// The `ctx.patched` / `ctx.deprecate_patch` markers the history recorded, as `(id, deprecated)`.
+pub fn patch_markers(events: &[Value]) -> Result<Vec<(String, bool)>> {
+    let mut markers = Vec::new();
+    for (kind, attrs) in events.iter().filter_map(attributes) {
+        if kind != "MarkerRecordedEventAttributes" || attrs["marker_name"] != PATCH_MARKER_NAME {
+            continue;
+        }
+        let payload: Payload =
+            serde_json::from_value(attrs["details"]["patch-data"]["payloads"][0].clone())
+                .context("a patch marker without its payload")?;
+        let data: Value = serde_json::from_slice(&payload.data)?;
+        let id = data["id"]
+            .as_str()
+            .context("a patch marker without its id")?;
+        markers.push((id.to_owned(), data["deprecated"].as_bool().unwrap_or(false)));
+    }
+    Ok(markers)
 }
 
 /// Writes the history as the replayer will read it, and checks that it reads back.
@@ -115,9 +136,22 @@ pub async fn replay(files: &[PathBuf]) -> Result<Vec<Replayed>> {
         .map(|((file, events), result)| Replayed {
             file: file.clone(),
             events,
-            failure: result.replay_failure.map(|f| f.to_string()),
+            failure: result.replay_failure.map(|f| readable(&f.to_string())),
         })
         .collect())
+}
+
+/// Core's explanation comes wrapped in a Debug-printed `Failure`; its message is the part a
+/// person needs ("Activity type of scheduled event 'a' does not match ... command 'b'").
+fn readable(full: &str) -> String {
+    let parts = full.split_once("message: \"").and_then(|(head, rest)| {
+        let (message, _) = rest.split_once("\", source")?;
+        Some((head.split(':').next().unwrap_or(head).trim(), message))
+    });
+    match parts {
+        Some((kind, message)) => format!("{kind}: {message}"),
+        None => full.to_owned(),
+    }
 }
 
 /// The failures, one line per file: `<file> (<n> events): <what did not match>`. Empty when

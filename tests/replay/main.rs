@@ -43,24 +43,45 @@ const PATHS: [&str; 8] = [
     "workflow_cancelled_during_payment",
 ];
 
+/// The worked example of a patch (workflows/src/order.rs, `place`).
+const PATCH: &str = "placement-one-check";
+
 /// Histories recorded before `placement-one-check`, by the three-activity placement. The code
 /// can no longer record them, so they are kept, not re-recorded.
 const BEFORE_PATCH: &str = "_v1_before_patch";
 
-/// A missing file would make the replay test pass vacuously for its path.
+/// A missing file would make the replay test pass vacuously for its path; a set recorded by
+/// the wrong code would prove nothing about the path it claims to hold.
 #[test]
-fn every_path_has_its_recorded_histories() -> Result<()> {
+fn every_path_has_its_histories_before_and_after_the_patch() -> Result<()> {
     for path in PATHS {
-        let file = histories::dir().join(format!("{path}{BEFORE_PATCH}.json"));
-        let events = histories::events(&file)?;
-        let activities = histories::scheduled_activities(&events);
-        ensure!(
-            activities
-                .first()
-                .is_some_and(|a| a.ends_with("::validate_lines")),
-            "{} should start with the three-activity placement: {activities:?}",
-            file.display()
-        );
+        for (suffix, first_check, marker) in [
+            (BEFORE_PATCH, "validate_lines", false),
+            ("", "check_placement", true),
+        ] {
+            let file = histories::dir().join(format!("{path}{suffix}.json"));
+            let events = histories::events(&file)?;
+            let activities = histories::scheduled_activities(&events);
+            ensure!(
+                activities
+                    .first()
+                    .is_some_and(|a| a == &format!("OrderActivities::{first_check}")),
+                "{} should place with {first_check}: {activities:?}",
+                file.display()
+            );
+            let markers = histories::patch_markers(&events)?;
+            ensure!(
+                markers
+                    == if marker {
+                        vec![(PATCH.to_owned(), false)]
+                    } else {
+                        vec![]
+                    },
+                "{} should {}have the {PATCH} marker: {markers:?}",
+                file.display(),
+                if marker { "" } else { "not " }
+            );
+        }
     }
     Ok(())
 }
