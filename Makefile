@@ -2,7 +2,7 @@
 # environment (CONTRACT §3), e.g. `TEMPORAL_ADDRESS=127.0.0.1:7300 make up`.
 SHELL := /bin/bash
 
-.PHONY: demo test up down status setup lint bench histories
+.PHONY: demo test up down status setup lint bench histories compose-check
 
 ## Set up, start the stack, place and pay one sample order, print it and its Web UI link.
 demo:
@@ -39,3 +39,7 @@ histories:
 ## The benchmark on a release build: orders beside the orchestration floor (BENCH_ARGS to change it).
 bench:
 	bash scripts/bench.sh $(BENCH_ARGS)
+
+## Validate docker-compose.yml without a Docker engine (also part of `make test`).
+compose-check:
+	bash scripts/compose-check.sh

@@ -50,6 +50,8 @@ cargo fmt --all -- --check || die "formatting differs: run 'cargo fmt --all'"
 info "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings || die "clippy found problems"
 
+"$ROOT/scripts/compose-check.sh"
+
 if [[ "$MODE" == all ]]; then
     info "cargo test --workspace (TEMPORAL_ADDRESS=$TEMPORAL_ADDRESS, DATABASE_URL=$DATABASE_URL)"
     cargo test --workspace --no-fail-fast || die "tests failed"

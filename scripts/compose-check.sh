@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Checks docker-compose.yml without a Docker engine: Compose itself validates the file
+# (`docker-compose config -q`, Debian's docker-compose, installed with apt when missing), then
+# the resolved configuration is checked against what the README promises: every service, the
+# settings of CONTRACT §3 on the worker and the API, health checks, the one-shot set-up services
+# before the worker and the API, and workers that can be scaled.
+#
+#   scripts/compose-check.sh [FILE]      default: docker-compose.yml at the repository root
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+FILE="${1:-$ROOT/docker-compose.yml}"
+[[ -f "$FILE" ]] || die "no compose file at $FILE"
+
+if command -v docker-compose >/dev/null 2>&1; then
+    COMPOSE=(docker-compose)
+elif docker compose version >/dev/null 2>&1; then
+    COMPOSE=(docker compose)
+else
+    apt_install docker-compose
+    COMPOSE=(docker-compose)
+fi
+python3 -c 'import yaml' 2>/dev/null || apt_install python3-yaml
+
+# A clean environment: the check is of the file's own defaults, not of this shell's settings
+# (lib.sh exports CONTRACT §3's variables for the local stack).
+compose() {
+    env -i PATH="$PATH" HOME="${HOME:-/root}" "${COMPOSE[@]}" -f "$FILE" --project-directory "$(dirname "$FILE")" "$@"
+}
+
+info "${COMPOSE[*]} config -q ($FILE)"
+compose config -q || die "$FILE is not a valid compose file"
+
+RESOLVED="$(mktemp)"
+trap 'rm -f "$RESOLVED"' EXIT
+compose config >"$RESOLVED"
+
+python3 - "$RESOLVED" <<'PY' || die "$FILE does not run the stack the README describes"
+import sys
+import yaml
+
+with open(sys.argv[1]) as f:
+    config = yaml.safe_load(f)
+services = config.get("services", {})
+problems = []
+
+def check(ok, what):
+    if not ok:
+        problems.append(what)
+
+expected = {
+    "temporal-db", "temporal-schema", "temporal", "temporal-setup", "temporal-ui",
+    "shop-db", "db-setup", "data-platform", "worker", "api",
+}
+check(expected <= set(services), f"missing services: {sorted(expected - set(services))}")
+
+def env(name):
+    e = services.get(name, {}).get("environment", {})
+    if isinstance(e, list):
+        e = dict(item.split("=", 1) for item in e)
+    return e
+
+contract = {
+    "TEMPORAL_ADDRESS": "temporal:7233",
+    "TEMPORAL_NAMESPACE": "default",
+    "TASK_QUEUE": "orders",
+    "DATA_PLATFORM_URL": "http://data-platform:8090/events",
+    "PAYMENT_TIMEOUT": "15m",
+}
+for name in ("worker", "api", "db-setup"):
+    e = env(name)
+    for key, value in contract.items():
+        check(e.get(key) == value, f"{name}: {key}={e.get(key)!r}, expected {value!r}")
+    check(str(e.get("DATABASE_URL", "")).endswith("@shop-db:5432/orders"),
+          f"{name}: DATABASE_URL={e.get('DATABASE_URL')!r} is not the shop's database")
+    check("AUTH_SECRET" in e, f"{name}: AUTH_SECRET does not pass through")
+check(env("api").get("HTTP_ADDR") == "0.0.0.0:8080", "api: HTTP_ADDR must listen on 0.0.0.0:8080")
+check(env("api").get("API_METRICS_ADDR") == "0.0.0.0:9465", "api: API_METRICS_ADDR")
+check(env("worker").get("WORKER_METRICS_ADDR") == "0.0.0.0:9464", "worker: WORKER_METRICS_ADDR")
+
+# One image for the worker, the API, the receiver and the database set-up.
+saga = {"worker", "api", "data-platform", "db-setup"}
+images = {services.get(s, {}).get("image") for s in saga}
+check(len(images) == 1 and None not in images, f"one image for {sorted(saga)}: {images}")
+for s in saga:
+    check("build" in services.get(s, {}), f"{s}: built from the Dockerfile")
+check(services.get("db-setup", {}).get("command") == ["starter", "db", "setup"],
+      "db-setup runs `starter db setup`")
+check(services.get("api", {}).get("command") == ["starter", "serve"], "api runs `starter serve`")
+check(services.get("worker", {}).get("command") == ["worker"], "worker runs `worker`")
+check(services.get("data-platform", {}).get("command") == ["data-platform"],
+      "data-platform runs `data-platform`")
+
+# Temporal's images are pinned, not `latest`.
+for s in ("temporal", "temporal-schema", "temporal-setup", "temporal-ui"):
+    image = services.get(s, {}).get("image", "")
+    check(":" in image and not image.endswith(":latest"), f"{s}: pin the image ({image!r})")
+setup = str(services.get("temporal-setup", {}).get("command", ""))
+for sa in ("OrderStatus", "CustomerId", "OrderTotal"):
+    check(sa in setup, f"temporal-setup does not register the search attribute {sa}")
+
+# Long-running services say when they are healthy; the set-up runs before the worker and API.
+for s in ("temporal-db", "temporal", "shop-db", "data-platform", "worker", "api"):
+    check("healthcheck" in services.get(s, {}), f"{s}: no health check")
+for s in ("worker", "api"):
+    deps = services.get(s, {}).get("depends_on", {})
+    for d in ("db-setup", "temporal-setup"):
+        cond = deps.get(d, {}).get("condition") if isinstance(deps, dict) else None
+        check(cond == "service_completed_successfully", f"{s} must wait for {d} to finish")
+
+# Workers scale (`--scale worker=N`): no fixed name, no host port.
+worker = services.get("worker", {})
+check("container_name" not in worker, "worker: a container_name prevents scaling")
+check(not worker.get("ports"), "worker: a host port prevents scaling")
+
+# Nothing listens on the host's other interfaces.
+for s, svc in services.items():
+    for p in svc.get("ports", []) or []:
+        host_ip = p.get("host_ip") if isinstance(p, dict) else str(p).split(":")[0]
+        check(host_ip == "127.0.0.1", f"{s}: port {p} is not bound to 127.0.0.1")
+
+if problems:
+    for p in problems:
+        print(f"compose-check: {p}", file=sys.stderr)
+    sys.exit(1)
+print(f"compose-check: {len(services)} services as described")
+PY
+ok "docker-compose.yml is valid and runs the stack the README describes"
