@@ -2,7 +2,7 @@
 # environment (CONTRACT §3), e.g. `TEMPORAL_ADDRESS=127.0.0.1:7300 make up`.
 SHELL := /bin/bash
 
-.PHONY: demo test up down status setup lint bench histories compose-check
+.PHONY: demo test up down status setup lint bench histories compose-check screenshots
 
 ## Set up, start the stack, place and pay one sample order, print it and its Web UI link.
 demo:
@@ -43,3 +43,7 @@ bench:
 ## Validate docker-compose.yml without a Docker engine (also part of `make test`).
 compose-check:
 	bash scripts/compose-check.sh
+
+## Web UI screenshots for the README (docs/screenshots/): a completed and a compensated order, taken by headless Chromium.
+screenshots:
+	bash scripts/screenshots.sh

@@ -396,11 +396,12 @@ async fn worker_metrics_show_the_sdk_metrics_and_what_the_orders_did() -> R {
         ) >= 1.0,
         "{text}"
     );
+    // Three charges, whether the steps run as activities or as local activities.
+    let charges = |name: &str| orders(name, &[("activity_type", "OrderActivities::charge_points")]);
     assert!(
-        orders(
-            "temporal_activity_execution_latency_seconds_count",
-            &[("activity_type", "OrderActivities::charge_points")]
-        ) >= 3.0,
+        charges("temporal_activity_execution_latency_seconds_count")
+            + charges("temporal_local_activity_execution_latency_seconds_count")
+            >= 3.0,
         "{text}"
     );
     assert!(

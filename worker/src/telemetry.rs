@@ -141,7 +141,7 @@ pub fn build_instrumented_worker(
     Worker::new(runtime, client, options).map_err(|e| WiringError::Worker(e.into()))
 }
 
-/// An activity interceptor: runs each attempt in a span `activity{name, order_id, attempt}`
+/// An activity interceptor: runs each attempt in a span `activity{activity, order_id, attempt}`
 /// (inside the SDK's `RunActivity` span), and counts what the orders did. The counters are
 /// read off activities that succeeded, so they are at-least-once like the activities (a retry
 /// of a step that committed counts again); the saga's truth stays in PostgreSQL.
@@ -263,7 +263,7 @@ impl ActivityInboundInterceptor for OrderTelemetry {
         };
         let span = tracing::info_span!(
             "activity",
-            name = %activity,
+            activity = %activity,
             order_id = tracing::field::Empty,
             attempt = info.attempt,
         );
