@@ -266,7 +266,8 @@ fn start_instrumented_worker(
                 let started = async {
                     let metrics = WorkerMetrics::start("127.0.0.1:0".parse()?)?;
                     let db = activities::db::connect(&settings.database_url).await?;
-                    let client = worker::connect_temporal(&settings).await?;
+                    let client =
+                        worker::connect_temporal_metered(&settings, metrics.client_meter()).await?;
                     let runtime = telemetry::runtime(Some(&metrics))?;
                     let activities =
                         OrderActivities::new(db, PlatformClient::new(&settings.data_platform_url));
@@ -406,6 +407,21 @@ async fn worker_metrics_show_the_sdk_metrics_and_what_the_orders_did() -> R {
     );
     assert!(
         text.contains(&format!("task_queue=\"{task_queue}\"")),
+        "{text}"
+    );
+    // The worker's client RPCs, its long polls included, on the same page.
+    assert!(
+        orders(
+            "temporal_long_request_total",
+            &[
+                ("operation", "PollWorkflowTaskQueue"),
+                ("task_queue", task_queue.as_str())
+            ]
+        ) >= 1.0,
+        "{text}"
+    );
+    assert!(
+        orders("temporal_request_total", &[("operation", "GetSystemInfo")]) >= 1.0,
         "{text}"
     );
 

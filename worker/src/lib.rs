@@ -41,6 +41,23 @@ pub async fn connect_temporal_with(
     settings: &Settings,
     patience: Duration,
 ) -> Result<Client, WiringError> {
+    connect(settings, patience, None).await
+}
+
+/// Like [`connect_temporal`], recording the client's RPC metrics with `meter` (the worker's,
+/// see [`telemetry::WorkerMetrics::client_meter`]).
+pub async fn connect_temporal_metered(
+    settings: &Settings,
+    meter: temporalio_common::telemetry::metrics::TemporalMeter,
+) -> Result<Client, WiringError> {
+    connect(settings, Duration::from_secs(5), Some(meter)).await
+}
+
+async fn connect(
+    settings: &Settings,
+    patience: Duration,
+    meter: Option<temporalio_common::telemetry::metrics::TemporalMeter>,
+) -> Result<Client, WiringError> {
     // TLS, mTLS, an API key and gRPC headers come from the SDK's environment configuration
     // (the variables every Temporal SDK and the CLI read), so the same settings reach Temporal
     // Cloud or a secured cluster; the address and namespace stay CONTRACT §3's.
@@ -65,6 +82,7 @@ pub async fn connect_temporal_with(
     options.tls_options = remote.tls_options;
     options.api_key = remote.api_key;
     options.headers = remote.headers;
+    options.metrics_meter = meter;
     let connect_err = |e: Box<dyn std::error::Error + Send + Sync>| WiringError::Connect {
         address: settings.temporal_address.clone(),
         source: e,

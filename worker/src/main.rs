@@ -28,7 +28,10 @@ async fn run() -> anyhow::Result<()> {
     let db = activities::db::connect(&settings.database_url)
         .await
         .with_context(|| format!("cannot reach PostgreSQL at {}", settings.database_url))?;
-    let client = worker::connect_temporal(&settings).await?;
+    let client = match &metrics {
+        Some(m) => worker::connect_temporal_metered(&settings, m.client_meter()).await?,
+        None => worker::connect_temporal(&settings).await?,
+    };
     let runtime = telemetry::runtime(metrics.as_ref())?;
     let activities = OrderActivities::new(db, PlatformClient::new(&settings.data_platform_url));
     let order_telemetry = metrics

@@ -9,10 +9,13 @@ use activities::OrderActivities;
 use domain::saga::CloseOrderInput;
 use temporalio_client::Client;
 use temporalio_common::telemetry::metrics::{
-    CoreMeter, Counter, MetricKeyValue, MetricParameters, NewAttributes,
+    CoreMeter, Counter, Gauge, GaugeF64, Histogram, HistogramDuration, HistogramF64,
+    MetricAttributes, MetricKeyValue, MetricParameters, NewAttributes, TemporalMeter,
+    UpDownCounter,
 };
 use temporalio_common::telemetry::{
-    PrometheusExporterOptions, TelemetryOptions, start_prometheus_metric_exporter,
+    METRIC_PREFIX, PrometheusExporterOptions, TaskQueueLabelStrategy, TelemetryOptions,
+    start_prometheus_metric_exporter,
 };
 use temporalio_sdk::activities::ActivityError;
 use temporalio_sdk::interceptors::{
@@ -107,6 +110,71 @@ impl WorkerMetrics {
 
     pub fn meter(&self) -> Arc<dyn CoreMeter> {
         self.meter.clone()
+    }
+
+    /// The meter for a Temporal client's RPC metrics (`temporal_request_total`,
+    /// `temporal_request_failure_total`, `temporal_long_request_latency_seconds`, ...), named and
+    /// labelled like the worker's own (the SDK's runtime does the same for its workers).
+    pub fn client_meter(&self) -> TemporalMeter {
+        TemporalMeter::new(
+            Arc::new(Prefixed(self.meter.clone())),
+            NewAttributes::from([MetricKeyValue::new("service_name", "temporal-core-sdk")]),
+            TaskQueueLabelStrategy::UseNormal,
+        )
+    }
+}
+
+/// Puts `temporal_` before the client's metric names, as the SDK's runtime does for the
+/// worker's (its own wrapper for that is private).
+#[derive(Debug)]
+struct Prefixed(Arc<dyn CoreMeter>);
+
+impl Prefixed {
+    fn named(mut params: MetricParameters) -> MetricParameters {
+        params.name = format!("{METRIC_PREFIX}{}", params.name).into();
+        params
+    }
+}
+
+impl CoreMeter for Prefixed {
+    fn new_attributes(&self, attribs: NewAttributes) -> MetricAttributes {
+        self.0.new_attributes(attribs)
+    }
+
+    fn extend_attributes(
+        &self,
+        existing: MetricAttributes,
+        attribs: NewAttributes,
+    ) -> MetricAttributes {
+        self.0.extend_attributes(existing, attribs)
+    }
+
+    fn counter(&self, params: MetricParameters) -> Counter {
+        self.0.counter(Self::named(params))
+    }
+
+    fn histogram(&self, params: MetricParameters) -> Histogram {
+        self.0.histogram(Self::named(params))
+    }
+
+    fn histogram_f64(&self, params: MetricParameters) -> HistogramF64 {
+        self.0.histogram_f64(Self::named(params))
+    }
+
+    fn histogram_duration(&self, params: MetricParameters) -> HistogramDuration {
+        self.0.histogram_duration(Self::named(params))
+    }
+
+    fn gauge(&self, params: MetricParameters) -> Gauge {
+        self.0.gauge(Self::named(params))
+    }
+
+    fn gauge_f64(&self, params: MetricParameters) -> GaugeF64 {
+        self.0.gauge_f64(Self::named(params))
+    }
+
+    fn up_down_counter(&self, params: MetricParameters) -> UpDownCounter {
+        self.0.up_down_counter(Self::named(params))
     }
 }
 
