@@ -1,4 +1,5 @@
 use domain::OrderError;
+use temporalio_common::protos::temporal::api::failure::v1::{Failure, failure::FailureInfo};
 use temporalio_sdk::ApplicationFailure;
 use temporalio_sdk::activities::ActivityError;
 
@@ -45,4 +46,27 @@ pub fn business_failure(err: OrderError) -> ApplicationFailure {
         .non_retryable(true)
         .details(err)
         .build()
+}
+
+/// Finds the business error in a failure chain: an application failure whose type is one of
+/// the contract's codes, with the contract's error body as its details. However deep the SDK
+/// nests it (an activity's failure, a local activity's, an update's), the chain holds it.
+pub fn business_error(failure: &Failure) -> Option<OrderError> {
+    let mut next = Some(failure);
+    while let Some(f) = next {
+        if let Some(FailureInfo::ApplicationFailureInfo(info)) = &f.failure_info
+            && OrderError::CODES.contains(&info.r#type.as_str())
+        {
+            let decoded = info
+                .details
+                .as_ref()
+                .and_then(|d| d.payloads.first())
+                .and_then(|p| serde_json::from_slice::<OrderError>(&p.data).ok());
+            if decoded.is_some() {
+                return decoded;
+            }
+        }
+        next = f.cause.as_deref();
+    }
+    None
 }

@@ -12,7 +12,6 @@ use temporalio_client::{
     Client, WorkflowExecuteUpdateOptions, WorkflowGetResultOptions, WorkflowIdConflictPolicy,
     WorkflowIdReusePolicy, WorkflowUpdateWithStartOptions,
 };
-use temporalio_common::protos::temporal::api::failure::v1::{Failure, failure::FailureInfo};
 use tonic_status::Code;
 use workflows::{OrderInput, OrderWorkflow};
 
@@ -209,27 +208,8 @@ impl OrderService {
     }
 }
 
-/// Finds the business error in a failure chain: an application failure whose type is one of
-/// the contract's codes, with the contract's error body as its details.
-pub fn business_error(failure: &Failure) -> Option<OrderError> {
-    let mut next = Some(failure);
-    while let Some(f) = next {
-        if let Some(FailureInfo::ApplicationFailureInfo(info)) = &f.failure_info
-            && OrderError::CODES.contains(&info.r#type.as_str())
-        {
-            let decoded = info
-                .details
-                .as_ref()
-                .and_then(|d| d.payloads.first())
-                .and_then(|p| serde_json::from_slice::<OrderError>(&p.data).ok());
-            if decoded.is_some() {
-                return decoded;
-            }
-        }
-        next = f.cause.as_deref();
-    }
-    None
-}
+/// Finds the business error in a failure chain (see [`activities::error::business_error`]).
+pub use activities::error::business_error;
 
 /// "Order ord-… by user 4: 2 lines, coupon 7" (one line: the UI shows it as the title).
 fn start_summary(order_id: &str, user_id: UserId, request: &PlaceOrderRequest) -> String {

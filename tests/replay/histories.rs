@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, ensure};
 use serde_json::Value;
 use temporalio_client::WorkflowHistory;
-use temporalio_common::protos::constants::PATCH_MARKER_NAME;
+use temporalio_common::protos::constants::{LOCAL_ACTIVITY_MARKER_NAME, PATCH_MARKER_NAME};
 use temporalio_common::protos::temporal::api::common::v1::Payload;
 use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
 use workflows::OrderWorkflow;
@@ -63,6 +63,29 @@ pub fn scheduled_activities(events: &[Value]) -> Vec<String> {
         .filter(|(kind, _)| *kind == "ActivityTaskScheduledEventAttributes")
         .filter_map(|(_, a)| a["activity_type"]["name"].as_str().map(str::to_owned))
         .collect()
+}
+
+/// The activity types the history ran as local activities, in order (from their markers).
+pub fn local_activities(events: &[Value]) -> Result<Vec<String>> {
+    let mut types = Vec::new();
+    for (kind, attrs) in events.iter().filter_map(attributes) {
+        if kind != "MarkerRecordedEventAttributes"
+            || attrs["marker_name"] != LOCAL_ACTIVITY_MARKER_NAME
+        {
+            continue;
+        }
+        let payload: Payload =
+            serde_json::from_value(attrs["details"]["data"]["payloads"][0].clone())
+                .context("a local activity marker without its data")?;
+        let data: Value = serde_json::from_slice(&payload.data)?;
+        types.push(
+            data["activity_type"]
+                .as_str()
+                .context("a local activity marker without its type")?
+                .to_owned(),
+        );
+    }
+    Ok(types)
 }
 
 /// The `ctx.patched` / `ctx.deprecate_patch` markers the history recorded, as `(id, deprecated)`.

@@ -43,43 +43,71 @@ const PATHS: [&str; 8] = [
     "workflow_cancelled_during_payment",
 ];
 
-/// The worked example of a patch (workflows/src/order.rs, `place`).
-const PATCH: &str = "placement-one-check";
+/// The worked examples of patches (workflows/src/order.rs): `place` checks with one activity,
+/// then every database step runs as a local activity.
+const ONE_CHECK: &str = "placement-one-check";
+const LOCAL_STEPS: &str = "local-steps";
 
-/// Histories recorded before `placement-one-check`, by the three-activity placement. The code
-/// can no longer record them, so they are kept, not re-recorded.
+/// Histories recorded before `placement-one-check`, by the three-activity placement, and
+/// before `local-steps`, by ordinary activities. The code can no longer record them, so they are
+/// kept, not re-recorded: they stand for the orders still running on those versions.
 const BEFORE_PATCH: &str = "_v1_before_patch";
+const BEFORE_LOCAL_STEPS: &str = "_v2_before_local_steps";
 
 /// A missing file would make the replay test pass vacuously for its path; a set recorded by
 /// the wrong code would prove nothing about the path it claims to hold.
 #[test]
-fn every_path_has_its_histories_before_and_after_the_patch() -> Result<()> {
+fn every_path_has_its_histories_of_every_version() -> Result<()> {
+    let marker = |id: &str| (id.to_owned(), false);
     for path in PATHS {
-        for (suffix, first_check, marker) in [
-            (BEFORE_PATCH, "validate_lines", false),
-            ("", "check_placement", true),
+        for (suffix, remote_first, local_first, markers) in [
+            (BEFORE_PATCH, Some("validate_lines"), None, vec![]),
+            (
+                BEFORE_LOCAL_STEPS,
+                Some("check_placement"),
+                None,
+                vec![marker(ONE_CHECK)],
+            ),
+            (
+                "",
+                None,
+                Some("check_placement"),
+                vec![marker(LOCAL_STEPS), marker(ONE_CHECK)],
+            ),
         ] {
             let file = histories::dir().join(format!("{path}{suffix}.json"));
             let events = histories::events(&file)?;
-            let activities = histories::scheduled_activities(&events);
-            ensure!(
-                activities
+            let scheduled = histories::scheduled_activities(&events);
+            let local = histories::local_activities(&events)?;
+            let first = |list: &[String], want: Option<&str>| match want {
+                Some(name) => list
                     .first()
-                    .is_some_and(|a| a == &format!("OrderActivities::{first_check}")),
-                "{} should place with {first_check}: {activities:?}",
-                file.display()
-            );
-            let markers = histories::patch_markers(&events)?;
+                    .is_some_and(|a| a == &format!("OrderActivities::{name}")),
+                None => true,
+            };
             ensure!(
-                markers
-                    == if marker {
-                        vec![(PATCH.to_owned(), false)]
-                    } else {
-                        vec![]
-                    },
-                "{} should {}have the {PATCH} marker: {markers:?}",
+                first(&scheduled, remote_first) && first(&local, local_first),
+                "{} should place with {:?}: scheduled {scheduled:?}, local {local:?}",
                 file.display(),
-                if marker { "" } else { "not " }
+                remote_first.or(local_first)
+            );
+            if local_first.is_some() {
+                // Only the data platform is left to the server.
+                ensure!(
+                    scheduled
+                        .iter()
+                        .all(|a| a == "OrderActivities::notify_platform"),
+                    "{} runs database steps as ordinary activities: {scheduled:?}",
+                    file.display()
+                );
+            } else {
+                ensure!(local.is_empty(), "{}: {local:?}", file.display());
+            }
+            let found = histories::patch_markers(&events)?;
+            ensure!(
+                found == markers,
+                "{} should have the markers {markers:?}, not {found:?}",
+                file.display()
             );
         }
     }

@@ -222,7 +222,9 @@ async fn workflow_cancelled_during_payment() -> R {
                 .build(),
         )
         .await?;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The compensation queues behind the stuck deduction once the workflow has the
+    // cancellation (with local steps, at its task's next heartbeat).
+    app.wait_for_lock_waiters(2).await?;
     blocker.rollback().await?;
     let err = business(payment.await?);
     ensure!(

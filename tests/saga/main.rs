@@ -433,7 +433,11 @@ async fn workflow_cancelled_during_payment_still_compensates() -> R {
                 .build(),
         )
         .await?;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Hold the lock until the workflow has taken the cancellation and its compensation
+    // (restore_stock, newest first) queues up behind the stuck deduction: two sessions of this
+    // database waiting on locks. With local activities the worker sees the cancellation at the
+    // workflow task's next heartbeat, so this takes a few seconds.
+    app.wait_for_lock_waiters(2).await?;
     blocker.rollback().await?;
 
     let answer = payment.await?;

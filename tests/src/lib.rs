@@ -251,6 +251,25 @@ impl TestApp {
             .await
     }
 
+    /// Waits until `n` sessions of this test's database are blocked on a lock (at most 30 s).
+    /// Tests that hold a row lock to freeze a step mid-payment use it to know that what they
+    /// expect to queue behind the lock (a compensation, say) has started.
+    pub async fn wait_for_lock_waiters(&self, n: i64) -> Result<()> {
+        for _ in 0..300 {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .fetch_one(&self.db)
+            .await?;
+            if waiting >= n {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("fewer than {n} sessions ever waited on a lock")
+    }
+
     /// The workflow's final result (waits for it).
     pub async fn result(&self, order_id: &str) -> Result<OrderResult> {
         let handle = self.client.get_workflow_handle::<OrderWorkflow>(order_id);

@@ -120,12 +120,13 @@ async fn steps(ctx: &WorkflowContext<FloorWorkflow>, n: u32, local: bool) {
 /// The shape of an order as `OrderWorkflow` runs it for an order without a coupon (the bench's
 /// orders): keep it in step with `order.rs`.
 pub const ORDER_SHAPE: FloorShape = FloorShape {
-    // validate_lines, check_points, record_order
-    placement_steps: 3,
+    // check_placement, record_order
+    placement_steps: 2,
     // charge_points, deduct_stock, complete_order
     payment_steps: 3,
     // notify_platform
     after_steps: 1,
-    local: false,
+    // the `local-steps` patch
+    local: true,
     payment_timeout_ms: 15 * 60 * 1000,
 };

@@ -29,7 +29,7 @@ use temporalio_sdk::{
 };
 
 use crate::saga::{Compensation, Saga};
-use crate::steps::{self, StepFailure, points};
+use crate::steps::{self, Mode, StepFailure, points};
 
 /// What a client starts an order with. The payment timeout is input, not a constant, so that
 /// tests can use seconds and a change of `PAYMENT_TIMEOUT` never breaks replay.
@@ -111,10 +111,16 @@ impl OrderWorkflow {
 
     async fn life(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<OrderResult> {
         let input = ctx.state(|s| s.input.clone());
+        // Decided once, before the first command, so that the whole order runs one way.
+        let mode = if ctx.patched(LOCAL_STEPS) {
+            Mode::Local
+        } else {
+            Mode::Remote
+        };
 
         // 1. Place.
         ctx.set_current_details("Validating the order");
-        let order = match place(ctx, &input).await {
+        let order = match place(ctx, &input, mode).await {
             Ok(order) => order,
             Err(failure) => {
                 let error = failure.to_order_error();
@@ -168,7 +174,7 @@ impl OrderWorkflow {
             match wake {
                 Wake::Expired => {
                     let reason = "no payment before expires_at".to_owned();
-                    let order = close(ctx, &order, OrderStatus::Expired, reason).await;
+                    let order = close(ctx, &order, OrderStatus::Expired, reason, mode).await;
                     answer_waiting_callers(ctx, &order);
                     return Ok(OrderResult {
                         order: Some(order),
@@ -177,7 +183,7 @@ impl OrderWorkflow {
                 }
                 Wake::Cancel => {
                     let reason = "canceled by the user".to_owned();
-                    let order = close(ctx, &order, OrderStatus::Canceled, reason).await;
+                    let order = close(ctx, &order, OrderStatus::Canceled, reason, mode).await;
                     ctx.state_mut(|s| s.cancel_result = Some(Ok(order.clone())));
                     return Ok(OrderResult {
                         order: Some(order),
@@ -186,14 +192,14 @@ impl OrderWorkflow {
                 }
                 Wake::WorkflowCancelled => {
                     let reason = "the workflow was cancelled while waiting for payment".to_owned();
-                    let order = close(ctx, &order, OrderStatus::Canceled, reason).await;
+                    let order = close(ctx, &order, OrderStatus::Canceled, reason, mode).await;
                     answer_waiting_callers(ctx, &order);
                     return Err(WorkflowTermination::cancelled());
                 }
                 Wake::Pay(attempt) => {
                     // 3. Pay.
                     ctx.set_current_details(format!("Paying (attempt {attempt})"));
-                    match pay(ctx, &order, attempt).await {
+                    match pay(ctx, &order, attempt, mode).await {
                         Ok(completed) => {
                             ctx.state_mut(|s| {
                                 s.pay_results.insert(attempt, Ok(completed.clone()));
@@ -225,7 +231,8 @@ impl OrderWorkflow {
                                 }
                                 _ => format!("payment failed: {} ({})", error, error.code()),
                             };
-                            let order = close(ctx, &order, OrderStatus::Canceled, reason).await;
+                            let order =
+                                close(ctx, &order, OrderStatus::Canceled, reason, mode).await;
                             let answer = if failure == StepFailure::Cancelled {
                                 Err(OrderError::not_payable(OrderStatus::Canceled))
                             } else {
@@ -386,10 +393,16 @@ fn set_status(ctx: &WorkflowContext<OrderWorkflow>, status: &str, user_id: UserI
 /// with the three; see README "Changing the workflow safely".
 const PLACEMENT_ONE_CHECK: &str = "placement-one-check";
 
+/// Workflows started from here on run every database step as a local activity (see
+/// [`steps::Mode`]); those started before go on scheduling ordinary activities. The data
+/// platform is an ordinary activity either way.
+const LOCAL_STEPS: &str = "local-steps";
+
 /// CONTRACT §2.1: lines, coupon, points, then the `PENDING` order. Read-only until the record.
 async fn place(
     ctx: &WorkflowContext<OrderWorkflow>,
     input: &OrderInput,
+    mode: Mode,
 ) -> Result<Order, StepFailure> {
     input
         .request
@@ -398,22 +411,26 @@ async fn place(
         .map_err(StepFailure::Business)?;
     let request = &input.request;
     let PlacementCheck { items, discount } = if ctx.patched(PLACEMENT_ONE_CHECK) {
-        ctx.execute_activity(
+        steps::run(
+            ctx,
             OrderActivities::check_placement,
             CheckPlacementInput {
                 user_id: input.user_id,
                 lines: request.items.clone(),
                 coupon_id: request.coupon_id,
             },
-            steps::check(format!(
-                "Check {} products and their stock{}, and the points of user {}",
-                request.items.len(),
-                request
-                    .coupon_id
-                    .map(|c| format!(", coupon {c}"))
-                    .unwrap_or_default(),
-                input.user_id
-            )),
+            steps::check(
+                mode,
+                format!(
+                    "Check {} products and their stock{}, and the points of user {}",
+                    request.items.len(),
+                    request
+                        .coupon_id
+                        .map(|c| format!(", coupon {c}"))
+                        .unwrap_or_default(),
+                    input.user_id
+                ),
+            ),
         )
         .await?
     } else {
@@ -441,10 +458,11 @@ async fn place(
         cancel_reason: None,
         platform_notified_at: None,
     };
-    ctx.execute_activity(
+    steps::run(
+        ctx,
         OrderActivities::record_order,
         order.clone(),
-        steps::must_finish(format!("Record order {} as PENDING", order.id)),
+        steps::must_finish(mode, format!("Record order {} as PENDING", order.id)),
     )
     .await?;
     Ok(order)
@@ -458,47 +476,52 @@ async fn place_checks_before_one_check(
     input: &OrderInput,
 ) -> Result<PlacementCheck, StepFailure> {
     let request = &input.request;
-    let items = ctx
-        .execute_activity(
-            OrderActivities::validate_lines,
-            request.items.clone(),
-            steps::check(format!(
-                "Check {} products and their stock",
-                request.items.len()
-            )),
-        )
-        .await?;
+    let items = steps::run(
+        ctx,
+        OrderActivities::validate_lines,
+        request.items.clone(),
+        steps::check(
+            Mode::Remote,
+            format!("Check {} products and their stock", request.items.len()),
+        ),
+    )
+    .await?;
     let subtotal = Pricing::subtotal(&items);
     let discount = match request.coupon_id {
         None => 0,
         Some(coupon_id) => {
-            ctx.execute_activity(
+            steps::run(
+                ctx,
                 OrderActivities::validate_coupon,
                 ValidateCouponInput {
                     user_id: input.user_id,
                     coupon_id,
                     subtotal,
                 },
-                steps::check(format!(
-                    "Check coupon {coupon_id} for user {}",
-                    input.user_id
-                )),
+                steps::check(
+                    Mode::Remote,
+                    format!("Check coupon {coupon_id} for user {}", input.user_id),
+                ),
             )
             .await?
         }
     };
     let total = subtotal - discount;
-    ctx.execute_activity(
+    steps::run(
+        ctx,
         OrderActivities::check_points,
         CheckPointsInput {
             user_id: input.user_id,
             total,
         },
-        steps::check(format!(
-            "Check that user {} has {} points",
-            input.user_id,
-            points(total)
-        )),
+        steps::check(
+            Mode::Remote,
+            format!(
+                "Check that user {} has {} points",
+                input.user_id,
+                points(total)
+            ),
+        ),
     )
     .await?;
     Ok(PlacementCheck { items, discount })
@@ -510,13 +533,14 @@ async fn pay(
     ctx: &WorkflowContext<OrderWorkflow>,
     order: &Order,
     attempt: u32,
+    mode: Mode,
 ) -> Result<Order, StepFailure> {
     let key = StepKey {
         order_id: order.id.clone(),
         attempt,
     };
-    let mut saga = Saga::new();
-    match pay_steps(ctx, order, &key, &mut saga).await {
+    let mut saga = Saga::new(mode);
+    match pay_steps(ctx, order, &key, &mut saga, mode).await {
         Ok(completed) => Ok(completed),
         Err(failure) => {
             ctx.set_current_details(format!("Compensating payment attempt {attempt}"));
@@ -531,23 +555,27 @@ async fn pay_steps(
     order: &Order,
     key: &StepKey,
     saga: &mut Saga,
+    mode: Mode,
 ) -> Result<Order, StepFailure> {
     saga.register(Compensation::RefundPoints(key.clone()));
-    let paid = ctx
-        .execute_activity(
-            OrderActivities::charge_points,
-            ChargePointsInput {
-                key: key.clone(),
-                user_id: order.user_id,
-                amount: order.total,
-            },
-            steps::forward(format!(
+    let paid = steps::run(
+        ctx,
+        OrderActivities::charge_points,
+        ChargePointsInput {
+            key: key.clone(),
+            user_id: order.user_id,
+            amount: order.total,
+        },
+        steps::forward(
+            mode,
+            format!(
                 "Charge {} points from user {}",
                 points(order.total),
                 order.user_id
-            )),
-        )
-        .await?;
+            ),
+        ),
+    )
+    .await?;
     let mut order = order.clone();
     order.status = OrderStatus::Paid;
     order.paid_at = Some(paid.at);
@@ -556,20 +584,22 @@ async fn pay_steps(
 
     if let Some(coupon_id) = order.coupon_id {
         saga.register(Compensation::ReleaseCoupon(key.clone()));
-        ctx.execute_activity(
+        steps::run(
+            ctx,
             OrderActivities::redeem_coupon,
             RedeemCouponInput {
                 key: key.clone(),
                 user_id: order.user_id,
                 coupon_id,
             },
-            steps::forward(format!("Redeem coupon {coupon_id}")),
+            steps::forward(mode, format!("Redeem coupon {coupon_id}")),
         )
         .await?;
     }
 
     saga.register(Compensation::RestoreStock(key.clone()));
-    ctx.execute_activity(
+    steps::run(
+        ctx,
         OrderActivities::deduct_stock,
         DeductStockInput {
             key: key.clone(),
@@ -582,19 +612,22 @@ async fn pay_steps(
                 })
                 .collect(),
         },
-        steps::forward(format!("Deduct the stock of {} lines", order.items.len())),
+        steps::forward(
+            mode,
+            format!("Deduct the stock of {} lines", order.items.len()),
+        ),
     )
     .await?;
 
     // Every step has taken effect: from here the order can only go forward, so completing it
     // is retried for as long as it takes instead of being undone after a timeout.
-    let done = ctx
-        .execute_activity(
-            OrderActivities::complete_order,
-            order.id.clone(),
-            steps::must_finish(format!("Complete order {}", order.id)),
-        )
-        .await?;
+    let done = steps::run(
+        ctx,
+        OrderActivities::complete_order,
+        order.id.clone(),
+        steps::must_finish(mode, format!("Complete order {}", order.id)),
+    )
+    .await?;
     order.status = OrderStatus::Completed;
     order.completed_at = Some(done.at);
     ctx.state_mut(|s| s.order = Some(order.clone()));
@@ -614,6 +647,7 @@ async fn close(
     order: &Order,
     status: OrderStatus,
     reason: String,
+    mode: Mode,
 ) -> Order {
     let input = CloseOrderInput {
         order_id: order.id.clone(),
@@ -624,17 +658,17 @@ async fn close(
     // Retried by Temporal without limit and never cancelled (`must_finish`), so this fails
     // only on a business refusal: the order already ended another way, as the database keeps
     // it. Say so loudly rather than loop.
-    let stamp = match ctx
-        .execute_activity(
-            OrderActivities::close_order,
-            input,
-            steps::must_finish(summary),
-        )
-        .await
+    let stamp = match steps::run(
+        ctx,
+        OrderActivities::close_order,
+        input,
+        steps::must_finish(mode, summary),
+    )
+    .await
     {
         Ok(stamp) => stamp.at,
         Err(e) => {
-            tracing::error!(order_id = %order.id, error = %e, "close_order refused");
+            tracing::error!(order_id = %order.id, error = ?e, "close_order refused");
             now(ctx)
         }
     };

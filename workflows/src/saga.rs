@@ -11,7 +11,7 @@ use activities::OrderActivities;
 use domain::saga::StepKey;
 use temporalio_sdk::{TimerOptions, WorkflowCancellationToken, WorkflowContext};
 
-use crate::steps::{self, StepFailure};
+use crate::steps::{self, Mode, StepFailure};
 
 /// The undo of one forward step, as plain data so the workflow state can show it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,14 +21,19 @@ pub enum Compensation {
     RestoreStock(StepKey),
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Saga {
     stack: Vec<Compensation>,
+    mode: Mode,
 }
 
 impl Saga {
-    pub fn new() -> Self {
-        Self::default()
+    /// Compensations run the way the forward steps ran (see [`Mode`]).
+    pub fn new(mode: Mode) -> Self {
+        Self {
+            stack: Vec::new(),
+            mode,
+        }
     }
 
     /// Call before running the forward step that `c` undoes.
@@ -43,7 +48,7 @@ impl Saga {
         for c in self.stack.into_iter().rev() {
             let mut pause = Duration::from_secs(1);
             loop {
-                match run(ctx, &c).await {
+                match run(ctx, &c, self.mode).await {
                     Ok(()) => break,
                     Err(e) => {
                         tracing::warn!(compensation = ?c, error = ?e, "compensation failed; retrying");
@@ -60,35 +65,38 @@ impl Saga {
     }
 }
 
-async fn run<W>(ctx: &WorkflowContext<W>, c: &Compensation) -> Result<(), StepFailure> {
+async fn run<W>(ctx: &WorkflowContext<W>, c: &Compensation, mode: Mode) -> Result<(), StepFailure> {
     match c {
         Compensation::RefundPoints(key) => {
             let summary = format!(
                 "Refund points of order {} (attempt {})",
                 key.order_id, key.attempt
             );
-            ctx.execute_activity(
+            steps::run(
+                ctx,
                 OrderActivities::refund_points,
                 key.clone(),
-                steps::compensation(summary),
+                steps::compensation(mode, summary),
             )
             .await?
         }
         Compensation::ReleaseCoupon(key) => {
             let summary = format!("Release the coupon of order {}", key.order_id);
-            ctx.execute_activity(
+            steps::run(
+                ctx,
                 OrderActivities::release_coupon,
                 key.clone(),
-                steps::compensation(summary),
+                steps::compensation(mode, summary),
             )
             .await?
         }
         Compensation::RestoreStock(key) => {
             let summary = format!("Restore the stock of order {}", key.order_id);
-            ctx.execute_activity(
+            steps::run(
+                ctx,
                 OrderActivities::restore_stock,
                 key.clone(),
-                steps::compensation(summary),
+                steps::compensation(mode, summary),
             )
             .await?
         }

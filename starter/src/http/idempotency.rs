@@ -40,10 +40,13 @@ pub fn fingerprint<T: Serialize>(route: &str, request: &T) -> Result<String, Api
     Ok(hex::encode(h.finalize()))
 }
 
-/// A stable value derived from a user's key, e.g. the order id of a keyed placement.
-pub fn derive(purpose: &str, user_id: UserId, key: &str) -> String {
+/// A stable value derived from a user's key in this database (`salt`: its installation id),
+/// e.g. the order id of a keyed placement.
+pub fn derive(purpose: &str, salt: &str, user_id: UserId, key: &str) -> String {
     let mut h = Sha256::new();
     h.update(purpose.as_bytes());
+    h.update(b"\n");
+    h.update(salt.as_bytes());
     h.update(b"\n");
     h.update(user_id.to_string().as_bytes());
     h.update(b"\n");

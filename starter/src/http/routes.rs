@@ -214,15 +214,19 @@ pub async fn place_order(
         Ok(f) => f,
         Err(e) => return e.into_response(),
     };
-    // A keyed placement always means the same order, so running it again (after a 503, or
-    // after the API died mid-request) attaches to the same workflow instead of placing twice.
-    let order_id = match &key {
-        Some(k) => format!("ord-{}", &idempotency::derive("place", user, k)[..32]),
-        None => OrderService::new_order_id(),
-    };
-    record_order_id(&order_id);
     let st = state.clone();
-    idempotency::once(&state, user, key, fingerprint, move || async move {
+    idempotency::once(&state, user, key.clone(), fingerprint, move || async move {
+        // A keyed placement always means the same order, so running it again (after a 503, or
+        // after the API died mid-request) attaches to the same workflow instead of placing
+        // twice.
+        let order_id = match &key {
+            Some(k) => {
+                let salt = st.installation_id().await?;
+                format!("ord-{}", &idempotency::derive("place", salt, user, k)[..32])
+            }
+            None => OrderService::new_order_id(),
+        };
+        record_order_id(&order_id);
         let order = st.orders().await?.place(&order_id, user, req).await?;
         Answer::created(&order)
     })

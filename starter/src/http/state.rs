@@ -30,6 +30,8 @@ struct Inner {
     temporal: tokio::sync::Mutex<Temporal>,
     /// Users known to exist (users are never deleted), so tokens are checked without a query.
     known_users: Mutex<HashSet<UserId>>,
+    /// This database's `installation.id`, read once.
+    installation: tokio::sync::OnceCell<String>,
 }
 
 #[derive(Default)]
@@ -59,6 +61,7 @@ impl AppState {
                     failed_at: None,
                 }),
                 known_users: Mutex::new(HashSet::new()),
+                installation: tokio::sync::OnceCell::new(),
             }),
         }
     }
@@ -106,6 +109,20 @@ impl AppState {
             &self.inner.settings.task_queue,
             self.inner.settings.payment_timeout,
         ))
+    }
+
+    /// The id that names this database for good (see migrations/0003_installation.sql).
+    pub async fn installation_id(&self) -> Result<&str, ApiError> {
+        let id = self
+            .inner
+            .installation
+            .get_or_try_init(|| async {
+                sqlx::query_scalar::<_, String>("SELECT id::text FROM installation")
+                    .fetch_one(&self.inner.db)
+                    .await
+            })
+            .await?;
+        Ok(id)
     }
 
     pub async fn user_exists(&self, id: UserId) -> Result<bool, ApiError> {
