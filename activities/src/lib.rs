@@ -163,6 +163,20 @@ impl OrderActivities {
         stock::deduct(&self.db, &input).await.activity()
     }
 
+    /// The last step of a payment: deducts every line and completes the order (`PAID` →
+    /// `COMPLETED`) in one transaction. Compensated, when it never committed, by
+    /// `restore_stock`, which fences it.
+    #[activity]
+    pub async fn deduct_stock_and_complete(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: DeductStockInput,
+    ) -> Result<Stamp, ActivityError> {
+        stock::deduct_and_complete(&self.db, &input)
+            .await
+            .activity()
+    }
+
     /// Compensates `deduct_stock`: restores exactly what that attempt deducted, or fences it.
     #[activity]
     pub async fn restore_stock(

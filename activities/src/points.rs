@@ -35,84 +35,84 @@ async fn apply_charge(
     input: &ChargePointsInput,
 ) -> Result<Stamp, StepError> {
     let key = &input.key;
-    let order: Option<(i64, String, i64)> =
-        sqlx::query_as("SELECT user_id, status, total FROM orders WHERE id = $1 FOR UPDATE")
-            .bind(&key.order_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-    let Some((user_id, status, total)) = order else {
-        return Err(OrderError::OrderNotFound {
-            order_id: key.order_id.clone(),
-        }
-        .into());
-    };
-    if status != OrderStatus::Pending.as_str() {
-        return Err(OrderError::OrderNotPayable { status }.into());
-    }
-    if user_id != input.user_id || total != input.amount {
-        return Err(OrderError::invalid(format!(
-            "charge of {} to user {} does not match order {} (user {}, total {})",
-            input.amount, input.user_id, key.order_id, user_id, total
-        ))
-        .into());
-    }
-    let amount = total;
-    if amount > 0 {
-        let left: Option<i64> = sqlx::query_scalar(
-            "UPDATE users SET points = points - $2 WHERE id = $1 AND points >= $2 RETURNING points",
-        )
-        .bind(user_id)
-        .bind(amount)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if left.is_none() {
-            let points: Option<i64> = sqlx::query_scalar("SELECT points FROM users WHERE id = $1")
-                .bind(user_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-            return Err(match points {
-                Some(points) => OrderError::InsufficientPoints {
-                    points,
-                    total: amount,
-                },
-                None => OrderError::invalid(format!("unknown user {user_id}")),
-            }
-            .into());
-        }
-        sqlx::query(
-            "INSERT INTO point_ledger (user_id, order_id, attempt, kind, amount) \
-             VALUES ($1, $2, $3, 'CHARGE', $4)",
-        )
-        .bind(user_id)
-        .bind(&key.order_id)
-        .bind(fence::attempt(key))
-        .bind(amount)
-        .execute(&mut *tx)
-        .await?;
-    }
+    // The usual case in two statements: the order goes PENDING → PAID (its row locked), then
+    // the points, the ledger row and the step's record change together. Anything unusual is
+    // explained by `refusal`, after which the transaction rolls back.
     let paid_at: Option<DateTime<Utc>> = sqlx::query_scalar(
         "UPDATE orders SET status = 'PAID', paid_at = now() \
-         WHERE id = $1 AND status = 'PENDING' RETURNING paid_at",
+         WHERE id = $1 AND status = 'PENDING' AND user_id = $2 AND total = $3 \
+         RETURNING paid_at",
     )
     .bind(&key.order_id)
+    .bind(input.user_id)
+    .bind(input.amount)
     .fetch_optional(&mut *tx)
     .await?;
     let Some(at) = paid_at else {
-        // Unreachable while the row lock above holds, but never charge without paying.
-        let status: String = sqlx::query_scalar("SELECT status FROM orders WHERE id = $1")
-            .bind(&key.order_id)
-            .fetch_one(&mut *tx)
-            .await?;
-        return Err(OrderError::OrderNotPayable { status }.into());
+        return Err(refusal(tx, input).await);
     };
-    fence::set_detail(
-        tx,
-        CHARGE_POINTS,
-        key,
-        &json!({ "user_id": user_id, "amount": amount, "at": at }),
+    let detail = json!({ "user_id": input.user_id, "amount": input.amount, "at": at });
+    let charged: i64 = sqlx::query_scalar(
+        "WITH u AS ( \
+             UPDATE users SET points = points - $3 WHERE id = $2 AND points >= $3 RETURNING id \
+         ), l AS ( \
+             INSERT INTO point_ledger (user_id, order_id, attempt, kind, amount) \
+             SELECT id, $1, $4, 'CHARGE', $3 FROM u WHERE $3 > 0 RETURNING 1 \
+         ), s AS ( \
+             UPDATE saga_steps SET detail = $5::text::jsonb, updated_at = now() \
+             WHERE order_id = $1 AND step = 'charge_points' AND attempt = $4 \
+               AND EXISTS (SELECT 1 FROM u) \
+             RETURNING 1 \
+         ) SELECT count(*) FROM u",
     )
+    .bind(&key.order_id)
+    .bind(input.user_id)
+    .bind(input.amount)
+    .bind(fence::attempt(key))
+    .bind(detail.to_string())
+    .fetch_one(&mut *tx)
     .await?;
+    if charged == 0 {
+        let points: Option<i64> = sqlx::query_scalar("SELECT points FROM users WHERE id = $1")
+            .bind(input.user_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        return Err(match points {
+            Some(points) => OrderError::InsufficientPoints {
+                points,
+                total: input.amount,
+            },
+            None => OrderError::invalid(format!("unknown user {}", input.user_id)),
+        }
+        .into());
+    }
     Ok(Stamp { at })
+}
+
+/// Why an order cannot be charged as asked: it does not exist, it is not `PENDING`, or the
+/// charge does not match it.
+async fn refusal(tx: &mut PgConnection, input: &ChargePointsInput) -> StepError {
+    let key = &input.key;
+    let order: Result<Option<(i64, String, i64)>, sqlx::Error> =
+        sqlx::query_as("SELECT user_id, status, total FROM orders WHERE id = $1")
+            .bind(&key.order_id)
+            .fetch_optional(&mut *tx)
+            .await;
+    match order {
+        Err(e) => e.into(),
+        Ok(None) => OrderError::OrderNotFound {
+            order_id: key.order_id.clone(),
+        }
+        .into(),
+        Ok(Some((_, status, _))) if status != OrderStatus::Pending.as_str() => {
+            OrderError::OrderNotPayable { status }.into()
+        }
+        Ok(Some((user_id, _, total))) => OrderError::invalid(format!(
+            "charge of {} to user {} does not match order {} (user {user_id}, total {total})",
+            input.amount, input.user_id, key.order_id
+        ))
+        .into(),
+    }
 }
 
 /// Compensates `charge`: gives back exactly what this attempt charged (as its ledger row says),

@@ -1,7 +1,8 @@
 //! Deduct the stock of every line, and its compensation, restore the stock.
 use std::collections::BTreeMap;
 
-use domain::saga::{DeductStockInput, StepKey};
+use chrono::{DateTime, Utc};
+use domain::saga::{DeductStockInput, Stamp, StepKey};
 use domain::{LineRequest, OrderError, ProductId};
 use serde_json::json;
 use sqlx::{PgConnection, PgPool};
@@ -18,10 +19,37 @@ pub async fn deduct(db: &PgPool, input: &DeductStockInput) -> Result<(), StepErr
     let mut tx = db.begin().await?;
     let result = match fence::claim_forward(&mut tx, DEDUCT_STOCK, &input.key).await {
         Ok(Forward::Done(_)) => Ok(()),
-        Ok(Forward::Claimed) => apply_deduct(&mut tx, input).await,
+        Ok(Forward::Claimed) => apply_deduct(&mut tx, input, false).await.map(|_| ()),
         Err(e) => Err(e),
     };
     fence::finish(tx, result).await
+}
+
+/// `deduct`, and the order `PAID` → `COMPLETED` in the same transaction: the last step of a
+/// payment, after which there is nothing left that could fail or need undoing. Idempotent by
+/// `input.key` (a repeat answers the same stamp); fenced by `restore` like `deduct`. A refusal
+/// (`PRODUCT_NOT_FOUND`, `INSUFFICIENT_STOCK`, an order that is not `PAID`) leaves nothing
+/// behind.
+pub async fn deduct_and_complete(
+    db: &PgPool,
+    input: &DeductStockInput,
+) -> Result<Stamp, StepError> {
+    let mut tx = db.begin().await?;
+    let result = match fence::claim_forward(&mut tx, DEDUCT_STOCK, &input.key).await {
+        Ok(Forward::Done(detail)) => completed_at(&detail),
+        Ok(Forward::Claimed) => apply_deduct(&mut tx, input, true).await.and_then(|at| {
+            at.map(|at| Stamp { at })
+                .ok_or_else(|| StepError::Business(OrderError::invalid("no completion stamp")))
+        }),
+        Err(e) => Err(e),
+    };
+    fence::finish(tx, result).await
+}
+
+fn completed_at(detail: &serde_json::Value) -> Result<Stamp, StepError> {
+    let at: DateTime<Utc> = serde_json::from_value(detail["completed_at"].clone())
+        .map_err(|e| StepError::Db(sqlx::Error::Decode(Box::new(e))))?;
+    Ok(Stamp { at })
 }
 
 /// The quantity per product, in first-mention order (a product named twice is summed).
@@ -59,7 +87,14 @@ async fn lock_products(
     Ok(rows.into_iter().collect())
 }
 
-async fn apply_deduct(tx: &mut PgConnection, input: &DeductStockInput) -> Result<(), StepError> {
+/// Deducts every line (the products locked in id order and checked first), records the ledger
+/// rows and the step's detail, and with `complete` moves the order `PAID` → `COMPLETED`, in
+/// one statement after the check. Returns the completion stamp when it completed.
+async fn apply_deduct(
+    tx: &mut PgConnection,
+    input: &DeductStockInput,
+    complete: bool,
+) -> Result<Option<DateTime<Utc>>, StepError> {
     let key = &input.key;
     let wanted = quantities(&input.lines)?;
     let mut ids: Vec<ProductId> = wanted.iter().map(|(id, _)| *id).collect();
@@ -80,31 +115,57 @@ async fn apply_deduct(tx: &mut PgConnection, input: &DeductStockInput) -> Result
     }
     let mut sorted = wanted.clone();
     sorted.sort_unstable();
+    let lines: Vec<_> = wanted
+        .iter()
+        .map(|(id, q)| json!({ "product_id": id, "quantity": q }))
+        .collect();
     let (ids, qtys): (Vec<i64>, Vec<i64>) = sorted.into_iter().unzip();
-    sqlx::query(
-        "UPDATE products p SET stock = p.stock - d.q \
-         FROM UNNEST($1::bigint[], $2::bigint[]) AS d(id, q) WHERE p.id = d.id",
-    )
-    .bind(&ids)
-    .bind(&qtys)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query(
-        "INSERT INTO stock_ledger (product_id, order_id, attempt, kind, quantity) \
-         SELECT d.id, $3, $4, 'DEDUCT', d.q FROM UNNEST($1::bigint[], $2::bigint[]) AS d(id, q)",
+    // The completion stamp is the transaction's `now()`, written into the order and the step's
+    // detail (so a repeat answers it) by the same statement.
+    let row: (bool, DateTime<Utc>) = sqlx::query_as(
+        "WITH d(id, q) AS (SELECT * FROM UNNEST($1::bigint[], $2::bigint[])), \
+         p AS ( \
+             UPDATE products SET stock = products.stock - d.q FROM d \
+             WHERE products.id = d.id RETURNING products.id \
+         ), l AS ( \
+             INSERT INTO stock_ledger (product_id, order_id, attempt, kind, quantity) \
+             SELECT d.id, $3, $4, 'DEDUCT', d.q FROM d RETURNING 1 \
+         ), s AS ( \
+             UPDATE saga_steps SET updated_at = now(), detail = $5::text::jsonb \
+                 || CASE WHEN $6 THEN jsonb_build_object('completed_at', now()) \
+                         ELSE '{}'::jsonb END \
+             WHERE order_id = $3 AND step = 'deduct_stock' AND attempt = $4 RETURNING 1 \
+         ), c AS ( \
+             UPDATE orders SET status = 'COMPLETED', completed_at = now() \
+             WHERE $6 AND id = $3 AND status = 'PAID' RETURNING 1 \
+         ) SELECT EXISTS (SELECT 1 FROM c), now()",
     )
     .bind(&ids)
     .bind(&qtys)
     .bind(&key.order_id)
     .bind(fence::attempt(key))
-    .execute(&mut *tx)
+    .bind(json!({ "lines": lines }).to_string())
+    .bind(complete)
+    .fetch_one(&mut *tx)
     .await?;
-    let lines: Vec<_> = wanted
-        .iter()
-        .map(|(id, q)| json!({ "product_id": id, "quantity": q }))
-        .collect();
-    fence::set_detail(tx, DEDUCT_STOCK, key, &json!({ "lines": lines })).await?;
-    Ok(())
+    let (completed, at) = row;
+    if !complete {
+        return Ok(None);
+    }
+    if !completed {
+        let status: Option<String> = sqlx::query_scalar("SELECT status FROM orders WHERE id = $1")
+            .bind(&key.order_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        return Err(match status {
+            Some(status) => OrderError::OrderNotPayable { status },
+            None => OrderError::OrderNotFound {
+                order_id: key.order_id.clone(),
+            },
+        }
+        .into());
+    }
+    Ok(Some(at))
 }
 
 /// Compensates `deduct`: puts back exactly the quantities this attempt's ledger rows deducted,

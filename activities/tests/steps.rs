@@ -999,6 +999,83 @@ async fn deduct_and_restore_are_idempotent_and_restore_fences() {
 }
 
 #[tokio::test]
+async fn deduct_and_complete_is_one_step_that_completes_once() {
+    let t = TestDb::new().await;
+    let pool = &t.pool;
+    let s = shop(pool).await;
+    let order = place(pool, "o-last", s.user, &[(s.dear, 2), (s.cheap, 1)], None)
+        .await
+        .unwrap();
+
+    // Not PAID yet: refused, nothing deducted, nothing recorded.
+    let e = stock::deduct_and_complete(pool, &deduct_input(&order, 1))
+        .await
+        .unwrap_err();
+    assert_eq!(business(e), OrderError::not_payable(OrderStatus::Pending));
+    assert_eq!(stock_of(pool, s.dear).await, 3);
+    assert_eq!(step_state(pool, &order, "deduct_stock", 1).await, None);
+
+    points::charge(pool, &charge_input(&order, 1))
+        .await
+        .unwrap();
+    let first = stock::deduct_and_complete(pool, &deduct_input(&order, 1))
+        .await
+        .unwrap();
+    let again = stock::deduct_and_complete(pool, &deduct_input(&order, 1))
+        .await
+        .unwrap();
+    assert_eq!(first, again, "a repeat answers the first stamp");
+    assert_eq!(status_of(pool, &order).await, OrderStatus::Completed);
+    let completed_at: Option<chrono::DateTime<Utc>> =
+        sqlx::query_scalar("SELECT completed_at FROM orders WHERE id = $1")
+            .bind(&order.id)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert_eq!(completed_at, Some(first.at));
+    assert_eq!(
+        (stock_of(pool, s.dear).await, stock_of(pool, s.cheap).await),
+        (1, 9)
+    );
+    assert_eq!(
+        count(
+            pool,
+            "SELECT count(*) FROM stock_ledger WHERE kind = 'DEDUCT'"
+        )
+        .await,
+        2
+    );
+
+    // Refused for want of stock: the order stays PAID, nothing is deducted, and the
+    // compensation then only fences the step.
+    let short = place(pool, "o-last-short", s.user, &[(s.dear, 1)], None)
+        .await
+        .unwrap();
+    points::charge(pool, &charge_input(&short, 1))
+        .await
+        .unwrap();
+    let big = DeductStockInput {
+        key: key(&short, 1),
+        lines: lines(&[(s.dear, 3)]),
+    };
+    let e = stock::deduct_and_complete(pool, &big).await.unwrap_err();
+    assert_eq!(
+        business(e),
+        OrderError::InsufficientStock {
+            product_id: s.dear,
+            available: 1
+        }
+    );
+    assert_eq!(status_of(pool, &short).await, OrderStatus::Paid);
+    unwind(pool, &short, 1).await;
+    assert_eq!(
+        step_state(pool, &short, "deduct_stock", 1).await.as_deref(),
+        Some("FENCED")
+    );
+    t.finish().await;
+}
+
+#[tokio::test]
 async fn deduct_refusals_change_nothing() {
     let t = TestDb::new().await;
     let pool = &t.pool;

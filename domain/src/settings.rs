@@ -13,6 +13,9 @@ pub struct Settings {
     pub http_addr: String,
     pub data_platform_url: String,
     pub payment_timeout: Duration,
+    /// `STEP_MODE`: `local` (default) runs an order's database steps as local activities,
+    /// `remote` as ordinary ones (slower; each step then shows on its own in the Web UI).
+    pub remote_steps: bool,
     pub auth_secret: String,
     /// False when `AUTH_SECRET` was not set and the development secret is in use.
     pub auth_secret_from_env: bool,
@@ -22,6 +25,8 @@ pub struct Settings {
 pub enum SettingsError {
     #[error("PAYMENT_TIMEOUT={value:?} is not a duration such as 3s, 90s or 15m: {reason}")]
     PaymentTimeout { value: String, reason: String },
+    #[error("STEP_MODE={0:?} must be local or remote")]
+    StepMode(String),
 }
 
 impl Settings {
@@ -38,6 +43,11 @@ impl Settings {
                 reason,
             })?,
         };
+        let remote_steps = match get("STEP_MODE").as_deref() {
+            None | Some("local") => false,
+            Some("remote") => true,
+            Some(other) => return Err(SettingsError::StepMode(other.to_owned())),
+        };
         let secret = get("AUTH_SECRET");
         Ok(Self {
             temporal_address: or("TEMPORAL_ADDRESS", "127.0.0.1:7233"),
@@ -47,6 +57,7 @@ impl Settings {
             http_addr: or("HTTP_ADDR", "127.0.0.1:8080"),
             data_platform_url: or("DATA_PLATFORM_URL", "http://127.0.0.1:8090/events"),
             payment_timeout,
+            remote_steps,
             auth_secret_from_env: secret.is_some(),
             auth_secret: secret.unwrap_or_else(|| DEV_AUTH_SECRET.to_owned()),
         })
@@ -93,5 +104,14 @@ mod tests {
             Settings::from_lookup(|k| (k == "PAYMENT_TIMEOUT").then(|| "soon".into())).is_err()
         );
         assert!(Settings::from_lookup(|k| (k == "PAYMENT_TIMEOUT").then(|| "0s".into())).is_err());
+    }
+
+    #[test]
+    fn step_mode_is_local_unless_told_remote() {
+        let with = |v: &str| Settings::from_lookup(|k| (k == "STEP_MODE").then(|| v.to_owned()));
+        assert!(!Settings::from_lookup(|_| None).unwrap().remote_steps);
+        assert!(!with("local").unwrap().remote_steps);
+        assert!(with("remote").unwrap().remote_steps);
+        assert!(with("fast").is_err());
     }
 }

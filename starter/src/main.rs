@@ -414,10 +414,8 @@ async fn connect(settings: &Settings) -> anyhow::Result<OrderService> {
         .await
         .with_context(|| format!("cannot reach PostgreSQL at {}", settings.database_url))?;
     let client = worker::connect_temporal(settings).await?;
-    Ok(OrderService::new(
-        client,
-        db,
-        &settings.task_queue,
-        settings.payment_timeout,
-    ))
+    Ok(
+        OrderService::new(client, db, &settings.task_queue, settings.payment_timeout)
+            .with_remote_steps(settings.remote_steps),
+    )
 }

@@ -49,6 +49,8 @@ pub struct OrderService {
     pub db: PgPool,
     pub task_queue: String,
     pub payment_timeout: Duration,
+    /// `STEP_MODE=remote`: new orders run their database steps as ordinary activities.
+    pub remote_steps: bool,
 }
 
 impl OrderService {
@@ -58,7 +60,14 @@ impl OrderService {
             db,
             task_queue: task_queue.to_owned(),
             payment_timeout,
+            remote_steps: false,
         }
+    }
+
+    /// New orders run their database steps as ordinary activities (`STEP_MODE=remote`).
+    pub fn with_remote_steps(mut self, remote: bool) -> Self {
+        self.remote_steps = remote;
+        self
     }
 
     /// A fresh order id (also the workflow id).
@@ -85,6 +94,7 @@ impl OrderService {
             user_id,
             request,
             payment_timeout_ms: u64::try_from(self.payment_timeout.as_millis()).unwrap_or(u64::MAX),
+            remote_steps: self.remote_steps,
         };
         let options = WorkflowUpdateWithStartOptions::new(
             self.task_queue.clone(),

@@ -381,10 +381,14 @@ async fn worker_metrics_show_the_sdk_metrics_and_what_the_orders_did() -> R {
             "{step}: {text}"
         );
     }
-    // One at payment (deduct_stock), one at placement (whichever activity checks the lines).
+    // One at payment (the last step, deduct_stock_and_complete), one at placement (whichever
+    // activity checks the lines).
     let refusals = |labels: &[(&str, &str)]| orders("order_saga_business_errors_total", labels);
     assert_eq!(
-        refusals(&[("activity", "deduct_stock"), ("code", "INSUFFICIENT_STOCK")]),
+        refusals(&[
+            ("activity", "deduct_stock_and_complete"),
+            ("code", "INSUFFICIENT_STOCK")
+        ]),
         1.0,
         "{text}"
     );

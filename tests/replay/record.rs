@@ -196,10 +196,10 @@ async fn workflow_cancelled_during_payment() -> R {
         .await;
     let placed = app.place(user, &[(a, 2)], Some(coupon)).await?;
 
-    // Hold the product's row so that deduct_stock blocks mid-payment.
+    // Hold the coupon's row so that redeem_coupon blocks mid-payment, after the charge.
     let mut blocker = app.db.begin().await?;
-    sqlx::query("SELECT stock FROM products WHERE id = $1 FOR UPDATE")
-        .bind(a)
+    sqlx::query("SELECT status FROM coupons WHERE id = $1 FOR UPDATE")
+        .bind(coupon)
         .execute(&mut *blocker)
         .await?;
     let service = app.service.clone();

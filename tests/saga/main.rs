@@ -403,10 +403,10 @@ async fn workflow_cancelled_during_payment_still_compensates() -> R {
         .await;
     let placed = app.place(user, &[(a, 2)], Some(coupon)).await?;
 
-    // Hold the product's row so that deduct_stock blocks mid-payment.
+    // Hold the coupon's row so that redeem_coupon blocks mid-payment, after the charge.
     let mut blocker = app.db.begin().await?;
-    sqlx::query("SELECT stock FROM products WHERE id = $1 FOR UPDATE")
-        .bind(a)
+    sqlx::query("SELECT status FROM coupons WHERE id = $1 FOR UPDATE")
+        .bind(coupon)
         .execute(&mut *blocker)
         .await?;
 
@@ -414,7 +414,7 @@ async fn workflow_cancelled_during_payment_still_compensates() -> R {
     let id = placed.id.clone();
     let payment = tokio::spawn(async move { service.pay(&id).await });
 
-    // Wait until the points are charged and the coupon redeemed (the order is PAID).
+    // Wait until the points are charged (the order is PAID) and the coupon step is stuck.
     let mut waited = 0;
     while app.service.show(&placed.id).await?.status != OrderStatus::Paid {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -434,9 +434,9 @@ async fn workflow_cancelled_during_payment_still_compensates() -> R {
         )
         .await?;
     // Hold the lock until the workflow has taken the cancellation and its compensation
-    // (restore_stock, newest first) queues up behind the stuck deduction: two sessions of this
-    // database waiting on locks. With local activities the worker sees the cancellation at the
-    // workflow task's next heartbeat, so this takes a few seconds.
+    // (release_coupon, newest first) queues up behind the stuck redemption: two sessions of
+    // this database waiting on locks. With local activities the worker sees the cancellation at
+    // the workflow task's next heartbeat, so this takes a few seconds.
     app.wait_for_lock_waiters(2).await?;
     blocker.rollback().await?;
 
@@ -453,6 +453,46 @@ async fn workflow_cancelled_during_payment_still_compensates() -> R {
     assert_eq!(app.points(user).await, 50_000, "points refunded");
     assert_eq!(app.stock(a).await, 5, "stock restored or never deducted");
     assert_eq!(app.coupon_status(coupon).await, ("AVAILABLE".into(), None));
+    app.finish().await
+}
+
+#[tokio::test]
+async fn a_cancellation_during_the_last_step_lets_the_order_complete() -> R {
+    let app = spawn_app().await;
+    let user = app.user(50_000).await;
+    let a = app.product(5_000, 5).await;
+    let placed = app.place(user, &[(a, 2)], None).await?;
+
+    // Hold the product's row so that the last step (deduct and complete) blocks.
+    let mut blocker = app.db.begin().await?;
+    sqlx::query("SELECT stock FROM products WHERE id = $1 FOR UPDATE")
+        .bind(a)
+        .execute(&mut *blocker)
+        .await?;
+    let service = app.service.clone();
+    let id = placed.id.clone();
+    let payment = tokio::spawn(async move { service.pay(&id).await });
+    app.wait_for_lock_waiters(1).await?;
+    app.client
+        .get_workflow_handle::<OrderWorkflow>(placed.id.as_str())
+        .cancel(
+            WorkflowCancelOptions::builder()
+                .reason("operator test")
+                .build(),
+        )
+        .await?;
+    app.wait_until_the_worker_has_the_cancellation(&placed.id)
+        .await?;
+    blocker.rollback().await?;
+
+    // The last step is the point of no return: once it runs, the order completes, and the
+    // cancellation undoes nothing.
+    let paid = payment.await??;
+    assert_eq!(paid.status, OrderStatus::Completed);
+    assert_eq!(app.points(user).await, 40_000);
+    assert_eq!(app.stock(a).await, 3);
+    let result = app.result(&placed.id).await?;
+    assert_eq!(result.order.map(|o| o.status), Some(OrderStatus::Completed));
     app.finish().await
 }
 
@@ -578,5 +618,43 @@ async fn the_checker_finds_stranded_orders_and_broken_ledgers() -> R {
     app.service.cancel(&waiting.id).await?;
     let repaired = starter::check::run(&app.db, Some(&app.client)).await?;
     assert!(repaired.ok, "{:?}", repaired.violations);
+    app.finish().await
+}
+
+#[tokio::test]
+async fn step_mode_remote_runs_every_step_as_an_ordinary_activity() -> R {
+    use temporalio_common::protos::temporal::api::enums::v1::EventType;
+    let app = spawn_app().await;
+    let user = app.user(20_000).await;
+    let a = app.product(3_000, 5).await;
+    let coupon = app
+        .coupon(user, Discount::Fixed { amount: 500 }, None)
+        .await;
+    let remote = app.service.clone().with_remote_steps(true);
+    let id = starter::OrderService::new_order_id();
+    let placed = remote
+        .place(&id, user, saga_tests::request(&[(a, 2)], Some(coupon)))
+        .await?;
+    let paid = remote.pay(&placed.id).await?;
+    assert_eq!(paid.status, OrderStatus::Completed);
+    assert_eq!(app.points(user).await, 14_500);
+    app.result(&id).await?;
+
+    let events = app
+        .client
+        .get_workflow_handle::<OrderWorkflow>(id.as_str())
+        .fetch_history(temporalio_client::WorkflowFetchHistoryOptions::default())
+        .into_events()
+        .await?;
+    let scheduled = events
+        .iter()
+        .filter(|e| e.event_type == EventType::ActivityTaskScheduled as i32)
+        .count();
+    let local = events
+        .iter()
+        .filter(|e| e.event_type == EventType::MarkerRecorded as i32)
+        .count();
+    // check, record, charge, redeem, deduct, complete, notify; the markers are the two patches.
+    assert_eq!((scheduled, local), (7, 2));
     app.finish().await
 }

@@ -270,6 +270,31 @@ impl TestApp {
         bail!("fewer than {n} sessions ever waited on a lock")
     }
 
+    /// Waits until the order's workflow has been asked to cancel and a workflow task has
+    /// started since (the worker has the cancellation in hand), at most 30 s.
+    pub async fn wait_until_the_worker_has_the_cancellation(&self, order_id: &str) -> Result<()> {
+        use temporalio_common::protos::temporal::api::enums::v1::EventType;
+        let handle = self.client.get_workflow_handle::<OrderWorkflow>(order_id);
+        for _ in 0..300 {
+            let events = handle
+                .fetch_history(temporalio_client::WorkflowFetchHistoryOptions::default())
+                .into_events()
+                .await?;
+            let requested = events
+                .iter()
+                .position(|e| e.event_type == EventType::WorkflowExecutionCancelRequested as i32);
+            if let Some(i) = requested
+                && events[i..]
+                    .iter()
+                    .any(|e| e.event_type == EventType::WorkflowTaskStarted as i32)
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("the worker never took the cancellation of {order_id}")
+    }
+
     /// The workflow's final result (waits for it).
     pub async fn result(&self, order_id: &str) -> Result<OrderResult> {
         let handle = self.client.get_workflow_handle::<OrderWorkflow>(order_id);

@@ -277,7 +277,9 @@ impl Counters {
         match result {
             Ok(_) => match activity {
                 "record_order" => self.add(&self.placed, vec![]),
-                "complete_order" => self.add(
+                // Workflows before `local-steps` complete with their own step; later ones
+                // complete in the same transaction as the stock.
+                "complete_order" | "deduct_stock_and_complete" => self.add(
                     &self.closed,
                     vec![MetricKeyValue::new("status", "COMPLETED")],
                 ),

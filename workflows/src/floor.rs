@@ -122,8 +122,8 @@ async fn steps(ctx: &WorkflowContext<FloorWorkflow>, n: u32, local: bool) {
 pub const ORDER_SHAPE: FloorShape = FloorShape {
     // check_placement, record_order
     placement_steps: 2,
-    // charge_points, deduct_stock, complete_order
-    payment_steps: 3,
+    // charge_points, deduct_stock_and_complete
+    payment_steps: 2,
     // notify_platform
     after_steps: 1,
     // the `local-steps` patch

@@ -39,6 +39,10 @@ pub struct OrderInput {
     pub user_id: UserId,
     pub request: PlaceOrderRequest,
     pub payment_timeout_ms: u64,
+    /// Run the database steps as ordinary activities even where local ones are possible
+    /// (`STEP_MODE=remote`). Absent in inputs written before it existed, hence the default.
+    #[serde(default)]
+    pub remote_steps: bool,
 }
 
 /// How the workflow ended: the final order, or the error that rejected the placement.
@@ -112,7 +116,7 @@ impl OrderWorkflow {
     async fn life(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<OrderResult> {
         let input = ctx.state(|s| s.input.clone());
         // Decided once, before the first command, so that the whole order runs one way.
-        let mode = if ctx.patched(LOCAL_STEPS) {
+        let mode = if ctx.patched(LOCAL_STEPS) && !input.remote_steps {
             Mode::Local
         } else {
             Mode::Remote
@@ -410,7 +414,10 @@ async fn place(
         .and_then(|()| domain::input::validate_order_id(&input.order_id))
         .map_err(StepFailure::Business)?;
     let request = &input.request;
-    let PlacementCheck { items, discount } = if ctx.patched(PLACEMENT_ONE_CHECK) {
+    // `local-steps` came after `placement-one-check`: a local workflow checks with one activity
+    // without asking (and so without a second marker in its history).
+    let one_check = mode == Mode::Local || ctx.patched(PLACEMENT_ONE_CHECK);
+    let PlacementCheck { items, discount } = if one_check {
         steps::run(
             ctx,
             OrderActivities::check_placement,
@@ -580,7 +587,11 @@ async fn pay_steps(
     order.status = OrderStatus::Paid;
     order.paid_at = Some(paid.at);
     ctx.state_mut(|s| s.order = Some(order.clone()));
-    set_status(ctx, OrderStatus::Paid.as_str(), order.user_id, order.total);
+    if mode == Mode::Remote {
+        // Local steps run the whole payment in one workflow task, whose commands reach the
+        // server together: a PAID search attribute would be overwritten before anyone saw it.
+        set_status(ctx, OrderStatus::Paid.as_str(), order.user_id, order.total);
+    }
 
     if let Some(coupon_id) = order.coupon_id {
         saga.register(Compensation::ReleaseCoupon(key.clone()));
@@ -598,36 +609,59 @@ async fn pay_steps(
     }
 
     saga.register(Compensation::RestoreStock(key.clone()));
-    steps::run(
-        ctx,
-        OrderActivities::deduct_stock,
-        DeductStockInput {
-            key: key.clone(),
-            lines: order
-                .items
-                .iter()
-                .map(|l| domain::LineRequest {
-                    product_id: l.product_id,
-                    quantity: l.quantity,
-                })
-                .collect(),
-        },
-        steps::forward(
-            mode,
-            format!("Deduct the stock of {} lines", order.items.len()),
-        ),
-    )
-    .await?;
-
-    // Every step has taken effect: from here the order can only go forward, so completing it
-    // is retried for as long as it takes instead of being undone after a timeout.
-    let done = steps::run(
-        ctx,
-        OrderActivities::complete_order,
-        order.id.clone(),
-        steps::must_finish(mode, format!("Complete order {}", order.id)),
-    )
-    .await?;
+    let lines = DeductStockInput {
+        key: key.clone(),
+        lines: order
+            .items
+            .iter()
+            .map(|l| domain::LineRequest {
+                product_id: l.product_id,
+                quantity: l.quantity,
+            })
+            .collect(),
+    };
+    let summary = format!(
+        "Deduct the stock of {} lines and complete order {}",
+        order.items.len(),
+        order.id
+    );
+    let done = match mode {
+        // The last step deducts and completes in one transaction. It is retried until it
+        // either commits or is refused (nothing committed), and the workflow's cancellation
+        // does not interrupt it: it is the payment's point of no return.
+        Mode::Local => {
+            steps::run(
+                ctx,
+                OrderActivities::deduct_stock_and_complete,
+                lines,
+                steps::must_finish(mode, summary),
+            )
+            .await?
+        }
+        // Workflows started before `local-steps` deduct, then complete, as their histories say.
+        Mode::Remote => {
+            steps::run(
+                ctx,
+                OrderActivities::deduct_stock,
+                lines,
+                steps::forward(
+                    mode,
+                    format!("Deduct the stock of {} lines", order.items.len()),
+                ),
+            )
+            .await?;
+            // Every step has taken effect: from here the order can only go forward, so
+            // completing it is retried for as long as it takes instead of being undone after a
+            // timeout.
+            steps::run(
+                ctx,
+                OrderActivities::complete_order,
+                order.id.clone(),
+                steps::must_finish(mode, format!("Complete order {}", order.id)),
+            )
+            .await?
+        }
+    };
     order.status = OrderStatus::Completed;
     order.completed_at = Some(done.at);
     ctx.state_mut(|s| s.order = Some(order.clone()));

@@ -108,7 +108,8 @@ impl AppState {
             self.inner.db.clone(),
             &self.inner.settings.task_queue,
             self.inner.settings.payment_timeout,
-        ))
+        )
+        .with_remote_steps(self.inner.settings.remote_steps))
     }
 
     /// The id that names this database for good (see migrations/0003_installation.sql).
