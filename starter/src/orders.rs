@@ -149,12 +149,26 @@ impl OrderService {
     }
 
     pub async fn pay(&self, order_id: &str) -> Result<Order, ServiceError> {
+        self.pay_as(order_id, None).await
+    }
+
+    /// Pays as the payment named `update_id`: sending it again with the same id attaches to
+    /// that payment and answers its outcome (Temporal deduplicates updates by id), where a new
+    /// payment would be refused as `PAYING`, or as `COMPLETED` by its own success. That is how
+    /// a client whose answer was lost (a 503 after the request deadline) learns it.
+    pub async fn pay_as(
+        &self,
+        order_id: &str,
+        update_id: Option<String>,
+    ) -> Result<Order, ServiceError> {
         let handle = self.client.get_workflow_handle::<OrderWorkflow>(order_id);
         let result = handle
             .execute_update(
                 OrderWorkflow::pay,
                 (),
-                WorkflowExecuteUpdateOptions::default(),
+                WorkflowExecuteUpdateOptions::builder()
+                    .maybe_update_id(update_id)
+                    .build(),
             )
             .await;
         match result {

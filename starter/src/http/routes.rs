@@ -357,9 +357,17 @@ pub async fn pay(
         Err(e) => return e.into_response(),
     };
     let st = state.clone();
+    // A keyed payment is one payment for good: repeating it (after a 503, or after the API
+    // died mid-request) attaches to it and answers its outcome instead of being refused.
+    let payment = key.as_deref().map(|k| {
+        format!(
+            "pay-{}",
+            &idempotency::derive("pay", &req.order_id, user, k)[..32]
+        )
+    });
     idempotency::once(&state, user, key, fingerprint, move || async move {
         check_owned(&st, user, &req.order_id).await?;
-        Answer::ok(&st.orders().await?.pay(&req.order_id).await?)
+        Answer::ok(&st.orders().await?.pay_as(&req.order_id, payment).await?)
     })
     .await
 }
