@@ -1,0 +1,522 @@
+//! The stack a scenario runs on. [`Stack`] is the run's private Temporal dev server and
+//! PostgreSQL; [`Env`] is one scenario's own database, task queue, data-platform receiver,
+//! worker process and API process on top of it, and the CONTRACT §6 check that ends it.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use domain::Settings;
+use futures::StreamExt;
+use receiver::ReceiverState;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use temporalio_client::{Client, WorkflowGetResultOptions};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use workflows::OrderWorkflow;
+
+use crate::api::Api;
+use crate::infra::{self, Paths, PgCluster, Postgres, Proc, TemporalServer};
+
+/// The run's private Temporal dev server and PostgreSQL.
+pub struct Stack {
+    pub paths: Paths,
+    pub temporal: TemporalServer,
+    pub pg: Postgres,
+    pub secret: String,
+    pub quick: bool,
+    pub seed: u64,
+}
+
+impl Stack {
+    pub async fn start(paths: Paths, quick: bool, seed: u64) -> Result<Self> {
+        std::fs::create_dir_all(paths.logs())?;
+        for killed in infra::kill_leftovers(&paths) {
+            eprintln!("chaos: killed a leftover of an earlier run: {killed}");
+        }
+        for bin in ["worker", "starter"] {
+            if !paths.bin(bin).exists() {
+                bail!(
+                    "{} is missing: build it first (scripts/chaos.sh does)",
+                    paths.bin(bin).display()
+                );
+            }
+        }
+        let mut temporal = TemporalServer::new(&paths)?;
+        temporal.start().await?;
+        eprintln!(
+            "chaos: private Temporal dev server at {} (SQLite {})",
+            temporal.address(),
+            paths.dir.join("temporal.db").display()
+        );
+        let pg = match PgCluster::create(&paths).and_then(|mut c| c.start().map(|()| c)) {
+            Ok(c) => Postgres::Private(c),
+            Err(e) => {
+                let url = std::env::var("DATABASE_URL")
+                    .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/orders".into());
+                eprintln!(
+                    "chaos: WARNING: no private PostgreSQL cluster ({e:#}).\n\
+                     chaos: WARNING: falling back to the machine's PostgreSQL at DATABASE_URL \
+                     with databases of its own (chaos_*); the PostgreSQL restart scenario is \
+                     SKIPPED, because it would restart a server others use."
+                );
+                Postgres::Shared { url }
+            }
+        };
+        eprintln!("chaos: PostgreSQL: {}", pg.describe());
+        Ok(Self {
+            paths,
+            temporal,
+            pg,
+            // A secret of this run's own: tokens minted for the shared stack mean nothing here.
+            secret: format!("chaos-{}", uuid::Uuid::new_v4().simple()),
+            quick,
+            seed,
+        })
+    }
+
+    /// A client of the private Temporal server.
+    pub async fn client(&self) -> Result<Client> {
+        let settings = Settings {
+            temporal_address: self.temporal.address(),
+            ..Settings::from_lookup(|_| None)?
+        };
+        Ok(worker::connect_temporal(&settings).await?)
+    }
+}
+
+/// The data-platform receiver, in this process, whose listener can be stopped and started
+/// again on the same port.
+pub struct Receiver {
+    pub state: ReceiverState,
+    pub addr: SocketAddr,
+    pub url: String,
+    running: Option<(oneshot::Sender<()>, JoinHandle<std::io::Result<()>>)>,
+}
+
+impl Receiver {
+    pub async fn start() -> Result<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let mut r = Self {
+            state: ReceiverState::new(),
+            addr,
+            url: format!("http://{addr}/events"),
+            running: None,
+        };
+        r.serve(listener);
+        Ok(r)
+    }
+
+    fn serve(&mut self, listener: tokio::net::TcpListener) {
+        let (tx, rx) = oneshot::channel::<()>();
+        let state = self.state.clone();
+        let task = tokio::spawn(receiver::serve(listener, state, async move {
+            let _ = rx.await;
+        }));
+        self.running = Some((tx, task));
+    }
+
+    /// Stops listening: from now on a delivery finds the port closed.
+    pub async fn stop(&mut self) {
+        if let Some((tx, mut task)) = self.running.take() {
+            let _ = tx.send(());
+            if tokio::time::timeout(Duration::from_secs(5), &mut task)
+                .await
+                .is_err()
+            {
+                task.abort();
+            }
+        }
+    }
+
+    /// Listens again on the same port.
+    pub async fn resume(&mut self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match tokio::net::TcpListener::bind(self.addr).await {
+                Ok(l) => {
+                    self.serve(l);
+                    return Ok(());
+                }
+                Err(e) if Instant::now() > deadline => {
+                    return Err(e).with_context(|| format!("cannot listen on {} again", self.addr));
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+}
+
+/// What the CONTRACT §6 check found at the end of a scenario.
+#[derive(Debug, Default)]
+pub struct Verdict {
+    pub violations: Vec<String>,
+    pub checked: Value,
+}
+
+/// One scenario's stack.
+pub struct Env {
+    pub name: String,
+    pub db: PgPool,
+    pub settings: Settings,
+    pub client: Client,
+    pub receiver: Receiver,
+    pub api: Api,
+    paths: Paths,
+    worker: Option<Proc>,
+    api_proc: Option<Proc>,
+    child_env: Vec<(String, String)>,
+    pub worker_log: PathBuf,
+    pub api_log: PathBuf,
+}
+
+impl Env {
+    /// A fresh database, task queue and receiver, then the worker and the API as child
+    /// processes with CONTRACT §3's settings pointing at them.
+    pub async fn new(stack: &Stack, name: &str, payment_timeout: Duration) -> Result<Self> {
+        let db_name = format!("chaos_{}", name.replace('-', "_"));
+        let url = stack.pg.url(&db_name);
+        drop_database(&stack.pg.url("postgres"), &db_name).await;
+        activities::db::ensure_database(&url)
+            .await
+            .with_context(|| format!("cannot create database {db_name}"))?;
+        let db = activities::db::connect(&url).await?;
+        activities::db::migrate(&db).await?;
+
+        let receiver = Receiver::start().await?;
+        let task_queue = format!(
+            "chaos-{name}-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        let http_addr = format!("127.0.0.1:{}", infra::free_port()?);
+        let child_env = vec![
+            ("TEMPORAL_ADDRESS".into(), stack.temporal.address()),
+            ("TEMPORAL_NAMESPACE".into(), "default".into()),
+            ("TASK_QUEUE".into(), task_queue),
+            ("DATABASE_URL".into(), url),
+            ("HTTP_ADDR".into(), http_addr.clone()),
+            ("DATA_PLATFORM_URL".into(), receiver.url.clone()),
+            (
+                "PAYMENT_TIMEOUT".into(),
+                format!("{}ms", payment_timeout.as_millis()),
+            ),
+            ("AUTH_SECRET".into(), stack.secret.clone()),
+            (
+                "WORKER_METRICS_ADDR".into(),
+                format!("127.0.0.1:{}", infra::free_port()?),
+            ),
+            (
+                "API_METRICS_ADDR".into(),
+                format!("127.0.0.1:{}", infra::free_port()?),
+            ),
+            (
+                "RUST_LOG".into(),
+                std::env::var("CHAOS_CHILD_LOG")
+                    .unwrap_or_else(|_| "info,temporalio_sdk_core=warn,sqlx=warn".into()),
+            ),
+        ];
+        // The settings the children read, as they read them (so a setting added later gets
+        // its default here too).
+        let settings = Settings::from_lookup(|k| {
+            child_env
+                .iter()
+                .find(|(name, _)| name == k)
+                .map(|(_, v)| v.clone())
+        })?;
+        let logs = stack.paths.logs();
+        let client = stack.client().await?;
+        let mut env = Self {
+            name: name.to_owned(),
+            db,
+            api: Api::new(format!("http://{http_addr}"), &stack.secret)?,
+            settings,
+            client,
+            receiver,
+            paths: stack.paths.clone(),
+            worker: None,
+            api_proc: None,
+            child_env,
+            worker_log: logs.join(format!("{name}-worker.log")),
+            api_log: logs.join(format!("{name}-api.log")),
+        };
+        for log in [&env.worker_log, &env.api_log] {
+            let _ = std::fs::remove_file(log);
+        }
+        env.start_worker().await?;
+        env.start_api().await?;
+        Ok(env)
+    }
+
+    fn command(&self, bin: &str) -> Command {
+        let mut cmd = Command::new(self.paths.bin(bin));
+        // Only what this run sets: nothing of the shared stack's settings (nor any TLS or API
+        // key of a real cluster) leaks in.
+        cmd.env_clear();
+        for keep in ["PATH", "HOME", "LANG"] {
+            if let Ok(v) = std::env::var(keep) {
+                cmd.env(keep, v);
+            }
+        }
+        cmd.envs(self.child_env.iter().map(|(k, v)| (k, v)));
+        cmd.current_dir(&self.paths.root);
+        cmd
+    }
+
+    pub async fn start_worker(&mut self) -> Result<()> {
+        let proc = Proc::spawn(
+            &format!("{}-worker", self.name),
+            self.command("worker"),
+            &self.worker_log,
+            &self.paths.pids(),
+        )?;
+        self.worker = Some(proc);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        if !self.worker_alive() {
+            bail!(
+                "the worker exited at start (log: {})",
+                self.worker_log.display()
+            );
+        }
+        Ok(())
+    }
+
+    pub fn worker_alive(&mut self) -> bool {
+        self.worker.as_mut().is_some_and(Proc::alive)
+    }
+
+    /// `kill -9` the worker.
+    pub fn kill_worker(&mut self) {
+        if let Some(mut w) = self.worker.take() {
+            w.kill9();
+        }
+    }
+
+    pub async fn start_api(&mut self) -> Result<()> {
+        let mut cmd = self.command("starter");
+        cmd.arg("serve");
+        self.api_proc = Some(Proc::spawn(
+            &format!("{}-api", self.name),
+            cmd,
+            &self.api_log,
+            &self.paths.pids(),
+        )?);
+        self.api
+            .wait_healthy(Duration::from_secs(30))
+            .await
+            .with_context(|| format!("API log: {}", self.api_log.display()))
+    }
+
+    pub fn api_alive(&mut self) -> bool {
+        self.api_proc.as_mut().is_some_and(Proc::alive)
+    }
+
+    /// Lines of the API's log that contain `needle`.
+    pub fn api_log_count(&self, needle: &str) -> usize {
+        std::fs::read_to_string(&self.api_log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(needle))
+            .count()
+    }
+
+    pub async fn user(&self, name: &str, points: i64) -> Result<i64> {
+        Ok(activities::db::create_user(&self.db, name, points).await?)
+    }
+
+    pub async fn product(&self, name: &str, price: i64, stock: i64) -> Result<i64> {
+        Ok(activities::db::create_product(&self.db, name, price, stock).await?)
+    }
+
+    pub async fn coupon(&self, user: i64, amount: i64) -> Result<i64> {
+        let expires = chrono::Utc::now() + chrono::Duration::days(30);
+        Ok(activities::db::create_coupon(
+            &self.db,
+            user,
+            &domain::Discount::Fixed { amount },
+            None,
+            expires,
+        )
+        .await?)
+    }
+
+    pub async fn order_statuses(&self) -> Result<BTreeMap<String, String>> {
+        let rows: Vec<(String, String)> = sqlx::query_as("SELECT id, status FROM orders")
+            .fetch_all(&self.db)
+            .await?;
+        Ok(rows.into_iter().collect())
+    }
+
+    pub async fn count(&self, sql: &str) -> Result<i64> {
+        Ok(sqlx::query_scalar(sql).fetch_one(&self.db).await?)
+    }
+
+    /// Waits until every order's workflow has closed, then checks CONTRACT §6: the SQL rules
+    /// and the workflows (`starter check`), every `COMPLETED` order notified, and the data
+    /// platform's events exactly the `COMPLETED` orders, each under its own key. Then stops the
+    /// worker and the API.
+    pub async fn finish(mut self, patience: Duration) -> Result<Verdict> {
+        let mut violations = Vec::new();
+        let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM orders ORDER BY id")
+            .fetch_all(&self.db)
+            .await?;
+        let deadline = tokio::time::Instant::now() + patience;
+        let client = self.client.clone();
+        let hung: Vec<String> = futures::stream::iter(ids.iter().cloned())
+            .map(|id| {
+                let client = client.clone();
+                async move {
+                    let handle = client.get_workflow_handle::<OrderWorkflow>(id.as_str());
+                    let closed = tokio::time::timeout_at(
+                        deadline,
+                        handle.get_result(WorkflowGetResultOptions::default()),
+                    )
+                    .await;
+                    closed.is_err().then_some(id)
+                }
+            })
+            .buffer_unordered(16)
+            .filter_map(|x| async move { x })
+            .collect()
+            .await;
+        violations.extend(hung.iter().map(|id| {
+            format!(
+                "[workflow_closes] order {id}'s workflow still runs {} s after the scenario",
+                patience.as_secs()
+            )
+        }));
+
+        let report = starter::check::run(&self.db, Some(&self.client)).await?;
+        violations.extend(report.violations);
+        violations.extend(activities::invariants::check_notified(&self.db).await?);
+
+        let completed: HashSet<String> =
+            sqlx::query_scalar("SELECT id FROM orders WHERE status = 'COMPLETED'")
+                .fetch_all(&self.db)
+                .await?
+                .into_iter()
+                .collect();
+        let mut delivered = HashSet::new();
+        for d in self.receiver.state.deliveries() {
+            if d.body["id"].as_str() != Some(d.idempotency_key.as_str()) {
+                violations.push(format!(
+                    "[platform_key] a delivery under key {} carries order {}",
+                    d.idempotency_key, d.body["id"]
+                ));
+            }
+            if !completed.contains(&d.idempotency_key) {
+                violations.push(format!(
+                    "[platform_only_completed] order {} reached the data platform but is not \
+                     COMPLETED",
+                    d.idempotency_key
+                ));
+            }
+            delivered.insert(d.idempotency_key);
+        }
+        for id in completed.difference(&delivered) {
+            violations.push(format!(
+                "[platform_notified] COMPLETED order {id} never reached the data platform"
+            ));
+        }
+
+        if !self.api_alive() {
+            violations.push(format!(
+                "[api_alive] the API process died (log: {})",
+                self.api_log.display()
+            ));
+        }
+        let mut checked = report.checked;
+        checked["orders"] = json!(ids.len());
+        checked["deliveries"] = json!(delivered.len());
+        self.stop().await;
+        Ok(Verdict {
+            violations,
+            checked,
+        })
+    }
+
+    async fn stop(&mut self) {
+        if let Some(mut p) = self.api_proc.take() {
+            p.terminate(Duration::from_secs(5));
+        }
+        if let Some(mut w) = self.worker.take() {
+            w.terminate(Duration::from_secs(5));
+        }
+        self.receiver.stop().await;
+        self.db.close().await;
+    }
+}
+
+/// Drops a database of an earlier run, if any.
+async fn drop_database(admin_url: &str, name: &str) {
+    if let Ok(pool) = activities::db::connect(admin_url).await {
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+            .execute(&pool)
+            .await;
+        pool.close().await;
+    }
+}
+
+/// A fingerprint of every table of the database: row counts and a hash of every row, so that
+/// "nothing changed" can be checked after hostile requests.
+pub async fn fingerprint(db: &PgPool) -> Result<BTreeMap<String, String>> {
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.tables \
+         WHERE table_schema = 'public' AND table_type = 'BASE TABLE' ORDER BY 1",
+    )
+    .fetch_all(db)
+    .await?;
+    let mut out = BTreeMap::new();
+    for t in tables {
+        let (n, hash): (i64, Option<String>) = sqlx::query_as(&format!(
+            "SELECT count(*), md5(string_agg(md5(x::text), '' ORDER BY md5(x::text))) \
+             FROM \"{t}\" x"
+        ))
+        .fetch_one(db)
+        .await?;
+        out.insert(t, format!("{n} rows, {}", hash.unwrap_or_default()));
+    }
+    Ok(out)
+}
+
+/// What changed between two fingerprints, table by table.
+pub fn fingerprint_diff(
+    before: &BTreeMap<String, String>,
+    after: &BTreeMap<String, String>,
+) -> Vec<String> {
+    let mut diff = Vec::new();
+    for (t, b) in before {
+        match after.get(t) {
+            Some(a) if a == b => {}
+            Some(a) => diff.push(format!("table {t} changed: {b} -> {a}")),
+            None => diff.push(format!("table {t} disappeared")),
+        }
+    }
+    for t in after.keys().filter(|t| !before.contains_key(*t)) {
+        diff.push(format!("table {t} appeared"));
+    }
+    diff
+}
+
+/// A placement request with the demo shipping address, for placing through `OrderService`.
+pub fn place_request(lines: &[(i64, i64)]) -> domain::PlaceOrderRequest {
+    domain::PlaceOrderRequest {
+        items: lines
+            .iter()
+            .map(|&(product_id, quantity)| domain::LineRequest {
+                product_id,
+                quantity,
+            })
+            .collect(),
+        coupon_id: None,
+        shipping: domain::Shipping {
+            recipient: "Kim Minji".into(),
+            address: "12 Teheran-ro, Gangnam-gu, Seoul".into(),
+            phone: "010-1234-5678".into(),
+        },
+    }
+}

@@ -1,0 +1,222 @@
+//! Scenario 1: many customers racing for a few products whose stock covers only some of them,
+//! placing and paying at once through the HTTP API. No unit may be sold twice: each order ends
+//! `COMPLETED`, `CANCELED` (sold out between placement and payment) or rejected at placement,
+//! always with `INSUFFICIENT_STOCK`, and what was sold is exactly what left the shelves.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use serde_json::json;
+use tokio::sync::Semaphore;
+
+use super::{Figures, Outcome, PATIENCE, shop};
+use crate::api::order_body;
+use crate::env::{Env, Stack};
+use crate::rng::Rng;
+
+enum End {
+    Completed(String),
+    /// Canceled at payment: the stock was gone by then.
+    Canceled(String),
+    /// Rejected at placement: sold out already.
+    Rejected,
+    Unexpected(String),
+}
+
+pub async fn run(stack: &mut Stack) -> Result<Outcome> {
+    let (users, orders, stock): (usize, usize, [i64; 3]) = if stack.quick {
+        (20, 60, [12, 9, 6])
+    } else {
+        (50, 220, [40, 30, 20])
+    };
+    let prices = [1_000, 2_500, 4_000];
+    let env = Env::new(stack, "1-contention", Duration::from_secs(600)).await?;
+    let products: Vec<(i64, i64)> = prices.iter().copied().zip(stock).collect();
+    let shop = shop(&env, users, &products).await?;
+    // Each customer's first order uses a coupon of theirs, so that canceled payments also
+    // have a coupon to give back.
+    let mut coupons = Vec::new();
+    for u in &shop.users {
+        coupons.push(env.coupon(*u, 500).await?);
+    }
+
+    let mut rng = Rng::new(stack.seed ^ 0xC0);
+    // (user, lines, coupon) of each order.
+    type Planned = (i64, Vec<(i64, i64)>, Option<i64>);
+    let plan: Vec<Planned> = (0..orders)
+        .map(|i| {
+            let u = i % users;
+            let first = rng.below(3);
+            let mut lines = vec![(shop.products[first], rng.range(1, 3))];
+            if rng.chance(0.4) {
+                let second = (first + 1 + rng.below(2)) % 3;
+                lines.push((shop.products[second], rng.range(1, 3)));
+            }
+            let coupon = (i < users).then(|| coupons[u]);
+            (shop.users[u], lines, coupon)
+        })
+        .collect();
+
+    // Enough at once that they truly race, few enough that the API's 20 database
+    // connections are not the whole story.
+    let gate = Arc::new(Semaphore::new(48));
+    let tasks: Vec<_> = plan
+        .iter()
+        .enumerate()
+        .map(|(i, (user, lines, coupon))| {
+            let api = env.api.clone();
+            let gate = gate.clone();
+            let body = order_body(lines, *coupon);
+            let user = *user;
+            tokio::spawn(async move {
+                let _permit = gate.acquire_owned().await.expect("open semaphore");
+                let token = api.customer(user);
+                let (placed, r1) = match api
+                    .post_until_answered(
+                        "/api/v1/orders",
+                        &token,
+                        &body,
+                        &format!("race-place-{i}"),
+                        PATIENCE,
+                    )
+                    .await
+                {
+                    Ok(x) => x,
+                    Err(e) => return (End::Unexpected(format!("{e:#}")), 0),
+                };
+                match (placed.status, placed.code()) {
+                    (201, _) => {}
+                    (409, "INSUFFICIENT_STOCK") => {
+                        return (End::Rejected, r1);
+                    }
+                    _ => {
+                        return (
+                            End::Unexpected(format!(
+                                "placement: {} {}",
+                                placed.status, placed.text
+                            )),
+                            r1,
+                        );
+                    }
+                }
+                let id = placed.body["id"].as_str().unwrap_or_default().to_owned();
+                let (paid, r2) = match api
+                    .post_until_answered(
+                        "/api/v1/payments",
+                        &token,
+                        &json!({ "order_id": id }),
+                        &format!("race-pay-{i}"),
+                        PATIENCE,
+                    )
+                    .await
+                {
+                    Ok(x) => x,
+                    Err(e) => return (End::Unexpected(format!("{e:#}")), r1),
+                };
+                let end = match (paid.status, paid.code(), paid.order_status()) {
+                    (200, _, "COMPLETED") => End::Completed(id),
+                    (409, "INSUFFICIENT_STOCK", _) => End::Canceled(id),
+                    _ => End::Unexpected(format!("payment of {id}: {} {}", paid.status, paid.text)),
+                };
+                (end, r1 + r2)
+            })
+        })
+        .collect();
+
+    let mut figures = Figures::default();
+    let (mut completed, mut canceled, mut rejected, mut retries) =
+        (Vec::new(), Vec::new(), 0usize, 0u32);
+    for t in tasks {
+        let (end, r) = t.await?;
+        retries += r;
+        match end {
+            End::Completed(id) => completed.push(id),
+            End::Canceled(id) => canceled.push(id),
+            End::Rejected => rejected += 1,
+            End::Unexpected(e) => figures.broken.push(e),
+        }
+    }
+
+    // What the database says must be what the customers were told.
+    let statuses = env.order_statuses().await?;
+    for id in &completed {
+        if statuses.get(id).map(String::as_str) != Some("COMPLETED") {
+            figures
+                .broken
+                .push(format!("order {id} was paid but is {:?}", statuses.get(id)));
+        }
+    }
+    for id in &canceled {
+        let reason: Option<String> =
+            sqlx::query_scalar("SELECT cancel_reason FROM orders WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&env.db)
+                .await?
+                .flatten();
+        if statuses.get(id).map(String::as_str) != Some("CANCELED")
+            || !reason
+                .as_deref()
+                .is_some_and(|r| r.contains("INSUFFICIENT_STOCK"))
+        {
+            figures.broken.push(format!(
+                "order {id} was refused at payment but is {:?} ({reason:?})",
+                statuses.get(id)
+            ));
+        }
+    }
+    if statuses.len() != completed.len() + canceled.len() {
+        figures.broken.push(format!(
+            "{} orders in the database, but {} were placed",
+            statuses.len(),
+            completed.len() + canceled.len()
+        ));
+    }
+
+    // Sold == initial − final, product by product, and never below zero.
+    let sold: BTreeMap<i64, i64> = sqlx::query_as::<_, (i64, i64)>(
+        "SELECT l.product_id, sum(l.quantity)::bigint FROM order_lines l \
+         JOIN orders o ON o.id = l.order_id WHERE o.status = 'COMPLETED' GROUP BY 1",
+    )
+    .fetch_all(&env.db)
+    .await?
+    .into_iter()
+    .collect();
+    let mut shelves = Vec::new();
+    for (i, p) in shop.products.iter().enumerate() {
+        let now: i64 = sqlx::query_scalar("SELECT stock FROM products WHERE id = $1")
+            .bind(p)
+            .fetch_one(&env.db)
+            .await?;
+        let s = sold.get(p).copied().unwrap_or(0);
+        if now < 0 || stock[i] - now != s {
+            figures.broken.push(format!(
+                "product {p}: initial {} − now {now} ≠ sold {s}",
+                stock[i]
+            ));
+        }
+        shelves.push(format!("{s}={}−{now}", stock[i]));
+    }
+
+    let demanded: i64 = plan.iter().flat_map(|(_, l, _)| l).map(|(_, q)| q).sum();
+    figures.operations = format!(
+        "{orders} orders by {users} users for 3 products ({demanded} units asked, {} in stock)",
+        stock.iter().sum::<i64>()
+    );
+    figures.faults = format!("contention; {retries} answers retried after 503");
+    figures.outcomes = format!(
+        "{} COMPLETED, {} CANCELED at payment, {rejected} rejected at placement \
+         (all INSUFFICIENT_STOCK); sold=initial−final per product: {}",
+        completed.len(),
+        canceled.len(),
+        shelves.join(", ")
+    );
+    figures.details = json!({
+        "orders": orders, "users": users, "stock": stock, "units_asked": demanded,
+        "completed": completed.len(), "canceled": canceled.len(), "rejected": rejected,
+        "retries_after_503": retries, "sold": sold,
+    });
+    let verdict = env.finish(Duration::from_secs(120)).await?;
+    Ok(Outcome { figures, verdict })
+}

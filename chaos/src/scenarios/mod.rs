@@ -1,0 +1,245 @@
+//! The seven scenarios. Each makes its own [`Env`](crate::env::Env), does its damage, checks
+//! what a client saw, and ends with the CONTRACT §6 check of its database.
+
+pub mod auth;
+pub mod contention;
+pub mod hostile;
+pub mod pg_restart;
+pub mod platform;
+pub mod temporal_restart;
+pub mod worker_crash;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use anyhow::Result;
+use serde_json::Value;
+use tokio::sync::Semaphore;
+
+use crate::api::{Api, Reply, order_body};
+use crate::env::{Env, Verdict};
+
+/// What a scenario reports for the table.
+#[derive(Debug, Default)]
+pub struct Figures {
+    pub operations: String,
+    pub faults: String,
+    pub outcomes: String,
+    /// Every number, for the JSON report.
+    pub details: Value,
+    /// Expectations a client had that were not met (a wrong status, a lost order, ...).
+    pub broken: Vec<String>,
+}
+
+pub struct Outcome {
+    pub figures: Figures,
+    pub verdict: Verdict,
+}
+
+/// Counts of answers by status (and code, for errors).
+#[derive(Debug, Default, Clone)]
+pub struct Tally(pub BTreeMap<String, usize>);
+
+impl Tally {
+    pub fn add(&mut self, reply: &Result<Reply, reqwest::Error>) {
+        let key = match reply {
+            Ok(r) if r.status >= 400 => format!("{} {}", r.status, r.code()),
+            Ok(r) => r.status.to_string(),
+            Err(_) => "no answer".to_owned(),
+        };
+        *self.0.entry(key).or_default() += 1;
+    }
+
+    pub fn total(&self) -> usize {
+        self.0.values().sum()
+    }
+
+    pub fn describe(&self) -> String {
+        self.0
+            .iter()
+            .map(|(k, v)| format!("{v}× {k}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// A shop of `users` customers (rich enough for anything asked of them) and products.
+pub struct Shop {
+    pub users: Vec<i64>,
+    pub products: Vec<i64>,
+}
+
+pub async fn shop(env: &Env, users: usize, products: &[(i64, i64)]) -> Result<Shop> {
+    let mut u = Vec::with_capacity(users);
+    for i in 0..users {
+        u.push(
+            env.user(&format!("Chaos customer {i}"), 100_000_000)
+                .await?,
+        );
+    }
+    let mut p = Vec::with_capacity(products.len());
+    for (i, (price, stock)) in products.iter().enumerate() {
+        p.push(
+            env.product(&format!("Chaos product {i}"), *price, *stock)
+                .await?,
+        );
+    }
+    Ok(Shop {
+        users: u,
+        products: p,
+    })
+}
+
+/// How long a client keeps asking before it gives up on an answer.
+pub const PATIENCE: Duration = Duration::from_secs(180);
+
+/// Places one order per `(user, lines)` through the API, `parallel` at a time, each under its
+/// own Idempotency-Key and retried on 503; every placement must answer 201.
+pub async fn place_all(
+    api: &Api,
+    orders: &[(i64, Vec<(i64, i64)>)],
+    tag: &str,
+    parallel: usize,
+) -> Result<Vec<(i64, String)>, String> {
+    let gate = Arc::new(Semaphore::new(parallel));
+    let tasks: Vec<_> = orders
+        .iter()
+        .enumerate()
+        .map(|(i, (user, lines))| {
+            let api = api.clone();
+            let gate = gate.clone();
+            let body = order_body(lines, None);
+            let user = *user;
+            let key = format!("{tag}-place-{i}");
+            tokio::spawn(async move {
+                let _permit = gate.acquire_owned().await.expect("open semaphore");
+                let token = api.customer(user);
+                match api
+                    .post_until_answered("/api/v1/orders", &token, &body, &key, PATIENCE)
+                    .await
+                {
+                    Ok((r, _)) if r.status == 201 && r.order_status() == "PENDING" => {
+                        Ok((user, r.body["id"].as_str().unwrap_or_default().to_owned()))
+                    }
+                    Ok((r, _)) => Err(format!("placement {key}: {} {}", r.status, r.text)),
+                    Err(e) => Err(format!("placement {key}: {e:#}")),
+                }
+            })
+        })
+        .collect();
+    let mut placed = Vec::new();
+    for t in tasks {
+        placed.push(t.await.map_err(|e| e.to_string())??);
+    }
+    Ok(placed)
+}
+
+/// One payment's final answer and how many times it was asked again.
+type PaymentTask = tokio::task::JoinHandle<Result<(Reply, u32), String>>;
+
+/// Payments in flight: each started task pays one order (retrying on 503 with its key) and
+/// reports its final answer; `in_flight` counts those still waiting for it.
+pub struct Payments {
+    pub in_flight: Arc<AtomicUsize>,
+    tasks: Vec<(String, PaymentTask)>,
+}
+
+impl Payments {
+    pub fn start(api: &Api, orders: &[(i64, String)], tag: &str) -> Self {
+        let in_flight = Arc::new(AtomicUsize::new(orders.len()));
+        let tasks = orders
+            .iter()
+            .enumerate()
+            .map(|(i, (user, id))| {
+                let api = api.clone();
+                let in_flight = in_flight.clone();
+                let token = api.customer(*user);
+                let body = serde_json::json!({ "order_id": id });
+                let key = format!("{tag}-pay-{i}");
+                let task = tokio::spawn(async move {
+                    let r = api
+                        .post_until_answered("/api/v1/payments", &token, &body, &key, PATIENCE)
+                        .await
+                        .map_err(|e| format!("{e:#}"));
+                    in_flight.fetch_sub(1, Ordering::SeqCst);
+                    r
+                });
+                (id.clone(), task)
+            })
+            .collect();
+        Self { in_flight, tasks }
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Every payment's final answer; each must be 200 `COMPLETED`. Returns how many were
+    /// asked again after a 503 or a lost answer.
+    pub async fn expect_completed(self, broken: &mut Vec<String>) -> (usize, u32) {
+        let mut completed = 0;
+        let mut retries = 0;
+        for (id, task) in self.tasks {
+            match task.await {
+                Ok(Ok((r, n))) => {
+                    retries += n;
+                    if r.status == 200 && r.order_status() == "COMPLETED" {
+                        completed += 1;
+                    } else {
+                        broken.push(format!(
+                            "payment of {id}: expected 200 COMPLETED (asked {} times), got {} {}",
+                            n + 1,
+                            r.status,
+                            r.text.chars().take(300).collect::<String>()
+                        ));
+                    }
+                }
+                Ok(Err(e)) => broken.push(format!("payment of {id}: {e}")),
+                Err(e) => broken.push(format!("payment of {id}: task failed: {e}")),
+            }
+        }
+        (completed, retries)
+    }
+}
+
+/// Waits until `f` holds, polling every 20 ms, at most `patience`; whether it held.
+pub async fn wait_for<F, Fut>(patience: Duration, mut f: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        if f().await {
+            return true;
+        }
+        if tokio::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Payment steps that have taken effect so far (any order, any attempt).
+pub async fn steps_done(env: &Env) -> i64 {
+    env.count("SELECT count(*) FROM saga_steps")
+        .await
+        .unwrap_or(0)
+}
+
+/// Every order in `ids` has `status` in the database.
+pub async fn expect_status(env: &Env, ids: &[String], status: &str, broken: &mut Vec<String>) {
+    match env.order_statuses().await {
+        Ok(statuses) => {
+            for id in ids {
+                let s = statuses.get(id).map_or("missing", String::as_str);
+                if s != status {
+                    broken.push(format!("order {id} is {s}, expected {status}"));
+                }
+            }
+        }
+        Err(e) => broken.push(format!("cannot read the orders: {e:#}")),
+    }
+}

@@ -1,0 +1,248 @@
+//! Scenario 4: PostgreSQL dies mid-run (immediate shutdown: every backend killed at once, as in
+//! a crash) and comes back. Payments in flight finish once it is back (the activities retry),
+//! and while it is down every route answers 503 `UNAVAILABLE`, never a 500. The keyed requests
+//! refused during the outage are repeated afterwards and take effect exactly once.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::{
+    Figures, Outcome, PATIENCE, Payments, Tally, expect_status, place_all, shop, steps_done,
+    wait_for,
+};
+use crate::api::{Api, Reply, order_body};
+use crate::env::{Env, Stack};
+use crate::infra::Postgres;
+
+pub async fn run(stack: &mut Stack) -> Result<Outcome> {
+    if !matches!(stack.pg, Postgres::Private(_)) {
+        let figures = Figures {
+            operations: "-".into(),
+            faults: "-".into(),
+            outcomes: "SKIPPED: no private PostgreSQL cluster could be made (see above)".into(),
+            details: json!({"skipped": true}),
+            ..Figures::default()
+        };
+        return Ok(Outcome {
+            figures,
+            verdict: Default::default(),
+        });
+    }
+    let (paying, downtime) = if stack.quick {
+        (10, Duration::from_secs(3))
+    } else {
+        (40, Duration::from_secs(10))
+    };
+    let env = Env::new(stack, "4-pg-restart", Duration::from_secs(600)).await?;
+    let shop = shop(&env, 5, &[(2_000, 1_000_000)]).await?;
+    let p = shop.products[0];
+    let mut figures = Figures::default();
+    let plan: Vec<(i64, Vec<(i64, i64)>)> = (0..paying)
+        .map(|i| (shop.users[i % 5], vec![(p, 1)]))
+        .collect();
+    let placed = place_all(&env.api, &plan, "pg", 16)
+        .await
+        .unwrap_or_else(|e| {
+            figures.broken.push(e);
+            Vec::new()
+        });
+    let payments = Payments::start(&env.api, &placed, "pg");
+    let before = steps_done(&env).await;
+    let half = (paying / 2).max(1);
+    wait_for(Duration::from_secs(20), || {
+        let env = &env;
+        let pay = &payments;
+        async move { pay.in_flight() >= half && steps_done(env).await > before }
+    })
+    .await;
+    let in_flight = payments.in_flight();
+    let Postgres::Private(pg) = &mut stack.pg else {
+        unreachable!("checked above")
+    };
+    pg.stop_immediate()?;
+    let killed = Instant::now();
+    eprintln!("chaos: [4] PostgreSQL stopped (immediate) with {in_flight} payments in flight");
+
+    // Every route while it is down; the keyed writes are remembered to be repeated.
+    let user = shop.users[0];
+    let token = env.api.customer(user);
+    let mut outage = Tally::default();
+    let mut keyed: Vec<Write> = Vec::new();
+    let mut slowest = Duration::ZERO;
+    let order = placed.first().map(|(_, id)| id.clone()).unwrap_or_default();
+    let mut i = 0;
+    // Rounds of every route at once, twice over, until it is time to bring it back.
+    while killed.elapsed() < downtime {
+        let round =
+            futures::future::join_all((i..i + 14).map(|n| sample(&env.api, &token, n, p, &order)))
+                .await;
+        for (n, (write, r, took)) in round.into_iter().enumerate() {
+            slowest = slowest.max(took);
+            match &r {
+                Ok(r) if r.status == 503 && r.contract_error(&[]).is_ok() => {}
+                Ok(r) => figures.broken.push(format!(
+                    "while PostgreSQL was down, request {} got {} {}",
+                    i + n,
+                    r.status,
+                    r.text
+                )),
+                Err(e) => figures.broken.push(format!(
+                    "while PostgreSQL was down, request {} had no answer: {e}",
+                    i + n
+                )),
+            }
+            outage.add(&r);
+            keyed.extend(write);
+        }
+        i += 14;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let Postgres::Private(pg) = &mut stack.pg else {
+        unreachable!("checked above")
+    };
+    pg.start()?;
+    let down = killed.elapsed();
+    eprintln!(
+        "chaos: [4] PostgreSQL back after {:.1} s",
+        down.as_secs_f64()
+    );
+
+    let (completed, retries) = payments.expect_completed(&mut figures.broken).await;
+    let ids: Vec<String> = placed.iter().map(|(_, id)| id.clone()).collect();
+    expect_status(&env, &ids, "COMPLETED", &mut figures.broken).await;
+
+    // A careful client repeats what was refused, with the same key: once each.
+    let mut repeated = 0;
+    let mut to_cancel = Vec::new();
+    for (path, body, key) in &keyed {
+        match env
+            .api
+            .post_until_answered(path, &token, body, key, PATIENCE)
+            .await
+        {
+            Ok((r, _)) if *path == "/api/v1/orders" && r.status == 201 => {
+                to_cancel.push(r.body["id"].as_str().unwrap_or_default().to_owned());
+                repeated += 1;
+            }
+            Ok((r, _)) if *path != "/api/v1/orders" && r.status == 200 => repeated += 1,
+            Ok((r, _)) => figures
+                .broken
+                .push(format!("repeating {path} ({key}): {} {}", r.status, r.text)),
+            Err(e) => figures
+                .broken
+                .push(format!("repeating {path} ({key}): {e:#}")),
+        }
+        if *path == "/api/v1/me/points/charge" {
+            let rows: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM point_ledger WHERE idempotency_key = $1")
+                    .bind(key)
+                    .fetch_one(&env.db)
+                    .await?;
+            if rows != 1 {
+                figures
+                    .broken
+                    .push(format!("top-up {key} is in the ledger {rows} times"));
+            }
+        }
+    }
+    for id in &to_cancel {
+        match env
+            .api
+            .send(
+                Method::POST,
+                &format!("/api/v1/orders/{id}/cancel"),
+                Some(&token),
+                None,
+                None,
+            )
+            .await
+        {
+            Ok(r) if r.status == 200 && r.order_status() == "CANCELED" => {}
+            Ok(r) => figures
+                .broken
+                .push(format!("canceling {id}: {} {}", r.status, r.text)),
+            Err(e) => figures.broken.push(format!("canceling {id}: {e}")),
+        }
+    }
+    let five_hundreds: usize = outage
+        .0
+        .iter()
+        .filter(|(k, _)| k.starts_with('5') && !k.starts_with("503"))
+        .map(|(_, v)| v)
+        .sum();
+
+    figures.operations = format!(
+        "{paying} payments in flight, {} requests on 7 routes during the outage, {} keyed \
+         requests repeated after it",
+        outage.total(),
+        keyed.len()
+    );
+    figures.faults = format!(
+        "PostgreSQL immediate stop, down {:.0} s",
+        down.as_secs_f64()
+    );
+    figures.outcomes = format!(
+        "{completed}/{paying} COMPLETED; outage answers: {} (slowest {:.1} s, {five_hundreds} \
+         500s); {repeated}/{} repeats took effect once",
+        outage.describe(),
+        slowest.as_secs_f64(),
+        keyed.len()
+    );
+    figures.details = json!({
+        "in_flight_at_stop": in_flight, "down_s": down.as_secs_f64(), "completed": completed,
+        "outage": outage.0, "slowest_outage_answer_s": slowest.as_secs_f64(),
+        "repeats_after_503": retries, "keyed_repeated": repeated,
+    });
+    let verdict = env.finish(Duration::from_secs(120)).await?;
+    Ok(Outcome { figures, verdict })
+}
+
+/// A keyed write refused during the outage, to be repeated: route, body, key.
+type Write = (&'static str, Value, String);
+
+/// Request `n` of the outage sample, on route `n % 7`; a keyed write also says what to repeat.
+async fn sample(
+    api: &Api,
+    token: &str,
+    n: usize,
+    product: i64,
+    order: &str,
+) -> (Option<Write>, Result<Reply, reqwest::Error>, Duration) {
+    let asked = Instant::now();
+    let post = |path: &'static str, body: Value, key: Option<String>| async move {
+        let r = api
+            .send(Method::POST, path, Some(token), Some(&body), key.as_deref())
+            .await;
+        (key.map(|k| (path, body, k)), r)
+    };
+    let (write, r) = match n % 7 {
+        0 => (
+            None,
+            api.send(Method::GET, "/health", None, None, None).await,
+        ),
+        1 => (None, api.get("/api/v1/me", token).await),
+        2 => (None, api.get("/api/v1/products", token).await),
+        3 => (None, api.get("/api/v1/orders", token).await),
+        4 => {
+            post(
+                "/api/v1/orders",
+                order_body(&[(product, 1)], None),
+                Some(format!("pg-outage-place-{n}")),
+            )
+            .await
+        }
+        5 => {
+            post(
+                "/api/v1/me/points/charge",
+                json!({"amount": 7}),
+                Some(format!("pg-outage-top-up-{n}")),
+            )
+            .await
+        }
+        _ => post("/api/v1/payments", json!({"order_id": order}), None).await,
+    };
+    (write, r, asked.elapsed())
+}

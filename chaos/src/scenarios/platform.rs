@@ -1,0 +1,130 @@
+//! Scenario 5: the data platform answers 500 for a while, then cannot be reached at all (its
+//! listener is closed) for a while, then is back on the same port. Orders completed meanwhile
+//! must all be delivered once it is back, each under its own Idempotency-Key (a repeat, if any,
+//! under the same key), and every `COMPLETED` order gets `platform_notified_at`.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use serde_json::json;
+
+use super::{Figures, Outcome, Payments, expect_status, place_all, shop, wait_for};
+use crate::env::{Env, Stack};
+
+pub async fn run(stack: &mut Stack) -> Result<Outcome> {
+    let (per_phase, failing, unreachable) = if stack.quick {
+        (5, Duration::from_secs(3), Duration::from_secs(3))
+    } else {
+        (20, Duration::from_secs(10), Duration::from_secs(10))
+    };
+    let mut env = Env::new(stack, "5-data-platform", Duration::from_secs(600)).await?;
+    let shop = shop(&env, 5, &[(3_000, 1_000_000)]).await?;
+    let p = shop.products[0];
+    let mut figures = Figures::default();
+    let plan: Vec<(i64, Vec<(i64, i64)>)> = (0..per_phase)
+        .map(|i| (shop.users[i % 5], vec![(p, 1)]))
+        .collect();
+    let mut ids = Vec::new();
+
+    // Phase 1: every delivery answered 500.
+    env.receiver.state.fail_for(failing);
+    let started = Instant::now();
+    let placed = place_all(&env.api, &plan, "dp-500", 8)
+        .await
+        .unwrap_or_else(|e| {
+            figures.broken.push(e);
+            Vec::new()
+        });
+    let (done_1, _) = Payments::start(&env.api, &placed, "dp-500")
+        .expect_completed(&mut figures.broken)
+        .await;
+    ids.extend(placed.into_iter().map(|(_, id)| id));
+    if let Some(rest) = failing.checked_sub(started.elapsed()) {
+        tokio::time::sleep(rest).await;
+    }
+    let failed_answers = env.receiver.state.failed_attempts();
+
+    // Phase 2: nobody listens on the platform's port.
+    env.receiver.stop().await;
+    let stopped = Instant::now();
+    eprintln!("chaos: [5] data platform unreachable");
+    let placed = place_all(&env.api, &plan, "dp-down", 8)
+        .await
+        .unwrap_or_else(|e| {
+            figures.broken.push(e);
+            Vec::new()
+        });
+    let (done_2, _) = Payments::start(&env.api, &placed, "dp-down")
+        .expect_completed(&mut figures.broken)
+        .await;
+    ids.extend(placed.into_iter().map(|(_, id)| id));
+    if let Some(rest) = unreachable.checked_sub(stopped.elapsed()) {
+        tokio::time::sleep(rest).await;
+    }
+    let unnotified_while_down = env
+        .count("SELECT count(*) FROM orders WHERE status = 'COMPLETED' AND platform_notified_at IS NULL")
+        .await?;
+    env.receiver.resume().await?;
+    let back = Instant::now();
+    eprintln!("chaos: [5] data platform back on {}", env.receiver.addr);
+
+    // Deliveries resume on the activities' own backoff (at most a minute between tries).
+    let all_notified = wait_for(Duration::from_secs(150), || {
+        let env = &env;
+        async move {
+            env.count(
+                "SELECT count(*) FROM orders WHERE status = 'COMPLETED' \
+                 AND platform_notified_at IS NULL",
+            )
+            .await
+            .is_ok_and(|n| n == 0)
+        }
+    })
+    .await;
+    let caught_up = back.elapsed();
+    if !all_notified {
+        figures.broken.push(format!(
+            "COMPLETED orders still not notified {} s after the platform came back",
+            caught_up.as_secs()
+        ));
+    }
+    expect_status(&env, &ids, "COMPLETED", &mut figures.broken).await;
+
+    let deliveries = env.receiver.state.deliveries();
+    let repeats: u32 = deliveries.iter().map(|d| d.deliveries - 1).sum();
+    for id in &ids {
+        match env.receiver.state.delivery(id) {
+            Some(d) if d.body["id"].as_str() == Some(id.as_str()) => {}
+            Some(d) => figures
+                .broken
+                .push(format!("order {id} was delivered as {}", d.body["id"])),
+            None => figures
+                .broken
+                .push(format!("order {id} never reached the data platform")),
+        }
+    }
+
+    let n = ids.len();
+    figures.operations = format!("{n} orders completed while the data platform was away");
+    figures.faults = format!(
+        "platform 500 for {} s ({failed_answers} answers), then unreachable for {} s",
+        failing.as_secs(),
+        unreachable.as_secs()
+    );
+    figures.outcomes = format!(
+        "{}/{n} COMPLETED; {}/{n} delivered, all notified {:.0} s after it came back; \
+         {} events, {repeats} repeats (same key)",
+        done_1 + done_2,
+        deliveries.len().min(n),
+        caught_up.as_secs_f64(),
+        deliveries.len()
+    );
+    figures.details = json!({
+        "orders": n, "failed_answers": failed_answers,
+        "unnotified_while_unreachable": unnotified_while_down,
+        "attempts": env.receiver.state.attempts(), "events": deliveries.len(),
+        "repeats_same_key": repeats, "caught_up_s": caught_up.as_secs_f64(),
+    });
+    let verdict = env.finish(Duration::from_secs(120)).await?;
+    Ok(Outcome { figures, verdict })
+}

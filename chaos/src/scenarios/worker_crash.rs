@@ -1,0 +1,110 @@
+//! Scenario 2: the worker is killed (`kill -9`) while payments are in flight, and started again.
+//! Every order must finish exactly once: charged once, deducted once, no refund lost. A client
+//! whose request timed out (503 after 15 s) repeats it with its Idempotency-Key and must learn
+//! the outcome that way.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use serde_json::json;
+
+use super::{Figures, Outcome, Payments, expect_status, place_all, shop, steps_done, wait_for};
+use crate::env::{Env, Stack};
+
+pub async fn run(stack: &mut Stack) -> Result<Outcome> {
+    // The last kill keeps the worker away longer than the API waits (15 s), so that clients
+    // get 503 and must learn the outcome by repeating their payment with its key.
+    let (n, downtimes, at_least) = if stack.quick {
+        (16, vec![17], 12)
+    } else {
+        (80, vec![3, 20], 50)
+    };
+    let kills = downtimes.len();
+    let mut env = Env::new(stack, "2-worker-crash", Duration::from_secs(600)).await?;
+    let shop = shop(&env, n / 4, &[(1_000, 1_000_000), (2_000, 1_000_000)]).await?;
+    let plan: Vec<(i64, Vec<(i64, i64)>)> = (0..n)
+        .map(|i| {
+            (
+                shop.users[i % shop.users.len()],
+                vec![(shop.products[i % 2], 1 + (i as i64 % 3))],
+            )
+        })
+        .collect();
+    let mut figures = Figures::default();
+    let placed = match place_all(&env.api, &plan, "crash", 16).await {
+        Ok(p) => p,
+        Err(e) => {
+            figures.broken.push(e);
+            Vec::new()
+        }
+    };
+
+    let payments = Payments::start(&env.api, &placed, "crash");
+    let mut at_kill = Vec::new();
+    let mut down_for = Vec::new();
+    for (k, down) in downtimes.iter().enumerate() {
+        // Kill once payments are truly under way: some step has taken effect and most
+        // payments still wait for their answer.
+        let before = steps_done(&env).await;
+        let threshold = if k == 0 { at_least } else { 1 };
+        let started = wait_for(Duration::from_secs(30), || {
+            let env = &env;
+            let p = &payments;
+            async move { p.in_flight() >= threshold && steps_done(env).await > before }
+        })
+        .await;
+        let in_flight = payments.in_flight();
+        if !started {
+            figures.broken.push(format!(
+                "kill {}: payments never got under way with {threshold} in flight \
+                 ({in_flight} in flight)",
+                k + 1
+            ));
+        }
+        let completed = env
+            .count("SELECT count(*) FROM orders WHERE status = 'COMPLETED'")
+            .await?;
+        env.kill_worker();
+        let killed = Instant::now();
+        eprintln!(
+            "chaos: [2] worker killed (-9) with {in_flight} payments in flight, {completed} \
+             orders COMPLETED"
+        );
+        at_kill.push(json!({"in_flight": in_flight, "completed": completed}));
+        tokio::time::sleep(Duration::from_secs(*down)).await;
+        env.start_worker().await?;
+        down_for.push(killed.elapsed().as_secs_f64());
+    }
+
+    let (completed, retries) = payments.expect_completed(&mut figures.broken).await;
+    let ids: Vec<String> = placed.iter().map(|(_, id)| id.clone()).collect();
+    expect_status(&env, &ids, "COMPLETED", &mut figures.broken).await;
+    let charges = env
+        .count("SELECT count(*) FROM point_ledger WHERE kind = 'CHARGE'")
+        .await?;
+    let refunds = env
+        .count("SELECT count(*) FROM point_ledger WHERE kind = 'REFUND'")
+        .await?;
+
+    let in_flight: Vec<String> = at_kill.iter().map(|k| k["in_flight"].to_string()).collect();
+    figures.operations = format!("{n} orders placed, {n} payments at once");
+    figures.faults = format!(
+        "worker kill -9 ×{kills} ({} payments in flight; down {} s)",
+        in_flight.join(" and "),
+        downtimes
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(" and ")
+    );
+    figures.outcomes = format!(
+        "{completed}/{n} COMPLETED exactly once ({charges} charges, {refunds} refunds); \
+         {retries} payments repeated with their key after a 503"
+    );
+    figures.details = json!({
+        "orders": n, "kills": at_kill, "worker_down_s": down_for, "completed": completed,
+        "charges": charges, "refunds": refunds, "repeats_after_503": retries,
+    });
+    let verdict = env.finish(Duration::from_secs(120)).await?;
+    Ok(Outcome { figures, verdict })
+}
