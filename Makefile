@@ -2,7 +2,7 @@
 # environment (CONTRACT §3), e.g. `TEMPORAL_ADDRESS=127.0.0.1:7300 make up`.
 SHELL := /bin/bash
 
-.PHONY: demo test up down status setup lint bench histories compose-check screenshots
+.PHONY: demo test up down status setup lint bench histories compose-check screenshots chaos
 
 ## Set up, start the stack, place and pay one sample order, print it and its Web UI link.
 demo:
@@ -47,3 +47,7 @@ compose-check:
 ## Web UI screenshots for the README (docs/screenshots/): a completed and a compensated order, taken by headless Chromium.
 screenshots:
 	bash scripts/screenshots.sh
+
+## Contention, crashes, outages and hostile input on a private stack, each ended by the CONTRACT §6 check (CHAOS_ARGS=--quick for the short form).
+chaos:
+	bash scripts/chaos.sh $(CHAOS_ARGS)

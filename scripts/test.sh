@@ -55,4 +55,5 @@ cargo clippy --workspace --all-targets -- -D warnings || die "clippy found probl
 if [[ "$MODE" == all ]]; then
     info "cargo test --workspace (TEMPORAL_ADDRESS=$TEMPORAL_ADDRESS, DATABASE_URL=$DATABASE_URL)"
     cargo test --workspace --no-fail-fast || die "tests failed"
+    "$ROOT/scripts/chaos.sh" --quick || die "chaos --quick found a problem (see above)"
 fi

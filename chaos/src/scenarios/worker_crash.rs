@@ -43,14 +43,24 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
     let mut at_kill = Vec::new();
     let mut down_for = Vec::new();
     for (k, down) in downtimes.iter().enumerate() {
-        // Kill once payments are truly under way: some step has taken effect and most
-        // payments still wait for their answer.
-        let before = steps_done(&env).await;
+        // The first kill once payments are truly under way (a step has taken effect, most
+        // still wait for their answer); a later one halfway through what is left, so that it
+        // finds payments at every stage.
+        let steps_before = steps_done(&env).await;
+        let done_before = completed_orders(&env).await;
+        let left = n as i64 - done_before;
         let threshold = if k == 0 { at_least } else { 1 };
         let started = wait_for(Duration::from_secs(30), || {
             let env = &env;
             let p = &payments;
-            async move { p.in_flight() >= threshold && steps_done(env).await > before }
+            async move {
+                p.in_flight() >= threshold
+                    && if k == 0 {
+                        steps_done(env).await > steps_before
+                    } else {
+                        completed_orders(env).await >= done_before + left / 2
+                    }
+            }
         })
         .await;
         let in_flight = payments.in_flight();
@@ -61,9 +71,7 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
                 k + 1
             ));
         }
-        let completed = env
-            .count("SELECT count(*) FROM orders WHERE status = 'COMPLETED'")
-            .await?;
+        let completed = completed_orders(&env).await;
         env.kill_worker();
         let killed = Instant::now();
         eprintln!(
@@ -107,4 +115,10 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
     });
     let verdict = env.finish(Duration::from_secs(120)).await?;
     Ok(Outcome { figures, verdict })
+}
+
+async fn completed_orders(env: &Env) -> i64 {
+    env.count("SELECT count(*) FROM orders WHERE status = 'COMPLETED'")
+        .await
+        .unwrap_or(0)
 }
