@@ -31,7 +31,7 @@ use temporalio_client::{
     Client, WorkflowDescribeOptions, WorkflowExecuteUpdateOptions, WorkflowGetResultOptions,
     WorkflowIdConflictPolicy, WorkflowUpdateWithStartOptions,
 };
-use workflows::floor::{FloorShape, FloorWorkflow, ORDER_SHAPE};
+use workflows::floor::{FloorShape, FloorWorkflow, ORDER_SHAPE, ORDER_SHAPE_REMOTE};
 
 use stats::Percentiles;
 
@@ -156,7 +156,8 @@ async fn main() -> Result<()> {
         db.clone(),
         &settings.task_queue,
         settings.payment_timeout,
-    );
+    )
+    .with_remote_steps(settings.remote_steps);
     let shop = make_shop(&db, &settings, args.users, args.products).await?;
     let ctx = Arc::new(Ctx {
         api: format!("http://{}", settings.http_addr),
@@ -212,7 +213,8 @@ async fn main() -> Result<()> {
     let report = json!({
         "machine": machine,
         "orders_per_run": args.orders,
-        "order_shape": ORDER_SHAPE,
+        "order_shape": order_shape(&ctx.settings),
+        "step_mode": if ctx.settings.remote_steps { "remote" } else { "local" },
         "runs": runs,
         "invariants": { "ok": check.ok, "violations": check.violations, "checked": check.checked },
     });
@@ -321,7 +323,7 @@ async fn one(ctx: &Ctx, kind: Kind) -> Result<Sample, String> {
             let shape = FloorShape {
                 payment_timeout_ms: u64::try_from(ctx.settings.payment_timeout.as_millis())
                     .unwrap_or(u64::MAX),
-                ..ORDER_SHAPE
+                ..order_shape(&ctx.settings)
             };
             let options = WorkflowUpdateWithStartOptions::new(
                 ctx.settings.task_queue.clone(),
@@ -425,6 +427,15 @@ async fn one(ctx: &Ctx, kind: Kind) -> Result<Sample, String> {
                 pay: t1.elapsed(),
             })
         }
+    }
+}
+
+/// The shape the floor mirrors: the orders' (`STEP_MODE`, as the API and this bench read it).
+fn order_shape(settings: &Settings) -> FloorShape {
+    if settings.remote_steps {
+        ORDER_SHAPE_REMOTE
+    } else {
+        ORDER_SHAPE
     }
 }
 
@@ -567,7 +578,7 @@ async fn history_events(ctx: &Ctx, kind: Kind, samples: &[Sample], n: usize) -> 
 fn print_table(runs: &[Run]) {
     println!();
     println!(
-        "{:<18} {:>4} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>9} {:>9}",
+        "{:<18} {:>4} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8}",
         "kind",
         "c",
         "orders/s",
@@ -578,9 +589,11 @@ fn print_table(runs: &[Run]) {
         "pay99",
         "e2e99",
         "events",
+        "cpu tmp",
         "cpu wrk",
+        "cpu pg",
         "cpu api",
-        "cpu tmp"
+        "cpu bch"
     );
     for r in runs {
         let floor = runs
@@ -592,10 +605,10 @@ fn print_table(runs: &[Run]) {
         let cpu = |k: &str| {
             r.cpu_seconds_per_order
                 .get(k)
-                .map_or("-".to_owned(), |v| format!("{:.2}ms", v * 1000.0))
+                .map_or("-".to_owned(), |v| format!("{:.1}ms", v * 1000.0))
         };
         println!(
-            "{:<18} {:>4} {:>9.1} {:>8} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>7} {:>9} {:>9} {:>9}",
+            "{:<18} {:>4} {:>9.1} {:>8} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8}",
             r.kind.label(),
             r.concurrency,
             r.throughput,
@@ -607,9 +620,11 @@ fn print_table(runs: &[Run]) {
             r.end_to_end_ms.p99,
             r.history_events_per_order
                 .map_or("-".to_owned(), |e| format!("{e:.0}")),
-            cpu("worker"),
-            cpu("api"),
             cpu("temporal"),
+            cpu("worker"),
+            cpu("postgres"),
+            cpu("api"),
+            cpu("bench"),
         );
     }
     // The targets of the performance issue, against the like-for-like floor.

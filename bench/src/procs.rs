@@ -52,18 +52,40 @@ impl Procs {
             .join(", ")
     }
 
+    /// CPU seconds so far of the worker, the API and the Temporal server, of every PostgreSQL
+    /// process (`postgres`: the server and its connections, which the pools keep open for the
+    /// whole run) and of this bench itself (`bench`, the load generator, on the same cores).
     pub fn cpu_seconds(&self) -> BTreeMap<String, f64> {
-        self.pids
+        let mut out: BTreeMap<String, f64> = self
+            .pids
             .iter()
-            .filter_map(|(name, pid)| {
-                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-                // Fields after "(comm)": state is 0, utime 11, stime 12.
-                let rest = stat.rsplit_once(')')?.1;
-                let f: Vec<&str> = rest.split_whitespace().collect();
-                let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
-                Some((name.clone(), ticks / self.ticks_per_second))
+            .filter_map(|(name, pid)| Some((name.clone(), self.ticks(*pid)?)))
+            .collect();
+        let postgres: f64 = std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .is_ok_and(|c| c.trim() == "postgres")
             })
-            .collect()
+            .filter_map(|pid| self.ticks(pid))
+            .sum();
+        out.insert("postgres".into(), postgres);
+        if let Some(me) = self.ticks(std::process::id()) {
+            out.insert("bench".into(), me);
+        }
+        out
+    }
+
+    fn ticks(&self, pid: u32) -> Option<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Fields after "(comm)": state is 0, utime 11, stime 12.
+        let rest = stat.rsplit_once(')')?.1;
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+        Some(ticks / self.ticks_per_second)
     }
 }
 

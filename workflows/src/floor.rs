@@ -130,3 +130,15 @@ pub const ORDER_SHAPE: FloorShape = FloorShape {
     local: true,
     payment_timeout_ms: 15 * 60 * 1000,
 };
+
+/// The same order with `STEP_MODE=remote`: every database step an ordinary activity, and
+/// completing the order a step of its own.
+pub const ORDER_SHAPE_REMOTE: FloorShape = FloorShape {
+    // check_placement, record_order
+    placement_steps: 2,
+    // charge_points, deduct_stock, complete_order
+    payment_steps: 3,
+    after_steps: 1,
+    local: false,
+    payment_timeout_ms: 15 * 60 * 1000,
+};
