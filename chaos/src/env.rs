@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -30,10 +31,13 @@ pub struct Stack {
     pub secret: String,
     pub quick: bool,
     pub seed: u64,
+    /// Scenario 3 also does what loses a payment's update (README "Reliability", open issue):
+    /// clients that never repeat their payment, and the worker killed with the server.
+    pub lost_updates: bool,
 }
 
 impl Stack {
-    pub async fn start(paths: Paths, quick: bool, seed: u64) -> Result<Self> {
+    pub async fn start(paths: Paths, quick: bool, seed: u64, lost_updates: bool) -> Result<Self> {
         std::fs::create_dir_all(paths.logs())?;
         for killed in infra::kill_leftovers(&paths) {
             eprintln!("chaos: killed a leftover of an earlier run: {killed}");
@@ -76,6 +80,7 @@ impl Stack {
             secret: format!("chaos-{}", uuid::Uuid::new_v4().simple()),
             quick,
             seed,
+            lost_updates,
         })
     }
 
@@ -156,6 +161,10 @@ impl Receiver {
 #[derive(Debug, Default)]
 pub struct Verdict {
     pub violations: Vec<String>,
+    /// Expectations not met that are not CONTRACT §6 violations (the worker died, say).
+    pub broken: Vec<String>,
+    /// Worth knowing, not a failure.
+    pub notes: Vec<String>,
     pub checked: Value,
 }
 
@@ -168,12 +177,77 @@ pub struct Env {
     pub receiver: Receiver,
     pub api: Api,
     paths: Paths,
-    worker: Option<Proc>,
+    launcher: Launcher,
+    worker: Arc<Mutex<Option<Watched>>>,
+    deaths: Arc<Mutex<Vec<String>>>,
+    supervisor: JoinHandle<()>,
     api_proc: Option<Proc>,
-    child_env: Vec<(String, String)>,
     pub worker_log: PathBuf,
     pub api_log: PathBuf,
 }
+
+/// The worker as its supervisor sees it: the process, and where its log stood when it started.
+struct Watched {
+    proc: Proc,
+    log_from: u64,
+}
+
+/// What starts a child process with this scenario's settings.
+#[derive(Clone)]
+struct Launcher {
+    paths: Paths,
+    child_env: Vec<(String, String)>,
+    name: String,
+    worker_log: PathBuf,
+}
+
+impl Launcher {
+    fn command(&self, bin: &str) -> Command {
+        let mut cmd = Command::new(self.paths.bin(bin));
+        // Only what this run sets: nothing of the shared stack's settings (nor any TLS or API
+        // key of a real cluster) leaks in.
+        cmd.env_clear();
+        for keep in ["PATH", "HOME", "LANG"] {
+            if let Ok(v) = std::env::var(keep) {
+                cmd.env(keep, v);
+            }
+        }
+        cmd.envs(self.child_env.iter().map(|(k, v)| (k, v)));
+        cmd.current_dir(&self.paths.root);
+        cmd
+    }
+
+    fn spawn_worker(&self) -> Result<Watched> {
+        let log_from = std::fs::metadata(&self.worker_log).map_or(0, |m| m.len());
+        let proc = Proc::spawn(
+            &format!("{}-worker", self.name),
+            self.command("worker"),
+            &self.worker_log,
+            &self.paths.pids(),
+        )?;
+        Ok(Watched { proc, log_from })
+    }
+}
+
+/// Why the worker died, from what it logged since `from`: its panic, if it had one.
+fn cause_of_death(log: &PathBuf, from: u64) -> String {
+    let text = std::fs::read(log).unwrap_or_default();
+    let text = String::from_utf8_lossy(text.get(from as usize..).unwrap_or_default());
+    let lines: Vec<&str> = text.lines().collect();
+    match lines.iter().position(|l| l.contains("panicked at")) {
+        Some(i) => format!(
+            "{} {}",
+            lines[i].trim(),
+            lines.get(i + 1).map_or("", |l| l.trim())
+        ),
+        None => "no panic in its log".to_owned(),
+    }
+}
+
+/// The known way the worker dies: a debug assertion inside the Temporal SDK (`dbg_panic!`)
+/// that a debug build hits when the server restarts while it holds workflow tasks. Release
+/// builds log it as an error and go on.
+pub const SDK_DEBUG_ASSERTION: &str = "Trying to send a new WFT for a run which already has one";
 
 impl Env {
     /// A fresh database, task queue and receiver, then the worker and the API as child
@@ -194,7 +268,7 @@ impl Env {
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         );
         let http_addr = format!("127.0.0.1:{}", infra::free_port()?);
-        let child_env = vec![
+        let mut child_env: Vec<(String, String)> = vec![
             ("TEMPORAL_ADDRESS".into(), stack.temporal.address()),
             ("TEMPORAL_NAMESPACE".into(), "default".into()),
             ("TASK_QUEUE".into(), task_queue),
@@ -220,6 +294,13 @@ impl Env {
                     .unwrap_or_else(|_| "info,temporalio_sdk_core=warn,sqlx=warn".into()),
             ),
         ];
+        // Settings worth comparing runs by pass through (STEP_MODE=remote: every database
+        // step an ordinary activity).
+        for pass in ["STEP_MODE"] {
+            if let Ok(v) = std::env::var(pass) {
+                child_env.push((pass.to_owned(), v));
+            }
+        }
         // The settings the children read, as they read them (so a setting added later gets
         // its default here too).
         let settings = Settings::from_lookup(|k| {
@@ -238,43 +319,43 @@ impl Env {
             client,
             receiver,
             paths: stack.paths.clone(),
-            worker: None,
+            launcher: Launcher {
+                paths: stack.paths.clone(),
+                child_env,
+                name: name.to_owned(),
+                worker_log: logs.join(format!("{name}-worker.log")),
+            },
+            worker: Arc::new(Mutex::new(None)),
+            deaths: Arc::new(Mutex::new(Vec::new())),
+            supervisor: tokio::spawn(async {}),
             api_proc: None,
-            child_env,
             worker_log: logs.join(format!("{name}-worker.log")),
             api_log: logs.join(format!("{name}-api.log")),
         };
         for log in [&env.worker_log, &env.api_log] {
             let _ = std::fs::remove_file(log);
         }
+        env.supervisor = tokio::spawn(supervise(
+            env.launcher.clone(),
+            env.worker.clone(),
+            env.deaths.clone(),
+        ));
         env.start_worker().await?;
         env.start_api().await?;
         Ok(env)
     }
 
     fn command(&self, bin: &str) -> Command {
-        let mut cmd = Command::new(self.paths.bin(bin));
-        // Only what this run sets: nothing of the shared stack's settings (nor any TLS or API
-        // key of a real cluster) leaks in.
-        cmd.env_clear();
-        for keep in ["PATH", "HOME", "LANG"] {
-            if let Ok(v) = std::env::var(keep) {
-                cmd.env(keep, v);
-            }
-        }
-        cmd.envs(self.child_env.iter().map(|(k, v)| (k, v)));
-        cmd.current_dir(&self.paths.root);
-        cmd
+        self.launcher.command(bin)
+    }
+
+    fn slot(&self) -> MutexGuard<'_, Option<Watched>> {
+        self.worker.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub async fn start_worker(&mut self) -> Result<()> {
-        let proc = Proc::spawn(
-            &format!("{}-worker", self.name),
-            self.command("worker"),
-            &self.worker_log,
-            &self.paths.pids(),
-        )?;
-        self.worker = Some(proc);
+        let watched = self.launcher.spawn_worker()?;
+        *self.slot() = Some(watched);
         tokio::time::sleep(Duration::from_millis(300)).await;
         if !self.worker_alive() {
             bail!(
@@ -286,14 +367,22 @@ impl Env {
     }
 
     pub fn worker_alive(&mut self) -> bool {
-        self.worker.as_mut().is_some_and(Proc::alive)
+        self.slot().as_mut().is_some_and(|w| w.proc.alive())
     }
 
-    /// `kill -9` the worker.
+    /// `kill -9` the worker (on purpose: its supervisor leaves it dead).
     pub fn kill_worker(&mut self) {
-        if let Some(mut w) = self.worker.take() {
-            w.kill9();
+        if let Some(mut w) = self.slot().take() {
+            w.proc.kill9();
         }
+    }
+
+    /// The worker's deaths that nobody asked for, each with its cause.
+    pub fn worker_deaths(&self) -> Vec<String> {
+        self.deaths
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub async fn start_api(&mut self) -> Result<()> {
@@ -429,12 +518,27 @@ impl Env {
                 self.api_log.display()
             ));
         }
+        let (mut broken, mut notes) = (Vec::new(), Vec::new());
+        for death in self.worker_deaths() {
+            // The chaos binary is built with the same profile as the worker it runs.
+            if death.contains(SDK_DEBUG_ASSERTION) && cfg!(debug_assertions) {
+                notes.push(format!(
+                    "the worker (a debug build) died on a debug assertion of the Temporal SDK \
+                     and was started again, as a supervisor would; release builds log it as an \
+                     error and go on: {death}"
+                ));
+            } else {
+                broken.push(format!("the worker died: {death}"));
+            }
+        }
         let mut checked = report.checked;
         checked["orders"] = json!(ids.len());
         checked["deliveries"] = json!(delivered.len());
         self.stop().await;
         Ok(Verdict {
             violations,
+            broken,
+            notes,
             checked,
         })
     }
@@ -443,8 +547,9 @@ impl Env {
         if let Some(mut p) = self.api_proc.take() {
             p.terminate(Duration::from_secs(5));
         }
-        if let Some(mut w) = self.worker.take() {
-            w.terminate(Duration::from_secs(5));
+        self.supervisor.abort();
+        if let Some(mut w) = self.slot().take() {
+            w.proc.terminate(Duration::from_secs(5));
         }
         self.receiver.stop().await;
         self.db.close().await;
@@ -518,5 +623,38 @@ pub fn place_request(lines: &[(i64, i64)]) -> domain::PlaceOrderRequest {
             address: "12 Teheran-ro, Gangnam-gu, Seoul".into(),
             phone: "010-1234-5678".into(),
         },
+    }
+}
+
+/// Watches the worker as a process supervisor would (systemd, Docker's restart policy): when
+/// it dies without being told to, its death and cause are recorded and it is started again.
+async fn supervise(
+    launcher: Launcher,
+    worker: Arc<Mutex<Option<Watched>>>,
+    deaths: Arc<Mutex<Vec<String>>>,
+) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let mut slot = worker.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(w) = slot.as_mut() else { continue };
+        let Some(status) = w.proc.exited() else {
+            continue;
+        };
+        let cause = cause_of_death(&launcher.worker_log, w.log_from);
+        eprintln!("chaos: the worker died ({status}): {cause}; starting it again");
+        deaths
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(format!("{status}: {cause}"));
+        *slot = match launcher.spawn_worker() {
+            Ok(w) => Some(w),
+            Err(e) => {
+                deaths
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(format!("could not start it again: {e:#}"));
+                None
+            }
+        };
     }
 }

@@ -162,6 +162,13 @@ impl Proc {
         }
     }
 
+    /// How it ended, once it has (reaped).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
     /// `kill -9`, and reap it.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {

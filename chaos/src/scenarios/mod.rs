@@ -95,23 +95,64 @@ pub async fn shop(env: &Env, users: usize, products: &[(i64, i64)]) -> Result<Sh
 /// How long a client keeps asking before it gives up on an answer.
 pub const PATIENCE: Duration = Duration::from_secs(180);
 
-/// Places one order per `(user, lines)` through the API, `parallel` at a time, each under its
-/// own Idempotency-Key and retried on 503; every placement must answer 201.
+/// One order to place: who, which lines, which coupon.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub user: i64,
+    pub lines: Vec<(i64, i64)>,
+    pub coupon: Option<i64>,
+}
+
+/// `n` orders of one line each of `product`, by the shop's customers in turn.
+pub fn simple_plan(shop: &Shop, product: i64, n: usize) -> Vec<Plan> {
+    (0..n)
+        .map(|i| Plan {
+            user: shop.users[i % shop.users.len()],
+            lines: vec![(product, 1 + (i as i64 % 2))],
+            coupon: None,
+        })
+        .collect()
+}
+
+/// A shop where payments can fail late: a plentiful product and a scarce one (stock for about
+/// a quarter of what is ordered), and a coupon per customer. Half the orders want the scarce
+/// product, so some of their payments find it sold out after charging the points and redeeming
+/// the coupon, and must undo both; the first order of each customer uses their coupon.
+pub async fn scarce_shop(env: &Env, users: usize, n: usize) -> Result<(Shop, Vec<Plan>)> {
+    // At least 3: every placement (1 to 3 units) passes; payments then race for the rest.
+    let scarce = (n as i64 / 4).max(3);
+    let shop = shop(env, users, &[(1_000, 1_000_000), (2_000, scarce)]).await?;
+    let mut coupons = Vec::with_capacity(users);
+    for u in &shop.users {
+        coupons.push(env.coupon(*u, 100).await?);
+    }
+    let plan = (0..n)
+        .map(|i| Plan {
+            user: shop.users[i % users],
+            lines: vec![(shop.products[i % 2], 1 + (i as i64 % 3))],
+            coupon: (i < users).then(|| coupons[i % users]),
+        })
+        .collect();
+    Ok((shop, plan))
+}
+
+/// Places every order of `plan` through the API, `parallel` at a time, each under its own
+/// Idempotency-Key and retried on 503; every placement must answer 201.
 pub async fn place_all(
     api: &Api,
-    orders: &[(i64, Vec<(i64, i64)>)],
+    plan: &[Plan],
     tag: &str,
     parallel: usize,
 ) -> Result<Vec<(i64, String)>, String> {
     let gate = Arc::new(Semaphore::new(parallel));
-    let tasks: Vec<_> = orders
+    let tasks: Vec<_> = plan
         .iter()
         .enumerate()
-        .map(|(i, (user, lines))| {
+        .map(|(i, p)| {
             let api = api.clone();
             let gate = gate.clone();
-            let body = order_body(lines, None);
-            let user = *user;
+            let body = order_body(&p.lines, p.coupon);
+            let user = p.user;
             let key = format!("{tag}-place-{i}");
             tokio::spawn(async move {
                 let _permit = gate.acquire_owned().await.expect("open semaphore");
@@ -134,6 +175,48 @@ pub async fn place_all(
         placed.push(t.await.map_err(|e| e.to_string())??);
     }
     Ok(placed)
+}
+
+/// How the payments ended, as their clients learned it.
+#[derive(Debug, Default)]
+pub struct Settled {
+    /// 200 `COMPLETED`.
+    pub completed: Vec<String>,
+    /// 409 `INSUFFICIENT_STOCK`: sold out after placement, everything undone.
+    pub canceled: Vec<String>,
+    /// Requests asked again after a 503 or a lost answer.
+    pub retries: u32,
+}
+
+impl Settled {
+    pub fn total(&self) -> usize {
+        self.completed.len() + self.canceled.len()
+    }
+
+    /// The database must agree with what each client was told: `COMPLETED`, or `CANCELED`
+    /// because the stock was gone.
+    pub async fn check(&self, env: &Env, broken: &mut Vec<String>) {
+        expect_status(env, &self.completed, "COMPLETED", broken).await;
+        expect_status(env, &self.canceled, "CANCELED", broken).await;
+        for id in &self.canceled {
+            let reason: Option<String> =
+                sqlx::query_scalar("SELECT cancel_reason FROM orders WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&env.db)
+                    .await
+                    .ok()
+                    .flatten()
+                    .flatten();
+            if !reason
+                .as_deref()
+                .is_some_and(|r| r.contains("INSUFFICIENT_STOCK"))
+            {
+                broken.push(format!(
+                    "order {id} was refused for stock but says {reason:?}"
+                ));
+            }
+        }
+    }
 }
 
 /// One payment's final answer and how many times it was asked again.
@@ -176,31 +259,45 @@ impl Payments {
         self.in_flight.load(Ordering::SeqCst)
     }
 
-    /// Every payment's final answer; each must be 200 `COMPLETED`. Returns how many were
-    /// asked again after a 503 or a lost answer.
-    pub async fn expect_completed(self, broken: &mut Vec<String>) -> (usize, u32) {
-        let mut completed = 0;
-        let mut retries = 0;
+    /// Every payment's final answer: 200 `COMPLETED`, or 409 `INSUFFICIENT_STOCK` (anything
+    /// else is a broken expectation).
+    pub async fn settle(self, broken: &mut Vec<String>) -> Settled {
+        let mut settled = Settled::default();
         for (id, task) in self.tasks {
             match task.await {
                 Ok(Ok((r, n))) => {
-                    retries += n;
-                    if r.status == 200 && r.order_status() == "COMPLETED" {
-                        completed += 1;
-                    } else {
-                        broken.push(format!(
-                            "payment of {id}: expected 200 COMPLETED (asked {} times), got {} {}",
+                    settled.retries += n;
+                    match (r.status, r.code(), r.order_status()) {
+                        (200, _, "COMPLETED") => settled.completed.push(id),
+                        (409, "INSUFFICIENT_STOCK", _) if r.contract_error(&[]).is_ok() => {
+                            settled.canceled.push(id)
+                        }
+                        _ => broken.push(format!(
+                            "payment of {id}: expected 200 COMPLETED or 409 INSUFFICIENT_STOCK \
+                             (asked {} times), got {} {}",
                             n + 1,
                             r.status,
                             r.text.chars().take(300).collect::<String>()
-                        ));
+                        )),
                     }
                 }
                 Ok(Err(e)) => broken.push(format!("payment of {id}: {e}")),
                 Err(e) => broken.push(format!("payment of {id}: task failed: {e}")),
             }
         }
-        (completed, retries)
+        settled
+    }
+
+    /// Every payment's final answer; each must be 200 `COMPLETED`. Returns how many completed
+    /// and how many were asked again after a 503 or a lost answer.
+    pub async fn expect_completed(self, broken: &mut Vec<String>) -> (usize, u32) {
+        let settled = self.settle(broken).await;
+        for id in &settled.canceled {
+            broken.push(format!(
+                "payment of {id}: refused for stock, none was short"
+            ));
+        }
+        (settled.completed.len(), settled.retries)
     }
 }
 

@@ -10,8 +10,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::{
-    Figures, Outcome, PATIENCE, Payments, Tally, expect_status, place_all, shop, steps_done,
-    wait_for,
+    Figures, Outcome, PATIENCE, Payments, Tally, place_all, scarce_shop, steps_done, wait_for,
 };
 use crate::api::{Api, Reply, order_body};
 use crate::env::{Env, Stack};
@@ -37,12 +36,9 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
         (40, Duration::from_secs(10))
     };
     let env = Env::new(stack, "4-pg-restart", Duration::from_secs(600)).await?;
-    let shop = shop(&env, 5, &[(2_000, 1_000_000)]).await?;
+    let (shop, plan) = scarce_shop(&env, 5, paying).await?;
     let p = shop.products[0];
     let mut figures = Figures::default();
-    let plan: Vec<(i64, Vec<(i64, i64)>)> = (0..paying)
-        .map(|i| (shop.users[i % 5], vec![(p, 1)]))
-        .collect();
     let placed = place_all(&env.api, &plan, "pg", 16)
         .await
         .unwrap_or_else(|e| {
@@ -110,9 +106,15 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
         down.as_secs_f64()
     );
 
-    let (completed, retries) = payments.expect_completed(&mut figures.broken).await;
-    let ids: Vec<String> = placed.iter().map(|(_, id)| id.clone()).collect();
-    expect_status(&env, &ids, "COMPLETED", &mut figures.broken).await;
+    let settled = payments.settle(&mut figures.broken).await;
+    settled.check(&env, &mut figures.broken).await;
+    if settled.total() != placed.len() {
+        figures.broken.push(format!(
+            "{} of {} payments got a final answer",
+            settled.total(),
+            placed.len()
+        ));
+    }
 
     // A careful client repeats what was refused, with the same key: once each.
     let mut repeated = 0;
@@ -175,7 +177,7 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
         .sum();
 
     figures.operations = format!(
-        "{paying} payments in flight, {} requests on 7 routes during the outage, {} keyed \
+        "{paying} payments in flight (half for a scarce product), {} requests on 7 routes during the outage, {} keyed \
          requests repeated after it",
         outage.total(),
         keyed.len()
@@ -185,16 +187,18 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
         down.as_secs_f64()
     );
     figures.outcomes = format!(
-        "{completed}/{paying} COMPLETED; outage answers: {} (slowest {:.1} s, {five_hundreds} \
+        "{} COMPLETED, {} CANCELED (stock sold out, undone); outage answers: {} (slowest {:.1} s, {five_hundreds} \
          500s); {repeated}/{} repeats took effect once",
+        settled.completed.len(),
+        settled.canceled.len(),
         outage.describe(),
         slowest.as_secs_f64(),
         keyed.len()
     );
     figures.details = json!({
-        "in_flight_at_stop": in_flight, "down_s": down.as_secs_f64(), "completed": completed,
+        "in_flight_at_stop": in_flight, "down_s": down.as_secs_f64(), "completed": settled.completed.len(), "canceled": settled.canceled.len(),
         "outage": outage.0, "slowest_outage_answer_s": slowest.as_secs_f64(),
-        "repeats_after_503": retries, "keyed_repeated": repeated,
+        "repeats_after_503": settled.retries, "keyed_repeated": repeated,
     });
     let verdict = env.finish(Duration::from_secs(120)).await?;
     Ok(Outcome { figures, verdict })

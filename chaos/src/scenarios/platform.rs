@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use serde_json::json;
 
-use super::{Figures, Outcome, Payments, expect_status, place_all, shop, wait_for};
+use super::{Figures, Outcome, Payments, expect_status, place_all, shop, simple_plan, wait_for};
 use crate::env::{Env, Stack};
 
 pub async fn run(stack: &mut Stack) -> Result<Outcome> {
@@ -21,9 +21,7 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
     let shop = shop(&env, 5, &[(3_000, 1_000_000)]).await?;
     let p = shop.products[0];
     let mut figures = Figures::default();
-    let plan: Vec<(i64, Vec<(i64, i64)>)> = (0..per_phase)
-        .map(|i| (shop.users[i % 5], vec![(p, 1)]))
-        .collect();
+    let plan = simple_plan(&shop, p, per_phase);
     let mut ids = Vec::new();
 
     // Phase 1: every delivery answered 500.

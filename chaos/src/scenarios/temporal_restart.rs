@@ -11,7 +11,8 @@ use serde_json::json;
 use starter::OrderService;
 
 use super::{
-    Figures, Outcome, Payments, Tally, expect_status, place_all, shop, steps_done, wait_for,
+    Figures, Outcome, Payments, Tally, expect_status, place_all, scarce_shop, shop, simple_plan,
+    steps_done, wait_for,
 };
 use crate::api::order_body;
 use crate::env::{Env, Stack};
@@ -22,8 +23,23 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
     } else {
         (10, 40, 10, Duration::from_secs(8), Duration::from_secs(12))
     };
+    // With --lost-updates, what loses a payment's update (see `Stack::lost_updates`): payments
+    // whose clients ask once and never again, half the payments for a scarce product, and the
+    // worker dying with the server.
+    let lost_updates = stack.lost_updates;
+    let (abandoned_n, abandoned_timeout) = match (lost_updates, stack.quick) {
+        (false, _) => (0, Duration::ZERO),
+        (true, true) => (6, Duration::from_secs(15)),
+        (true, false) => (20, Duration::from_secs(30)),
+    };
     let mut env = Env::new(stack, "3-temporal-restart", Duration::from_secs(600)).await?;
-    let shop = shop(&env, 5, &[(1_500, 1_000_000)]).await?;
+    let (shop, plan) = if lost_updates {
+        scarce_shop(&env, 5, paying).await?
+    } else {
+        let shop = shop(&env, 5, &[(1_500, 1_000_000), (2_500, 1_000_000)]).await?;
+        let plan = simple_plan(&shop, shop.products[1], paying);
+        (shop, plan)
+    };
     let p = shop.products[0];
     let mut figures = Figures::default();
 
@@ -33,7 +49,8 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
         env.db.clone(),
         &env.settings.task_queue,
         timeout,
-    );
+    )
+    .with_remote_steps(env.settings.remote_steps);
     let mut to_expire = Vec::new();
     for i in 0..expiring {
         let id = OrderService::new_order_id();
@@ -46,18 +63,52 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
         }
     }
     let placed_at = Instant::now();
+    let patient = OrderService::new(
+        env.client.clone(),
+        env.db.clone(),
+        &env.settings.task_queue,
+        abandoned_timeout,
+    )
+    .with_remote_steps(env.settings.remote_steps);
+    let mut abandoned = Vec::new();
+    for i in 0..abandoned_n {
+        let id = OrderService::new_order_id();
+        let user = shop.users[i % 5];
+        let req = crate::env::place_request(&[(shop.products[i % 2], 1)]);
+        match patient.place(&id, user, req).await {
+            Ok(o) if o.status == domain::OrderStatus::Pending => abandoned.push((user, id)),
+            other => figures
+                .broken
+                .push(format!("placing an order to abandon: {other:?}")),
+        }
+    }
 
-    let plan: Vec<(i64, Vec<(i64, i64)>)> = (0..paying)
-        .map(|i| (shop.users[i % 5], vec![(p, 1 + (i as i64 % 2))]))
-        .collect();
     let placed = place_all(&env.api, &plan, "t-before", 16)
         .await
         .unwrap_or_else(|e| {
             figures.broken.push(e);
             Vec::new()
         });
-    let payments = Payments::start(&env.api, &placed, "t-before");
     let before = steps_done(&env).await;
+    let payments = Payments::start(&env.api, &placed, "t-before");
+    let one_shots: Vec<_> = abandoned
+        .iter()
+        .map(|(user, id)| {
+            let api = env.api.clone();
+            let token = api.customer(*user);
+            let body = serde_json::json!({ "order_id": id });
+            tokio::spawn(async move {
+                api.send(
+                    Method::POST,
+                    "/api/v1/payments",
+                    Some(&token),
+                    Some(&body),
+                    None,
+                )
+                .await
+            })
+        })
+        .collect();
     let half = (paying / 2).max(1);
     wait_for(Duration::from_secs(20), || {
         let env = &env;
@@ -66,6 +117,9 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
     })
     .await;
     let in_flight = payments.in_flight();
+    if lost_updates {
+        env.kill_worker();
+    }
     stack.temporal.kill9();
     let killed = Instant::now();
     eprintln!("chaos: [3] Temporal killed (-9) with {in_flight} payments in flight");
@@ -116,13 +170,14 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
     }
     let deadline_passed = placed_at.elapsed() > timeout;
     stack.temporal.start().await?;
+    if !env.worker_alive() {
+        env.start_worker().await?;
+    }
     let down = killed.elapsed();
     eprintln!("chaos: [3] Temporal back after {:.1} s", down.as_secs_f64());
 
     // New orders after the restart go through the same API and worker, not restarted.
-    let plan: Vec<(i64, Vec<(i64, i64)>)> = (0..after)
-        .map(|i| (shop.users[i % 5], vec![(p, 1)]))
-        .collect();
+    let plan = simple_plan(&shop, p, after);
     let placed_after = place_all(&env.api, &plan, "t-after", 8)
         .await
         .unwrap_or_else(|e| {
@@ -130,7 +185,8 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
             Vec::new()
         });
     let payments_after = Payments::start(&env.api, &placed_after, "t-after");
-    let (done_before, retries) = payments.expect_completed(&mut figures.broken).await;
+    let settled = payments.settle(&mut figures.broken).await;
+    settled.check(&env, &mut figures.broken).await;
     let (done_after, retries_after) = payments_after.expect_completed(&mut figures.broken).await;
 
     let expired = wait_for(Duration::from_secs(90), || {
@@ -146,49 +202,53 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
     if !expired {
         expect_status(&env, &to_expire, "EXPIRED", &mut figures.broken).await;
     }
-    let worker_survived = env.worker_alive();
-    if !worker_survived {
-        figures
-            .broken
-            .push("the worker exited while Temporal was down".into());
-        env.start_worker().await?;
+    let deaths = env.worker_deaths().len();
+    let mut one_shot_answers = Tally::default();
+    for t in one_shots {
+        one_shot_answers.add(&t.await?);
     }
-    let all: Vec<String> = placed
-        .iter()
-        .chain(&placed_after)
-        .map(|(_, id)| id.clone())
-        .collect();
-    expect_status(&env, &all, "COMPLETED", &mut figures.broken).await;
+    let after_ids: Vec<String> = placed_after.iter().map(|(_, id)| id.clone()).collect();
+    expect_status(&env, &after_ids, "COMPLETED", &mut figures.broken).await;
+    if settled.total() != placed.len() {
+        figures.broken.push(format!(
+            "{} of {} payments got a final answer",
+            settled.total(),
+            placed.len()
+        ));
+    }
 
     figures.operations = format!(
-        "{paying} payments in flight + {after} orders after the restart, {expiring} unpaid \
+        "{paying} payments in flight (half for a scarce product) + {after} orders after the restart, {expiring} unpaid \
          orders ({} s timeout), {} requests during the outage",
         timeout.as_secs(),
         outage.total()
     );
     figures.faults = format!(
-        "Temporal kill -9, down {:.0} s, same SQLite file",
+        "Temporal kill -9{}, down {:.0} s, same SQLite file",
+        if lost_updates { " with the worker" } else { "" },
         down.as_secs_f64()
     );
     figures.outcomes = format!(
-        "{}/{} COMPLETED, {}/{expiring} EXPIRED after the restart; worker {}; outage answers: \
-         {}",
-        done_before + done_after,
-        paying + after,
+        "{} COMPLETED, {} CANCELED (stock sold out, undone), {}/{expiring} EXPIRED after the \
+         restart; worker {}; outage answers: {}",
+        settled.completed.len() + done_after,
+        settled.canceled.len(),
         if expired { expiring } else { 0 },
-        if worker_survived {
-            "reconnected by itself"
+        if deaths == 0 {
+            "reconnected by itself".to_owned()
         } else {
-            "DIED"
+            format!("died {deaths}× and was restarted")
         },
         outage.describe()
     );
     figures.details = json!({
         "in_flight_at_kill": in_flight, "down_s": down.as_secs_f64(),
         "deadline_passed_while_down": deadline_passed,
-        "completed": done_before + done_after, "expired": expired, "expiring": expiring,
-        "repeats_after_503": retries + retries_after, "outage": outage.0,
-        "worker_survived": worker_survived,
+        "completed": settled.completed.len() + done_after, "canceled": settled.canceled.len(),
+        "expired": expired, "expiring": expiring,
+        "repeats_after_503": settled.retries + retries_after, "outage": outage.0,
+        "worker_deaths": deaths, "abandoned_payments": abandoned.len(),
+        "abandoned_answers": one_shot_answers.0,
     });
     let verdict = env.finish(Duration::from_secs(120)).await?;
     Ok(Outcome { figures, verdict })

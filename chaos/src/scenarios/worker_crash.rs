@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use serde_json::json;
 
-use super::{Figures, Outcome, Payments, expect_status, place_all, shop, steps_done, wait_for};
+use super::{Figures, Outcome, Payments, place_all, scarce_shop, steps_done, wait_for};
 use crate::env::{Env, Stack};
 
 pub async fn run(stack: &mut Stack) -> Result<Outcome> {
@@ -21,15 +21,7 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
     };
     let kills = downtimes.len();
     let mut env = Env::new(stack, "2-worker-crash", Duration::from_secs(600)).await?;
-    let shop = shop(&env, n / 4, &[(1_000, 1_000_000), (2_000, 1_000_000)]).await?;
-    let plan: Vec<(i64, Vec<(i64, i64)>)> = (0..n)
-        .map(|i| {
-            (
-                shop.users[i % shop.users.len()],
-                vec![(shop.products[i % 2], 1 + (i as i64 % 3))],
-            )
-        })
-        .collect();
+    let (_, plan) = scarce_shop(&env, n / 4, n).await?;
     let mut figures = Figures::default();
     let placed = match place_all(&env.api, &plan, "crash", 16).await {
         Ok(p) => p,
@@ -84,16 +76,24 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
         down_for.push(killed.elapsed().as_secs_f64());
     }
 
-    let (completed, retries) = payments.expect_completed(&mut figures.broken).await;
-    let ids: Vec<String> = placed.iter().map(|(_, id)| id.clone()).collect();
-    expect_status(&env, &ids, "COMPLETED", &mut figures.broken).await;
+    let settled = payments.settle(&mut figures.broken).await;
+    settled.check(&env, &mut figures.broken).await;
+    if settled.total() != placed.len() {
+        figures.broken.push(format!(
+            "{} of {} payments got a final answer",
+            settled.total(),
+            placed.len()
+        ));
+    }
     let charges = env
         .count("SELECT count(*) FROM point_ledger WHERE kind = 'CHARGE'")
         .await?;
     let refunds = env
         .count("SELECT count(*) FROM point_ledger WHERE kind = 'REFUND'")
         .await?;
-
+    let released = env
+        .count("SELECT count(*) FROM coupon_ledger WHERE kind = 'RELEASE'")
+        .await?;
     let in_flight: Vec<String> = at_kill.iter().map(|k| k["in_flight"].to_string()).collect();
     figures.operations = format!("{n} orders placed, {n} payments at once");
     figures.faults = format!(
@@ -106,12 +106,18 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
             .join(" and ")
     );
     figures.outcomes = format!(
-        "{completed}/{n} COMPLETED exactly once ({charges} charges, {refunds} refunds); \
-         {retries} payments repeated with their key after a 503"
+        "{} COMPLETED, {} CANCELED (stock sold out: {refunds} refunds, {released} coupons \
+         released), each once ({charges} charges); {} payments repeated with their key after a \
+         503",
+        settled.completed.len(),
+        settled.canceled.len(),
+        settled.retries
     );
     figures.details = json!({
-        "orders": n, "kills": at_kill, "worker_down_s": down_for, "completed": completed,
-        "charges": charges, "refunds": refunds, "repeats_after_503": retries,
+        "orders": n, "kills": at_kill, "worker_down_s": down_for,
+        "completed": settled.completed.len(), "canceled": settled.canceled.len(),
+        "charges": charges, "refunds": refunds, "coupons_released": released,
+        "repeats_after_503": settled.retries,
     });
     let verdict = env.finish(Duration::from_secs(120)).await?;
     Ok(Outcome { figures, verdict })
