@@ -186,6 +186,11 @@ pub struct Settled {
     pub canceled: Vec<String>,
     /// Requests asked again after a 503 or a lost answer.
     pub retries: u32,
+    /// Of `canceled`: repeats answered 409 `ORDER_NOT_PAYABLE` (`CANCELED`) rather than
+    /// `INSUFFICIENT_STOCK`. A payment whose whole run a crashed worker never reported runs again
+    /// on the repeat and finds its steps already undone; the order's `cancel_reason` keeps the
+    /// first reason, and `check` makes sure it is the stock.
+    pub told_canceled: usize,
 }
 
 impl Settled {
@@ -270,6 +275,12 @@ impl Payments {
                     match (r.status, r.code(), r.order_status()) {
                         (200, _, "COMPLETED") => settled.completed.push(id),
                         (409, "INSUFFICIENT_STOCK", _) if r.contract_error(&[]).is_ok() => {
+                            settled.canceled.push(id)
+                        }
+                        (409, "ORDER_NOT_PAYABLE", _)
+                            if n > 0 && r.body["details"]["status"] == "CANCELED" =>
+                        {
+                            settled.told_canceled += 1;
                             settled.canceled.push(id)
                         }
                         _ => broken.push(format!(

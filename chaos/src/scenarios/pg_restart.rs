@@ -196,7 +196,7 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
         keyed.len()
     );
     figures.details = json!({
-        "in_flight_at_stop": in_flight, "down_s": down.as_secs_f64(), "completed": settled.completed.len(), "canceled": settled.canceled.len(),
+        "in_flight_at_stop": in_flight, "down_s": down.as_secs_f64(), "completed": settled.completed.len(), "canceled": settled.canceled.len(), "told_canceled_on_repeat": settled.told_canceled,
         "outage": outage.0, "slowest_outage_answer_s": slowest.as_secs_f64(),
         "repeats_after_503": settled.retries, "keyed_repeated": repeated,
     });

@@ -218,8 +218,16 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
     }
 
     figures.operations = format!(
-        "{paying} payments in flight (half for a scarce product) + {after} orders after the restart, {expiring} unpaid \
+        "{paying} payments in flight{} + {after} orders after the restart, {expiring} unpaid \
          orders ({} s timeout), {} requests during the outage",
+        if lost_updates {
+            format!(
+                " (half for a scarce product) and {} never repeated",
+                abandoned.len()
+            )
+        } else {
+            String::new()
+        },
         timeout.as_secs(),
         outage.total()
     );
@@ -244,7 +252,7 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
     figures.details = json!({
         "in_flight_at_kill": in_flight, "down_s": down.as_secs_f64(),
         "deadline_passed_while_down": deadline_passed,
-        "completed": settled.completed.len() + done_after, "canceled": settled.canceled.len(),
+        "completed": settled.completed.len() + done_after, "canceled": settled.canceled.len(), "told_canceled_on_repeat": settled.told_canceled,
         "expired": expired, "expiring": expiring,
         "repeats_after_503": settled.retries + retries_after, "outage": outage.0,
         "worker_deaths": deaths, "abandoned_payments": abandoned.len(),

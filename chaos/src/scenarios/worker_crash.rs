@@ -105,17 +105,25 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
             .collect::<Vec<_>>()
             .join(" and ")
     );
+    let told = if settled.told_canceled > 0 {
+        format!(
+            " ({} of them learned it as ORDER_NOT_PAYABLE CANCELED on a repeat)",
+            settled.told_canceled
+        )
+    } else {
+        String::new()
+    };
     figures.outcomes = format!(
-        "{} COMPLETED, {} CANCELED (stock sold out: {refunds} refunds, {released} coupons \
-         released), each once ({charges} charges); {} payments repeated with their key after a \
-         503",
+        "{} COMPLETED, {} CANCELED{told} (stock sold out: {refunds} refunds, {released} \
+         coupons released), each once ({charges} charges); {} payments repeated with their key \
+         after a 503",
         settled.completed.len(),
         settled.canceled.len(),
         settled.retries
     );
     figures.details = json!({
         "orders": n, "kills": at_kill, "worker_down_s": down_for,
-        "completed": settled.completed.len(), "canceled": settled.canceled.len(),
+        "completed": settled.completed.len(), "canceled": settled.canceled.len(), "told_canceled_on_repeat": settled.told_canceled,
         "charges": charges, "refunds": refunds, "coupons_released": released,
         "repeats_after_503": settled.retries,
     });
