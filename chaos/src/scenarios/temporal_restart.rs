@@ -237,10 +237,17 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
         down.as_secs_f64()
     );
     figures.outcomes = format!(
-        "{} COMPLETED, {} CANCELED (stock sold out, undone), {}/{expiring} EXPIRED after the \
-         restart; worker {}; outage answers: {}",
+        "{} COMPLETED{}, {}/{expiring} EXPIRED after the restart; worker {}; outage answers: \
+         {}",
         settled.completed.len() + done_after,
-        settled.canceled.len(),
+        if settled.canceled.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", {} CANCELED (stock sold out, undone)",
+                settled.canceled.len()
+            )
+        },
         if expired { expiring } else { 0 },
         if deaths == 0 {
             "reconnected by itself".to_owned()
