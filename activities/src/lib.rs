@@ -199,7 +199,7 @@ impl OrderActivities {
         orders::complete(&self.db, &order_id).await.activity()
     }
 
-    /// `PENDING`/`PAID` → `CANCELED` or `EXPIRED`, with the reason.
+    /// `PENDING`/`PAID` → `CANCELED`, or `PENDING` → `EXPIRED`, with the reason.
     #[activity]
     pub async fn close_order(
         self: Arc<Self>,

@@ -99,8 +99,8 @@ pub async fn complete(db: &PgPool, order_id: &str) -> Result<Stamp, StepError> {
     }
 }
 
-/// `PENDING`/`PAID` → `CANCELED` (with `canceled_at`) or `EXPIRED` (`canceled_at` stays
-/// NULL), with the reason. Closing again into the same status answers the first stamp; any
+/// `PENDING`/`PAID` → `CANCELED` (with `canceled_at`), or `PENDING` → `EXPIRED`
+/// (`canceled_at` stays NULL), with the reason. Closing again into the same status answers the first stamp; any
 /// other final status is refused (`ORDER_NOT_PAYABLE` with the status).
 pub async fn close(db: &PgPool, input: &CloseOrderInput) -> Result<Stamp, StepError> {
     if !matches!(input.status, OrderStatus::Canceled | OrderStatus::Expired) {
@@ -111,10 +111,15 @@ pub async fn close(db: &PgPool, input: &CloseOrderInput) -> Result<Stamp, StepEr
         .into());
     }
     let status = input.status.as_str();
+    // Only an order that was never paid can expire. A PAID order is closed only as CANCELED,
+    // by the workflow that charged it, after its compensations; an EXPIRED one would keep the
+    // points.
     let closed: Option<DateTime<Utc>> = sqlx::query_scalar(
         "UPDATE orders SET status = $2, cancel_reason = $3, closed_at = now(), \
              canceled_at = CASE WHEN $2 = 'CANCELED' THEN now() END \
-         WHERE id = $1 AND status IN ('PENDING', 'PAID') RETURNING closed_at",
+         WHERE id = $1 \
+           AND (status = 'PENDING' OR (status = 'PAID' AND $2 = 'CANCELED')) \
+         RETURNING closed_at",
     )
     .bind(&input.order_id)
     .bind(status)

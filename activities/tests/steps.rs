@@ -1076,6 +1076,27 @@ async fn deduct_and_complete_is_one_step_that_completes_once() {
 }
 
 #[tokio::test]
+async fn a_paid_order_never_expires() {
+    let t = TestDb::new().await;
+    let pool = &t.pool;
+    let s = shop(pool).await;
+    let order = place(pool, "o-paid", s.user, &[(s.cheap, 1)], None)
+        .await
+        .unwrap();
+    points::charge(pool, &charge_input(&order, 1))
+        .await
+        .unwrap();
+    // Expiring it would keep the points: refused, and the order stays PAID.
+    let e = close(pool, &order, OrderStatus::Expired).await.unwrap_err();
+    assert_eq!(business(e), OrderError::not_payable(OrderStatus::Paid));
+    assert_eq!(status_of(pool, &order).await, OrderStatus::Paid);
+    // Compensated and canceled, as the workflow does.
+    unwind(pool, &order, 1).await;
+    assert_eq!(status_of(pool, &order).await, OrderStatus::Canceled);
+    t.finish().await;
+}
+
+#[tokio::test]
 async fn deduct_refusals_change_nothing() {
     let t = TestDb::new().await;
     let pool = &t.pool;

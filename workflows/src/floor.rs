@@ -22,11 +22,13 @@ use temporalio_sdk::{
 pub struct FloorShape {
     /// Steps before `place` answers.
     pub placement_steps: u32,
-    /// Steps before `pay` answers.
+    /// Steps before `pay` answers (the first of them always an ordinary activity, as an
+    /// order's charge is).
     pub payment_steps: u32,
     /// Steps after `pay` has answered (the data platform).
     pub after_steps: u32,
-    /// Placement and payment steps as local activities (the after steps never are).
+    /// Placement and payment steps as local activities (but the first payment step and the
+    /// after steps).
     pub local: bool,
     pub payment_timeout_ms: u64,
 }
@@ -67,7 +69,10 @@ impl FloorWorkflow {
             _ = ctx.wait_condition(|s: &Self| s.pay_requested) => true,
         };
         if paid {
-            steps(ctx, shape.payment_steps, shape.local).await;
+            if shape.payment_steps > 0 {
+                steps(ctx, 1, false).await;
+            }
+            steps(ctx, shape.payment_steps.saturating_sub(1), shape.local).await;
             ctx.state_mut(|s| s.paid = true);
             steps(ctx, shape.after_steps, false).await;
         }
@@ -122,7 +127,7 @@ async fn steps(ctx: &WorkflowContext<FloorWorkflow>, n: u32, local: bool) {
 pub const ORDER_SHAPE: FloorShape = FloorShape {
     // check_placement, record_order
     placement_steps: 2,
-    // charge_points, deduct_stock_and_complete
+    // charge_points (an ordinary activity), deduct_stock_and_complete
     payment_steps: 2,
     // notify_platform
     after_steps: 1,

@@ -187,7 +187,9 @@ impl OrderWorkflow {
                 }
                 Wake::Cancel => {
                     let reason = "canceled by the user".to_owned();
-                    let order = close(ctx, &order, OrderStatus::Canceled, reason, mode).await;
+                    // The first effect of an update is an ordinary activity (see `pay_steps`).
+                    let order =
+                        close(ctx, &order, OrderStatus::Canceled, reason, Mode::Remote).await;
                     ctx.state_mut(|s| s.cancel_result = Some(Ok(order.clone())));
                     return Ok(OrderResult {
                         order: Some(order),
@@ -573,8 +575,14 @@ async fn pay_steps(
             user_id: order.user_id,
             amount: order.total,
         },
+        // Always an ordinary activity. An update is durable only once the workflow task that
+        // accepts it completes; a local activity would charge inside that very task, so a server
+        // that died before the task completed would lose the `pay` update but keep the charge.
+        // Scheduling the first effect in the same completion as the acceptance makes both
+        // durable together. The steps after it follow from the charge's completion, which is in
+        // the history, and may be local.
         steps::forward(
-            mode,
+            Mode::Remote,
             format!(
                 "Charge {} points from user {}",
                 points(order.total),
