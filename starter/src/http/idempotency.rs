@@ -22,8 +22,11 @@ use sha2::{Digest, Sha256};
 use super::error::{Answer, ApiError};
 use super::state::AppState;
 
-/// Longer than any request may take (the request timeout), so a live request keeps its claim.
-const LEASE: Duration = Duration::from_secs(60);
+/// Longer than a claimed request can run (its deadline, `REQUEST_TIMEOUT`, then storing the
+/// answer), so a live request keeps its claim; short, because a request whose answer could not
+/// be stored (the database went away) holds its key until the lease ends.
+const LEASE: Duration = Duration::from_secs(25);
+const _: () = assert!(LEASE.as_secs() >= super::REQUEST_TIMEOUT.as_secs() + 10);
 /// How long a repeat waits for the first request's answer before it is told to retry.
 const WAIT_FOR_FIRST: Duration = Duration::from_secs(10);
 /// How long answers are kept (the contract asks for at least 24 hours).
