@@ -31,13 +31,10 @@ pub struct Stack {
     pub secret: String,
     pub quick: bool,
     pub seed: u64,
-    /// Scenario 3 also does what loses a payment's update (README "Reliability", open issue):
-    /// clients that never repeat their payment, and the worker killed with the server.
-    pub lost_updates: bool,
 }
 
 impl Stack {
-    pub async fn start(paths: Paths, quick: bool, seed: u64, lost_updates: bool) -> Result<Self> {
+    pub async fn start(paths: Paths, quick: bool, seed: u64) -> Result<Self> {
         std::fs::create_dir_all(paths.logs())?;
         for killed in infra::kill_leftovers(&paths) {
             eprintln!("chaos: killed a leftover of an earlier run: {killed}");
@@ -80,7 +77,6 @@ impl Stack {
             secret: format!("chaos-{}", uuid::Uuid::new_v4().simple()),
             quick,
             seed,
-            lost_updates,
         })
     }
 

@@ -48,10 +48,6 @@ struct Args {
     /// before going on, to look at its workflows (`temporal workflow show --address ...`).
     #[arg(long, default_value_t = 0)]
     hold: u64,
-    /// Scenario 3 also abandons payments and kills the worker with the server: reproduces the
-    /// open issue of payments whose Temporal update is lost (see the README's "Reliability").
-    #[arg(long)]
-    lost_updates: bool,
 }
 
 const NAMES: [&str; 7] = [
@@ -191,7 +187,7 @@ async fn run(args: Args) -> Result<bool> {
     let root = root.canonicalize().context("the repository root")?;
     let paths = infra::Paths::new(root)?;
     let started = Instant::now();
-    let mut stack = Stack::start(paths.clone(), args.quick, args.seed, args.lost_updates).await?;
+    let mut stack = Stack::start(paths.clone(), args.quick, args.seed).await?;
     let chosen: Vec<usize> = if args.only.is_empty() {
         (1..=7).collect()
     } else {
@@ -247,7 +243,6 @@ async fn run(args: Args) -> Result<bool> {
     print_table(&rows, args.quick, total);
     let report = json!({
         "quick": args.quick,
-        "lost_updates": args.lost_updates,
         "seed": args.seed,
         "seconds": total.as_secs_f64(),
         "postgres": stack.pg.describe(),
