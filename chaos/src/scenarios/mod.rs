@@ -187,10 +187,13 @@ pub struct Settled {
     /// Requests asked again after a 503 or a lost answer.
     pub retries: u32,
     /// Of `canceled`: repeats answered 409 `ORDER_NOT_PAYABLE` (`CANCELED`) rather than
-    /// `INSUFFICIENT_STOCK`. A payment whose whole run a crashed worker never reported runs again
-    /// on the repeat and finds its steps already undone; the order's `cancel_reason` keeps the
-    /// first reason, and `check` makes sure it is the stock.
+    /// `INSUFFICIENT_STOCK`. A payment whose run a crashed worker never fully reported runs
+    /// again on the repeat and finds its steps already undone (README "Reliability").
     pub told_canceled: usize,
+    told_canceled_ids: Vec<String>,
+    /// Of those, orders whose `cancel_reason` names that refusal instead of the stock (set by
+    /// `check`).
+    pub circular_reasons: usize,
 }
 
 impl Settled {
@@ -200,7 +203,7 @@ impl Settled {
 
     /// The database must agree with what each client was told: `COMPLETED`, or `CANCELED`
     /// because the stock was gone.
-    pub async fn check(&self, env: &Env, broken: &mut Vec<String>) {
+    pub async fn check(&mut self, env: &Env, broken: &mut Vec<String>) {
         expect_status(env, &self.completed, "COMPLETED", broken).await;
         expect_status(env, &self.canceled, "CANCELED", broken).await;
         for id in &self.canceled {
@@ -212,10 +215,18 @@ impl Settled {
                     .ok()
                     .flatten()
                     .flatten();
-            if !reason
+            let stock = reason
                 .as_deref()
-                .is_some_and(|r| r.contains("INSUFFICIENT_STOCK"))
-            {
+                .is_some_and(|r| r.contains("INSUFFICIENT_STOCK"));
+            // Run again after its steps were undone, the payment may be closed for that
+            // refusal; only an order its client was told the same about may say so.
+            let circular = self.told_canceled_ids.contains(id)
+                && reason
+                    .as_deref()
+                    .is_some_and(|r| r.contains("ORDER_NOT_PAYABLE"));
+            if circular {
+                self.circular_reasons += 1;
+            } else if !stock {
                 broken.push(format!(
                     "order {id} was refused for stock but says {reason:?}"
                 ));
@@ -281,6 +292,7 @@ impl Payments {
                             if n > 0 && r.body["details"]["status"] == "CANCELED" =>
                         {
                             settled.told_canceled += 1;
+                            settled.told_canceled_ids.push(id.clone());
                             settled.canceled.push(id)
                         }
                         _ => broken.push(format!(

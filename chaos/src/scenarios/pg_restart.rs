@@ -106,7 +106,7 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
         down.as_secs_f64()
     );
 
-    let settled = payments.settle(&mut figures.broken).await;
+    let mut settled = payments.settle(&mut figures.broken).await;
     settled.check(&env, &mut figures.broken).await;
     if settled.total() != placed.len() {
         figures.broken.push(format!(
@@ -196,7 +196,7 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
         keyed.len()
     );
     figures.details = json!({
-        "in_flight_at_stop": in_flight, "down_s": down.as_secs_f64(), "completed": settled.completed.len(), "canceled": settled.canceled.len(), "told_canceled_on_repeat": settled.told_canceled,
+        "in_flight_at_stop": in_flight, "down_s": down.as_secs_f64(), "completed": settled.completed.len(), "canceled": settled.canceled.len(), "told_canceled_on_repeat": settled.told_canceled, "cancel_reason_was_the_refusal": settled.circular_reasons,
         "outage": outage.0, "slowest_outage_answer_s": slowest.as_secs_f64(),
         "repeats_after_503": settled.retries, "keyed_repeated": repeated,
     });

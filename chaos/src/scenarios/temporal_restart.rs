@@ -178,7 +178,7 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
             Vec::new()
         });
     let payments_after = Payments::start(&env.api, &placed_after, "t-after");
-    let settled = payments.settle(&mut figures.broken).await;
+    let mut settled = payments.settle(&mut figures.broken).await;
     settled.check(&env, &mut figures.broken).await;
     let (done_after, retries_after) = payments_after.expect_completed(&mut figures.broken).await;
 
@@ -279,7 +279,7 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
     figures.details = json!({
         "in_flight_at_kill": in_flight, "down_s": down.as_secs_f64(),
         "deadline_passed_while_down": deadline_passed,
-        "completed": settled.completed.len() + done_after, "canceled": settled.canceled.len(), "told_canceled_on_repeat": settled.told_canceled,
+        "completed": settled.completed.len() + done_after, "canceled": settled.canceled.len(), "told_canceled_on_repeat": settled.told_canceled, "cancel_reason_was_the_refusal": settled.circular_reasons,
         "expired": expired, "expiring": expiring,
         "repeats_after_503": settled.retries + retries_after, "outage": outage.0,
         "worker_deaths": deaths, "abandoned_payments": abandoned.len(),

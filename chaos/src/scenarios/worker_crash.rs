@@ -76,7 +76,7 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
         down_for.push(killed.elapsed().as_secs_f64());
     }
 
-    let settled = payments.settle(&mut figures.broken).await;
+    let mut settled = payments.settle(&mut figures.broken).await;
     settled.check(&env, &mut figures.broken).await;
     if settled.total() != placed.len() {
         figures.broken.push(format!(
@@ -107,8 +107,9 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
     );
     let told = if settled.told_canceled > 0 {
         format!(
-            " ({} of them learned it as ORDER_NOT_PAYABLE CANCELED on a repeat)",
-            settled.told_canceled
+            " ({} of them learned it as ORDER_NOT_PAYABLE CANCELED on a repeat, {} with that \
+             as cancel_reason)",
+            settled.told_canceled, settled.circular_reasons
         )
     } else {
         String::new()
@@ -123,7 +124,7 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
     );
     figures.details = json!({
         "orders": n, "kills": at_kill, "worker_down_s": down_for,
-        "completed": settled.completed.len(), "canceled": settled.canceled.len(), "told_canceled_on_repeat": settled.told_canceled,
+        "completed": settled.completed.len(), "canceled": settled.canceled.len(), "told_canceled_on_repeat": settled.told_canceled, "cancel_reason_was_the_refusal": settled.circular_reasons,
         "charges": charges, "refunds": refunds, "coupons_released": released,
         "repeats_after_503": settled.retries,
     });
