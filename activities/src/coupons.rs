@@ -19,7 +19,7 @@ pub async fn redeem(db: &PgPool, input: &RedeemCouponInput) -> Result<(), StepEr
         Ok(Forward::Claimed) => apply_redeem(&mut tx, input).await,
         Err(e) => Err(e),
     };
-    fence::finish(tx, result).await
+    fence::finish(db, tx, REDEEM_COUPON, &input.key, result).await
 }
 
 async fn apply_redeem(tx: &mut PgConnection, input: &RedeemCouponInput) -> Result<(), StepError> {

@@ -4,12 +4,16 @@
 //! step's effect or its compensation:
 //!
 //! - forward: `INSERT … 'DONE' ON CONFLICT DO NOTHING`. Inserted: apply the effect in the same
-//!   transaction (a business refusal rolls the whole transaction back, row included). Already
-//!   there: `DONE` means the effect already happened (answer again, no second effect);
-//!   `COMPENSATED`/`FENCED` means the compensation already ran, so a late retry must not commit.
+//!   transaction. A business refusal rolls the whole transaction back, row included, and then
+//!   records the key `REFUSED` with the error, so that running the step again (a worker died
+//!   before the workflow recorded the refusal) answers the same refusal. Already there: `DONE`
+//!   means the effect already happened (answer again, no second effect); `REFUSED` means it was
+//!   refused (answer the same error); `COMPENSATED`/`FENCED` means the compensation already ran,
+//!   so a late retry must not commit.
 //! - compensation: `INSERT … 'FENCED' ON CONFLICT DO NOTHING`. Inserted: the forward step never
 //!   committed, and now never will. Already there: lock it; `DONE` means undo exactly what that
-//!   attempt did and mark it `COMPENSATED`; anything else means there is nothing left to do.
+//!   attempt did and mark it `COMPENSATED`; anything else (`REFUSED` included) means there is
+//!   nothing left to do.
 //!
 //! Concurrent callers on the same key serialize on the primary key: an `INSERT` waits for the
 //! transaction holding the conflicting row and then sees its outcome.
@@ -36,8 +40,9 @@ pub(crate) enum Forward {
     Done(Value),
 }
 
-/// Claims the forward step `step` for `key`. A step already compensated or fenced answers the
-/// business error `ORDER_NOT_PAYABLE` (status `CANCELED`): a late retry never commits.
+/// Claims the forward step `step` for `key`. A step refused before answers that refusal again;
+/// one already compensated or fenced answers the business error `ORDER_NOT_PAYABLE` (status
+/// `CANCELED`): a late retry never commits.
 pub(crate) async fn claim_forward(
     tx: &mut PgConnection,
     step: &str,
@@ -59,6 +64,9 @@ pub(crate) async fn claim_forward(
     let (state, detail) = read_state(tx, step, key, false).await?;
     match state.as_str() {
         "DONE" => Ok(Forward::Done(detail)),
+        "REFUSED" => Err(serde_json::from_value::<OrderError>(detail)
+            .unwrap_or_else(|_| OrderError::not_payable(OrderStatus::Canceled))
+            .into()),
         _ => Err(OrderError::not_payable(OrderStatus::Canceled).into()),
     }
 }
@@ -158,9 +166,14 @@ async fn read_state(
     Ok((state, detail))
 }
 
-/// Commits on success, rolls back on failure, so that a refused step leaves no row behind.
+/// Commits on success. On failure rolls back, so that a refused step leaves no effect behind;
+/// a business refusal of a step this transaction claimed is then recorded as `REFUSED`, with the
+/// error, for a re-run to answer.
 pub(crate) async fn finish<T>(
+    db: &sqlx::PgPool,
     tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    step: &str,
+    key: &StepKey,
     result: Result<T, StepError>,
 ) -> Result<T, StepError> {
     match result {
@@ -171,7 +184,41 @@ pub(crate) async fn finish<T>(
         Err(e) => {
             // A failed rollback is harmless: the connection drops the transaction anyway.
             let _ = tx.rollback().await;
+            if let StepError::Business(refusal) = &e {
+                // Best effort: without the record a re-run answers what it then finds, which
+                // is what it did before refusals were recorded.
+                if let Err(db_error) = record_refusal(db, step, key, refusal).await {
+                    tracing::warn!(
+                        order_id = %key.order_id,
+                        step,
+                        error = %db_error,
+                        "could not record the step's refusal"
+                    );
+                }
+            }
             Err(e)
         }
     }
+}
+
+async fn record_refusal(
+    db: &sqlx::PgPool,
+    step: &str,
+    key: &StepKey,
+    refusal: &OrderError,
+) -> Result<(), sqlx::Error> {
+    let detail = serde_json::to_string(refusal).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    // ON CONFLICT: the key already says what happened (fenced by a compensation, or a refusal
+    // recorded by an earlier run); that stays.
+    sqlx::query(
+        "INSERT INTO saga_steps (order_id, step, attempt, state, detail) \
+         VALUES ($1, $2, $3, 'REFUSED', $4::text::jsonb) ON CONFLICT DO NOTHING",
+    )
+    .bind(&key.order_id)
+    .bind(step)
+    .bind(attempt(key))
+    .bind(detail)
+    .execute(db)
+    .await?;
+    Ok(())
 }

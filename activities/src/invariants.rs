@@ -203,7 +203,8 @@ fn rules() -> Vec<(&'static str, String)> {
              FROM (SELECT DISTINCT order_id, attempt, step, back, kind FROM rows) r \
              LEFT JOIN saga_steps s ON s.order_id = r.order_id AND s.attempt = r.attempt \
                                    AND s.step = r.step \
-             WHERE s.state IS NULL OR s.state = 'FENCED' OR (r.back AND s.state <> 'COMPENSATED') \
+             WHERE s.state IS NULL OR s.state IN ('FENCED', 'REFUSED') \
+                OR (r.back AND s.state <> 'COMPENSATED') \
              UNION ALL \
              SELECT format('order %s attempt %s: the %s step is COMPENSATED but its ledger \
                     rows do not cancel out', s.order_id, s.attempt, s.step) \

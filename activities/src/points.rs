@@ -21,7 +21,7 @@ pub async fn charge(db: &PgPool, input: &ChargePointsInput) -> Result<Stamp, Ste
         Ok(Forward::Claimed) => apply_charge(&mut tx, input).await,
         Err(e) => Err(e),
     };
-    fence::finish(tx, result).await
+    fence::finish(db, tx, CHARGE_POINTS, &input.key, result).await
 }
 
 fn stamp_of(detail: &serde_json::Value) -> Result<Stamp, StepError> {

@@ -22,7 +22,7 @@ pub async fn deduct(db: &PgPool, input: &DeductStockInput) -> Result<(), StepErr
         Ok(Forward::Claimed) => apply_deduct(&mut tx, input, false).await.map(|_| ()),
         Err(e) => Err(e),
     };
-    fence::finish(tx, result).await
+    fence::finish(db, tx, DEDUCT_STOCK, &input.key, result).await
 }
 
 /// `deduct`, and the order `PAID` → `COMPLETED` in the same transaction: the last step of a
@@ -43,7 +43,7 @@ pub async fn deduct_and_complete(
         }),
         Err(e) => Err(e),
     };
-    fence::finish(tx, result).await
+    fence::finish(db, tx, DEDUCT_STOCK, &input.key, result).await
 }
 
 fn completed_at(detail: &serde_json::Value) -> Result<Stamp, StepError> {

@@ -644,7 +644,14 @@ async fn insufficient_points_leaves_nothing_and_a_new_attempt_can_pay() {
             total: 3_000
         }
     );
-    assert_eq!(step_state(pool, &order, "charge_points", 1).await, None);
+    // Refused, recorded as such: running the same attempt again answers the same refusal,
+    // even once there would be points enough (a new payment is a new attempt).
+    assert_eq!(
+        step_state(pool, &order, "charge_points", 1)
+            .await
+            .as_deref(),
+        Some("REFUSED")
+    );
     assert_eq!(
         count(
             pool,
@@ -661,19 +668,35 @@ async fn insufficient_points_leaves_nothing_and_a_new_attempt_can_pay() {
         db::top_up(pool, user, 5_000, Some("k1")).await.unwrap(),
         7_000
     );
+    let again = points::charge(pool, &charge_input(&order, 1))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        business(again),
+        OrderError::InsufficientPoints {
+            points: 2_000,
+            total: 3_000
+        }
+    );
+    assert_eq!(points_of(pool, user).await, 7_000);
     pay(pool, &order, 2).await.unwrap();
     assert_eq!(points_of(pool, user).await, 4_000);
     assert_eq!(status_of(pool, &order).await, OrderStatus::Completed);
 
-    // Paying a completed order again (any attempt) charges nothing and leaves no row.
+    // Paying a completed order again (any attempt) charges nothing and leaves only the refusal.
     let e = points::charge(pool, &charge_input(&order, 3))
         .await
         .unwrap_err();
     assert_eq!(business(e), OrderError::not_payable(OrderStatus::Completed));
-    assert_eq!(step_state(pool, &order, "charge_points", 3).await, None);
+    assert_eq!(
+        step_state(pool, &order, "charge_points", 3)
+            .await
+            .as_deref(),
+        Some("REFUSED")
+    );
     assert_eq!(points_of(pool, user).await, 4_000);
 
-    // A charge that does not match the order is refused and leaves nothing.
+    // A charge that does not match the order is refused and changes nothing.
     let pending = place(pool, "o-mismatch", user, &[(s.cheap, 1)], None)
         .await
         .unwrap();
@@ -681,7 +704,12 @@ async fn insufficient_points_leaves_nothing_and_a_new_attempt_can_pay() {
     wrong.amount = 1;
     let e = points::charge(pool, &wrong).await.unwrap_err();
     assert_eq!(business(e).code(), OrderError::INVALID_REQUEST);
-    assert_eq!(step_state(pool, &pending, "charge_points", 1).await, None);
+    assert_eq!(
+        step_state(pool, &pending, "charge_points", 1)
+            .await
+            .as_deref(),
+        Some("REFUSED")
+    );
     let missing = StepKey {
         order_id: "o-missing".into(),
         attempt: 1,
@@ -875,9 +903,10 @@ async fn redeem_refusals_name_the_reason() {
         .await
         .unwrap();
 
-    let attempt = |order: &Order, coupon_id: i64| {
+    // Each refusal under a key of its own: a refused key answers its first refusal again.
+    let attempt = |order: &Order, n: u32, coupon_id: i64| {
         let input = RedeemCouponInput {
-            key: key(order, 1),
+            key: key(order, n),
             user_id: order.user_id,
             coupon_id,
         };
@@ -892,25 +921,38 @@ async fn redeem_refusals_name_the_reason() {
         .await
         .unwrap();
     assert_eq!(
-        attempt(&second, mine).await,
+        attempt(&second, 1, mine).await,
         CouponInvalidReason::AlreadyUsed
     );
     assert_eq!(
-        attempt(&second, theirs).await,
+        attempt(&second, 1, theirs).await,
+        CouponInvalidReason::AlreadyUsed,
+        "a re-run of a refused step answers the refusal it recorded"
+    );
+    assert_eq!(
+        attempt(&second, 2, theirs).await,
         CouponInvalidReason::NotOwned
     );
-    assert_eq!(attempt(&second, 4242).await, CouponInvalidReason::NotFound);
+    assert_eq!(
+        attempt(&second, 3, 4242).await,
+        CouponInvalidReason::NotFound
+    );
     points::charge(pool, &charge_input(&third, 1))
         .await
         .unwrap();
     assert_eq!(
-        attempt(&third, expiring).await,
+        attempt(&third, 1, expiring).await,
         CouponInvalidReason::Expired
     );
 
-    // Refusals leave no step row and no ledger row; the used coupon still belongs to `first`.
-    assert_eq!(step_state(pool, &second, "redeem_coupon", 1).await, None);
-    assert_eq!(step_state(pool, &third, "redeem_coupon", 1).await, None);
+    // Refusals leave no ledger row, only their record; the used coupon still belongs to
+    // `first`.
+    for o in [&second, &third] {
+        assert_eq!(
+            step_state(pool, o, "redeem_coupon", 1).await.as_deref(),
+            Some("REFUSED")
+        );
+    }
     assert_eq!(count(pool, "SELECT count(*) FROM coupon_ledger").await, 1);
     let c = coupons::get(pool, mine).await.unwrap().unwrap();
     assert_eq!(c.order_id.as_deref(), Some("o-first"));
@@ -1007,21 +1049,29 @@ async fn deduct_and_complete_is_one_step_that_completes_once() {
         .await
         .unwrap();
 
-    // Not PAID yet: refused, nothing deducted, nothing recorded.
+    // Not PAID yet: refused, nothing deducted, only the refusal recorded.
     let e = stock::deduct_and_complete(pool, &deduct_input(&order, 1))
         .await
         .unwrap_err();
     assert_eq!(business(e), OrderError::not_payable(OrderStatus::Pending));
     assert_eq!(stock_of(pool, s.dear).await, 3);
-    assert_eq!(step_state(pool, &order, "deduct_stock", 1).await, None);
+    assert_eq!(
+        step_state(pool, &order, "deduct_stock", 1).await.as_deref(),
+        Some("REFUSED")
+    );
 
-    points::charge(pool, &charge_input(&order, 1))
+    points::charge(pool, &charge_input(&order, 2))
         .await
         .unwrap();
-    let first = stock::deduct_and_complete(pool, &deduct_input(&order, 1))
+    // The refused attempt stays refused, whatever has changed since.
+    let e = stock::deduct_and_complete(pool, &deduct_input(&order, 1))
+        .await
+        .unwrap_err();
+    assert_eq!(business(e), OrderError::not_payable(OrderStatus::Pending));
+    let first = stock::deduct_and_complete(pool, &deduct_input(&order, 2))
         .await
         .unwrap();
-    let again = stock::deduct_and_complete(pool, &deduct_input(&order, 1))
+    let again = stock::deduct_and_complete(pool, &deduct_input(&order, 2))
         .await
         .unwrap();
     assert_eq!(first, again, "a repeat answers the first stamp");
@@ -1046,8 +1096,8 @@ async fn deduct_and_complete_is_one_step_that_completes_once() {
         2
     );
 
-    // Refused for want of stock: the order stays PAID, nothing is deducted, and the
-    // compensation then only fences the step.
+    // Refused for want of stock: the order stays PAID, nothing is deducted, the refusal is
+    // recorded, and the compensation finds nothing to undo.
     let short = place(pool, "o-last-short", s.user, &[(s.dear, 1)], None)
         .await
         .unwrap();
@@ -1070,7 +1120,7 @@ async fn deduct_and_complete_is_one_step_that_completes_once() {
     unwind(pool, &short, 1).await;
     assert_eq!(
         step_state(pool, &short, "deduct_stock", 1).await.as_deref(),
-        Some("FENCED")
+        Some("REFUSED")
     );
     t.finish().await;
 }
@@ -1128,12 +1178,15 @@ async fn deduct_refusals_change_nothing() {
         (stock_of(pool, s.cheap).await, stock_of(pool, s.dear).await),
         (10, 2)
     );
-    assert_eq!(step_state(pool, &order, "deduct_stock", 1).await, None);
+    assert_eq!(
+        step_state(pool, &order, "deduct_stock", 1).await.as_deref(),
+        Some("REFUSED")
+    );
 
     let e = stock::deduct(
         pool,
         &DeductStockInput {
-            key: key(&order, 1),
+            key: key(&order, 2),
             lines: lines(&[(s.cheap, 1), (31337, 1)]),
         },
     )
@@ -1143,10 +1196,25 @@ async fn deduct_refusals_change_nothing() {
         business(e),
         OrderError::ProductNotFound { product_id: 31337 }
     );
-    assert_eq!(step_state(pool, &order, "deduct_stock", 1).await, None);
+    assert_eq!(
+        step_state(pool, &order, "deduct_stock", 2).await.as_deref(),
+        Some("REFUSED")
+    );
     assert_eq!(stock_of(pool, s.cheap).await, 10);
+    // A re-run of a refused attempt answers its own refusal, not what it would find now.
+    let e = stock::deduct(pool, &deduct_input(&order, 1))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        business(e),
+        OrderError::InsufficientStock {
+            product_id: s.dear,
+            available: 2
+        }
+    );
 
     unwind(pool, &order, 1).await;
+    unwind(pool, &order, 2).await;
     t.finish().await;
 }
 
