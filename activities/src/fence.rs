@@ -9,7 +9,8 @@
 //!   before the workflow recorded the refusal) answers the same refusal. Already there: `DONE`
 //!   means the effect already happened (answer again, no second effect); `REFUSED` means it was
 //!   refused (answer the same error); `COMPENSATED`/`FENCED` means the compensation already ran,
-//!   so a late retry must not commit.
+//!   so a late retry must not commit: it answers the refusal recorded by another step of the
+//!   same attempt (what made the saga unwind), or `ORDER_NOT_PAYABLE` when none was refused.
 //! - compensation: `INSERT … 'FENCED' ON CONFLICT DO NOTHING`. Inserted: the forward step never
 //!   committed, and now never will. Already there: lock it; `DONE` means undo exactly what that
 //!   attempt did and mark it `COMPENSATED`; anything else (`REFUSED` included) means there is
@@ -41,8 +42,8 @@ pub(crate) enum Forward {
 }
 
 /// Claims the forward step `step` for `key`. A step refused before answers that refusal again;
-/// one already compensated or fenced answers the business error `ORDER_NOT_PAYABLE` (status
-/// `CANCELED`): a late retry never commits.
+/// one already compensated or fenced never commits, and answers the refusal that undid its
+/// attempt, or else the business error `ORDER_NOT_PAYABLE` (status `CANCELED`).
 pub(crate) async fn claim_forward(
     tx: &mut PgConnection,
     step: &str,
@@ -64,11 +65,38 @@ pub(crate) async fn claim_forward(
     let (state, detail) = read_state(tx, step, key, false).await?;
     match state.as_str() {
         "DONE" => Ok(Forward::Done(detail)),
-        "REFUSED" => Err(serde_json::from_value::<OrderError>(detail)
-            .unwrap_or_else(|_| OrderError::not_payable(OrderStatus::Canceled))
+        "REFUSED" => Err(refusal_of(detail).into()),
+        // Undone: if a later step's refusal is what undid this attempt, answer that refusal,
+        // so that a step run again (its first answer lost with a worker, after the unwinding)
+        // tells what the first run told rather than a refusal of its own making.
+        _ => Err(undoing_refusal(tx, key)
+            .await?
+            .unwrap_or_else(|| OrderError::not_payable(OrderStatus::Canceled))
             .into()),
-        _ => Err(OrderError::not_payable(OrderStatus::Canceled).into()),
     }
+}
+
+fn refusal_of(detail: Value) -> OrderError {
+    serde_json::from_value(detail)
+        .unwrap_or_else(|_| OrderError::not_payable(OrderStatus::Canceled))
+}
+
+/// The refusal recorded by a step of the same attempt, if one was refused.
+async fn undoing_refusal(
+    tx: &mut PgConnection,
+    key: &StepKey,
+) -> Result<Option<OrderError>, sqlx::Error> {
+    let detail: Option<String> = sqlx::query_scalar(
+        "SELECT detail::text FROM saga_steps \
+         WHERE order_id = $1 AND attempt = $2 AND state = 'REFUSED' LIMIT 1",
+    )
+    .bind(&key.order_id)
+    .bind(attempt(key))
+    .fetch_optional(&mut *tx)
+    .await?;
+    Ok(detail
+        .and_then(|d| serde_json::from_str(&d).ok())
+        .map(refusal_of))
 }
 
 /// Records what the forward step did (read back by an idempotent repeat).

@@ -1122,6 +1122,22 @@ async fn deduct_and_complete_is_one_step_that_completes_once() {
         step_state(pool, &short, "deduct_stock", 1).await.as_deref(),
         Some("REFUSED")
     );
+    // The charge run again after the unwinding (its first answer lost with a worker) does not
+    // commit, and tells the refusal that undid it rather than a refusal of its own.
+    let again = points::charge(pool, &charge_input(&short, 1))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        business(again),
+        OrderError::InsufficientStock {
+            product_id: s.dear,
+            available: 1
+        }
+    );
+    assert_eq!(
+        step_state(pool, &short, "charge_points", 1).await.as_deref(),
+        Some("COMPENSATED")
+    );
     t.finish().await;
 }
 
