@@ -165,7 +165,10 @@ fn parse_item(s: &str) -> Result<LineRequest, String> {
 #[tokio::main]
 async fn main() -> ExitCode {
     worker::init_tracing();
-    match run(Cli::parse()).await {
+    let outcome = run(Cli::parse()).await;
+    // `serve` ends here too: the spans of its last requests are sent before the process goes.
+    worker::shutdown_tracing();
+    match outcome {
         Ok(json) => {
             println!("{json}");
             ExitCode::SUCCESS
