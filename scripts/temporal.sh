@@ -110,6 +110,13 @@ start() {
             if [[ "$TEMPORAL_NAMESPACE" != default ]]; then
                 ns_args=(--namespace "$TEMPORAL_NAMESPACE")
             fi
+            # The dev server has one history shard, which reads its transfer queue (the tasks
+            # that hand a workflow task to matching after a start or an activity's completion)
+            # at most 20 times a second by default: at one order at a time that held each such
+            # workflow task back 35-45 ms. 100 reads a second cut an order's latency by two
+            # thirds; 1000 cost the server more CPU per order at concurrency 50 than it saved
+            # (BENCHMARKS.md). A real cluster spreads the default over its many shards.
+            local dc_args=(--dynamic-config-value "history.transferProcessorMaxPollRPS=${TEMPORAL_TRANSFER_POLL_RPS:-100}")
             for sa in "${SEARCH_ATTRIBUTES[@]}"; do
                 sa_args+=(--search-attribute "$sa")
             done
@@ -118,7 +125,7 @@ start() {
                 --ip "$TEMPORAL_HOST" --port "$TEMPORAL_PORT" --ui-port "$TEMPORAL_UI_PORT" \
                 --db-filename "$LOCAL_DIR/temporal.db" \
                 --sqlite-pragma journal_mode=WAL --sqlite-pragma synchronous=OFF \
-                "${sa_args[@]}" "${ns_args[@]}" \
+                "${dc_args[@]}" "${sa_args[@]}" "${ns_args[@]}" \
                 --ui-disable-news-fetch --log-level warn
             pid="$(cat "$LOCAL_DIR/$NAME.pid")"
             echo "$TEMPORAL_HOSTPORT" >"$LOCAL_DIR/$NAME.addr"
