@@ -1135,7 +1135,9 @@ async fn deduct_and_complete_is_one_step_that_completes_once() {
         }
     );
     assert_eq!(
-        step_state(pool, &short, "charge_points", 1).await.as_deref(),
+        step_state(pool, &short, "charge_points", 1)
+            .await
+            .as_deref(),
         Some("COMPENSATED")
     );
     t.finish().await;
