@@ -52,8 +52,8 @@ impl Reply {
             ));
         }
         let code = self.code();
-        let expected = match starter::http::status_of(code) {
-            Some(s) => Some(s.as_u16()),
+        let expected = match contract_status(code) {
+            Some(s) => Some(s),
             None => match code {
                 "NOT_FOUND" if extra.contains(&code) => Some(404),
                 "METHOD_NOT_ALLOWED" if extra.contains(&code) => Some(405),
@@ -71,8 +71,60 @@ impl Reply {
                 self.status,
                 short()
             )),
-            Some(_) => Ok(()),
+            Some(_) => details_fit(code, &obj["details"])
+                .map_err(|e| format!("{} {code}: {e}: {}", self.status, short())),
         }
+    }
+}
+
+/// CONTRACT §5's error table: the status of each code. Written out here rather than taken from
+/// the API, so that the API is checked against the contract and not against itself.
+fn contract_status(code: &str) -> Option<u16> {
+    Some(match code {
+        "INVALID_REQUEST" => 400,
+        "UNAUTHENTICATED" => 401,
+        "FORBIDDEN" => 403,
+        "PRODUCT_NOT_FOUND" | "ORDER_NOT_FOUND" => 404,
+        "INSUFFICIENT_STOCK" | "ORDER_NOT_PAYABLE" | "IDEMPOTENCY_KEY_REUSED" => 409,
+        "PAYLOAD_TOO_LARGE" => 413,
+        "COUPON_INVALID" | "INSUFFICIENT_POINTS" => 422,
+        "UNAVAILABLE" => 503,
+        _ => return None,
+    })
+}
+
+/// The `details` CONTRACT §5 names for `code`: `product_id`, `available`, `status`, `reason`
+/// (one of five), `points` and `total`, each present and of its type.
+fn details_fit(code: &str, details: &Value) -> Result<(), String> {
+    let int = |k: &str| {
+        details[k]
+            .as_i64()
+            .map(|_| ())
+            .ok_or_else(|| format!("details.{k} is not an integer"))
+    };
+    let one_of = |k: &str, allowed: &[&str]| match details[k].as_str() {
+        Some(v) if allowed.contains(&v) => Ok(()),
+        _ => Err(format!("details.{k} is not one of {allowed:?}")),
+    };
+    match code {
+        "PRODUCT_NOT_FOUND" => int("product_id"),
+        "INSUFFICIENT_STOCK" => int("product_id").and(int("available")),
+        "ORDER_NOT_PAYABLE" => one_of(
+            "status",
+            &["PENDING", "PAID", "COMPLETED", "CANCELED", "EXPIRED"],
+        ),
+        "COUPON_INVALID" => one_of(
+            "reason",
+            &[
+                "NOT_FOUND",
+                "NOT_OWNED",
+                "ALREADY_USED",
+                "EXPIRED",
+                "MIN_ORDER_AMOUNT",
+            ],
+        ),
+        "INSUFFICIENT_POINTS" => int("points").and(int("total")),
+        _ => Ok(()),
     }
 }
 
@@ -288,5 +340,32 @@ mod tests {
         assert!(outside.contract_error(&[]).is_err());
         assert!(outside.contract_error(&["NOT_FOUND"]).is_ok());
         assert!(reply(500, Value::Null).contract_error(&[]).is_err());
+    }
+
+    #[test]
+    fn details_must_be_the_contracts() {
+        let error = |code: &str, status: u16, details: Value| {
+            reply(
+                status,
+                serde_json::json!({"code": code, "message": "m", "details": details}),
+            )
+            .contract_error(&[])
+        };
+        let stock = serde_json::json!({"product_id": 3, "available": 0});
+        assert!(error("INSUFFICIENT_STOCK", 409, stock).is_ok());
+        let no_available = serde_json::json!({"product_id": 3});
+        assert!(error("INSUFFICIENT_STOCK", 409, no_available).is_err());
+        let canceled = serde_json::json!({"status": "CANCELED"});
+        assert!(error("ORDER_NOT_PAYABLE", 409, canceled).is_ok());
+        assert!(error("ORDER_NOT_PAYABLE", 409, serde_json::json!({})).is_err());
+        let owned = serde_json::json!({"reason": "NOT_OWNED"});
+        assert!(error("COUPON_INVALID", 422, owned).is_ok());
+        let unknown = serde_json::json!({"reason": "STOLEN"});
+        assert!(error("COUPON_INVALID", 422, unknown).is_err());
+        let points = serde_json::json!({"points": 1, "total": "2"});
+        assert!(error("INSUFFICIENT_POINTS", 422, points).is_err());
+        let product = serde_json::json!({"product_id": 9});
+        assert!(error("PRODUCT_NOT_FOUND", 404, product.clone()).is_ok());
+        assert!(error("PRODUCT_NOT_FOUND", 409, product).is_err());
     }
 }
