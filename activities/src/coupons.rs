@@ -6,20 +6,22 @@ use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 
 use crate::StepError;
-use crate::fence::{self, Compensation, Forward, REDEEM_COUPON};
+use crate::fence::{self, Compensation, REDEEM_COUPON};
 
 /// Marks the coupon `USED` by this order (`AVAILABLE`, the user's, unexpired), in one
 /// transaction with its ledger row and the step record. Idempotent by `input.key`; after
-/// `release` ran for this key it answers `ORDER_NOT_PAYABLE` and redeems nothing. A refusal
-/// (`COUPON_INVALID` with the reason) leaves nothing behind.
+/// `release` ran for this key it redeems nothing and answers what undid the attempt (see
+/// [`fence::forward`]). A refusal (`COUPON_INVALID` with the reason) leaves nothing
+/// behind but its record under the key.
 pub async fn redeem(db: &PgPool, input: &RedeemCouponInput) -> Result<(), StepError> {
-    let mut tx = db.begin().await?;
-    let result = match fence::claim_forward(&mut tx, REDEEM_COUPON, &input.key).await {
-        Ok(Forward::Done(_)) => Ok(()),
-        Ok(Forward::Claimed) => apply_redeem(&mut tx, input).await,
-        Err(e) => Err(e),
-    };
-    fence::finish(db, tx, REDEEM_COUPON, &input.key, result).await
+    fence::forward(
+        db,
+        REDEEM_COUPON,
+        &input.key,
+        |_| Ok(()),
+        async |tx| apply_redeem(tx, input).await,
+    )
+    .await
 }
 
 async fn apply_redeem(tx: &mut PgConnection, input: &RedeemCouponInput) -> Result<(), StepError> {

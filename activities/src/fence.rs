@@ -21,7 +21,7 @@
 use domain::saga::StepKey;
 use domain::{OrderError, OrderStatus};
 use serde_json::Value;
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 
 use crate::StepError;
 
@@ -33,8 +33,27 @@ pub(crate) fn attempt(key: &StepKey) -> i64 {
     i64::from(key.attempt)
 }
 
+/// Runs the forward step `step` under `key` in one transaction: `apply` when this call claims
+/// the key, `done` on the detail the step recorded when it already took effect. A refusal
+/// leaves no effect behind, only its record (see [`finish`]).
+pub(crate) async fn forward<T>(
+    db: &PgPool,
+    step: &str,
+    key: &StepKey,
+    done: impl FnOnce(&Value) -> Result<T, StepError>,
+    apply: impl AsyncFnOnce(&mut PgConnection) -> Result<T, StepError>,
+) -> Result<T, StepError> {
+    let mut tx = db.begin().await?;
+    let result = match claim_forward(&mut tx, step, key).await {
+        Ok(Forward::Done(detail)) => done(&detail),
+        Ok(Forward::Claimed) => apply(&mut tx).await,
+        Err(e) => Err(e),
+    };
+    finish(db, tx, step, key, result).await
+}
+
 /// What a forward step found when it claimed its key.
-pub(crate) enum Forward {
+enum Forward {
     /// This transaction owns the step: apply the effect now.
     Claimed,
     /// The step already took effect; here is the detail it recorded.
@@ -44,7 +63,7 @@ pub(crate) enum Forward {
 /// Claims the forward step `step` for `key`. A step refused before answers that refusal again;
 /// one already compensated or fenced never commits, and answers the refusal that undid its
 /// attempt, or else the business error `ORDER_NOT_PAYABLE` (status `CANCELED`).
-pub(crate) async fn claim_forward(
+async fn claim_forward(
     tx: &mut PgConnection,
     step: &str,
     key: &StepKey,
@@ -197,8 +216,8 @@ async fn read_state(
 /// Commits on success. On failure rolls back, so that a refused step leaves no effect behind;
 /// a business refusal of a step this transaction claimed is then recorded as `REFUSED`, with the
 /// error, for a re-run to answer.
-pub(crate) async fn finish<T>(
-    db: &sqlx::PgPool,
+async fn finish<T>(
+    db: &PgPool,
     tx: sqlx::Transaction<'_, sqlx::Postgres>,
     step: &str,
     key: &StepKey,
@@ -230,7 +249,7 @@ pub(crate) async fn finish<T>(
 }
 
 async fn record_refusal(
-    db: &sqlx::PgPool,
+    db: &PgPool,
     step: &str,
     key: &StepKey,
     refusal: &OrderError,

@@ -6,22 +6,20 @@ use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 
 use crate::StepError;
-use crate::fence::{self, CHARGE_POINTS, Compensation, Forward};
+use crate::fence::{self, CHARGE_POINTS, Compensation};
 
 /// Charges the order's total to its user and marks the order `PAID`, in one transaction.
 ///
 /// Idempotent by `input.key`: a repeat answers the same stamp without charging again; after
-/// `refund` has run for this key it answers `ORDER_NOT_PAYABLE` and charges nothing. A refusal
-/// (`INSUFFICIENT_POINTS`, `ORDER_NOT_PAYABLE`, `ORDER_NOT_FOUND`) leaves nothing behind, so
-/// the same order can be paid again later under a new attempt.
+/// `refund` has run for this key it charges nothing and answers what undid the attempt (see
+/// [`fence::forward`]). A refusal (`INSUFFICIENT_POINTS`, `ORDER_NOT_PAYABLE`,
+/// `ORDER_NOT_FOUND`) leaves nothing behind but its record under the key, so the same order
+/// can be paid again later under a new attempt.
 pub async fn charge(db: &PgPool, input: &ChargePointsInput) -> Result<Stamp, StepError> {
-    let mut tx = db.begin().await?;
-    let result = match fence::claim_forward(&mut tx, CHARGE_POINTS, &input.key).await {
-        Ok(Forward::Done(detail)) => stamp_of(&detail),
-        Ok(Forward::Claimed) => apply_charge(&mut tx, input).await,
-        Err(e) => Err(e),
-    };
-    fence::finish(db, tx, CHARGE_POINTS, &input.key, result).await
+    fence::forward(db, CHARGE_POINTS, &input.key, stamp_of, async |tx| {
+        apply_charge(tx, input).await
+    })
+    .await
 }
 
 fn stamp_of(detail: &serde_json::Value) -> Result<Stamp, StepError> {

@@ -8,21 +8,23 @@ use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 
 use crate::StepError;
-use crate::fence::{self, Compensation, DEDUCT_STOCK, Forward};
+use crate::fence::{self, Compensation, DEDUCT_STOCK};
 
 /// Deducts every line's quantity at once, or nothing: the products are locked in id order (no
 /// deadlock between orders naming the same products in different orders), every line is
 /// checked, then all are updated with one `DEDUCT` ledger row per product. Idempotent by
-/// `input.key`; after `restore` ran for this key it answers `ORDER_NOT_PAYABLE` and deducts
-/// nothing. A refusal (`PRODUCT_NOT_FOUND`, `INSUFFICIENT_STOCK`) leaves nothing behind.
+/// `input.key`; after `restore` ran for this key it deducts nothing and answers what undid the
+/// attempt (see [`fence::forward`]). A refusal (`PRODUCT_NOT_FOUND`,
+/// `INSUFFICIENT_STOCK`) leaves nothing behind but its record under the key.
 pub async fn deduct(db: &PgPool, input: &DeductStockInput) -> Result<(), StepError> {
-    let mut tx = db.begin().await?;
-    let result = match fence::claim_forward(&mut tx, DEDUCT_STOCK, &input.key).await {
-        Ok(Forward::Done(_)) => Ok(()),
-        Ok(Forward::Claimed) => apply_deduct(&mut tx, input, false).await.map(|_| ()),
-        Err(e) => Err(e),
-    };
-    fence::finish(db, tx, DEDUCT_STOCK, &input.key, result).await
+    fence::forward(
+        db,
+        DEDUCT_STOCK,
+        &input.key,
+        |_| Ok(()),
+        async |tx| apply_deduct(tx, input, false).await.map(|_| ()),
+    )
+    .await
 }
 
 /// `deduct`, and the order `PAID` → `COMPLETED` in the same transaction: the last step of a
@@ -34,16 +36,12 @@ pub async fn deduct_and_complete(
     db: &PgPool,
     input: &DeductStockInput,
 ) -> Result<Stamp, StepError> {
-    let mut tx = db.begin().await?;
-    let result = match fence::claim_forward(&mut tx, DEDUCT_STOCK, &input.key).await {
-        Ok(Forward::Done(detail)) => completed_at(&detail),
-        Ok(Forward::Claimed) => apply_deduct(&mut tx, input, true).await.and_then(|at| {
-            at.map(|at| Stamp { at })
-                .ok_or_else(|| StepError::Business(OrderError::invalid("no completion stamp")))
-        }),
-        Err(e) => Err(e),
-    };
-    fence::finish(db, tx, DEDUCT_STOCK, &input.key, result).await
+    fence::forward(db, DEDUCT_STOCK, &input.key, completed_at, async |tx| {
+        let at = apply_deduct(tx, input, true).await?;
+        at.map(|at| Stamp { at })
+            .ok_or_else(|| StepError::Business(OrderError::invalid("no completion stamp")))
+    })
+    .await
 }
 
 fn completed_at(detail: &serde_json::Value) -> Result<Stamp, StepError> {
