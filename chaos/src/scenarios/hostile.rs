@@ -377,6 +377,9 @@ struct Case {
     what: String,
     raw: Raw,
     expect: Vec<&'static str>,
+    /// What the answer's `details` must hold where CONTRACT §5 says what they name (a business
+    /// rule broken on purpose); empty where any details of the code will do.
+    details: Value,
     /// Codes outside the contract's table that this case may get (an unknown route or method;
     /// the README documents them).
     route_level: bool,
@@ -417,6 +420,7 @@ fn body_case(n: usize, ctx: &Ctx, rng: &mut Rng) -> Case {
     })];
     let mut content_type = Some("application/json".to_owned());
     let mut expect: Vec<&'static str> = vec!["INVALID_REQUEST"];
+    let mut details = json!({});
     let mut semantic = false;
     let mut key_broken = false;
     let mut bytes_override: Option<Vec<u8>> = None;
@@ -435,27 +439,32 @@ fn body_case(n: usize, ctx: &Ctx, rng: &mut Rng) -> Case {
                     0 => {
                         body["items"][0]["product_id"] = json!(987_654_321);
                         expect = vec!["PRODUCT_NOT_FOUND"];
+                        details = json!({"product_id": 987_654_321});
                         "a product that does not exist"
                     }
                     1 => {
                         body["items"] = json!([{"product_id": ctx.sold_out, "quantity": 1}]);
                         expect = vec!["INSUFFICIENT_STOCK"];
+                        details = json!({"product_id": ctx.sold_out, "available": 0});
                         "a sold-out product"
                     }
                     2 => {
                         body["coupon_id"] = json!(ctx.foreign_coupon);
                         expect = vec!["COUPON_INVALID"];
+                        details = json!({"reason": "NOT_OWNED"});
                         "another user's coupon"
                     }
                     _ => {
                         body["coupon_id"] = json!(987_654_321);
                         expect = vec!["COUPON_INVALID"];
+                        details = json!({"reason": "NOT_FOUND"});
                         "a coupon that does not exist"
                     }
                 },
                 Route::Payments => {
                     if rng.chance(0.5) {
                         expect = vec!["ORDER_NOT_PAYABLE"];
+                        details = json!({"status": "COMPLETED"});
                         "paying a COMPLETED order again"
                     } else {
                         let id = rng.pick(&NASTY_OK).to_string();
@@ -767,8 +776,10 @@ fn body_case(n: usize, ctx: &Ctx, rng: &mut Rng) -> Case {
     if expect != ["UNAUTHENTICATED"] {
         if key_broken || !json_type {
             expect = vec!["INVALID_REQUEST"];
+            details = json!({});
         } else if bytes.len() > LIMIT {
             expect = vec!["PAYLOAD_TOO_LARGE"];
+            details = json!({});
         }
     }
     Case {
@@ -781,6 +792,7 @@ fn body_case(n: usize, ctx: &Ctx, rng: &mut Rng) -> Case {
             body: Some(bytes),
         },
         expect,
+        details,
         route_level: false,
     }
 }
@@ -815,19 +827,20 @@ fn request_case(n: usize, ctx: &Ctx, rng: &mut Rng) -> Case {
         seg = vec![b'z'; 1 + rng.below(4000)];
     }
     let utf8 = std::str::from_utf8(&seg).ok().map(str::to_owned);
-    let (method, path, headers, expect, what, route_level) = match rng.below(10) {
+    let (method, path, headers, expect, details, what, route_level) = match rng.below(10) {
         0..=2 => {
             // Product ids: a number names a product that does not exist; anything else is not
             // an id at all.
-            let expect = match utf8.as_deref().map(str::parse::<i64>) {
-                Some(Ok(_)) => "PRODUCT_NOT_FOUND",
-                _ => "INVALID_REQUEST",
+            let (expect, details) = match utf8.as_deref().map(str::parse::<i64>) {
+                Some(Ok(id)) => ("PRODUCT_NOT_FOUND", json!({"product_id": id})),
+                _ => ("INVALID_REQUEST", json!({})),
             };
             (
                 Method::GET,
                 format!("/api/v1/products/{}", encode(&seg)),
                 vec![customer],
                 vec![expect],
+                details,
                 format!("GET /api/v1/products/{}", String::from_utf8_lossy(&seg)),
                 false,
             )
@@ -855,6 +868,7 @@ fn request_case(n: usize, ctx: &Ctx, rng: &mut Rng) -> Case {
                 path.clone(),
                 vec![customer],
                 vec![expect],
+                json!({}),
                 format!("{path} (decoded {:?})", String::from_utf8_lossy(&seg)),
                 false,
             )
@@ -880,6 +894,7 @@ fn request_case(n: usize, ctx: &Ctx, rng: &mut Rng) -> Case {
                 format!("/api/v1/orders?{q}"),
                 vec![customer],
                 vec!["INVALID_REQUEST"],
+                json!({}),
                 format!("GET /api/v1/orders?{q}"),
                 false,
             )
@@ -910,6 +925,7 @@ fn request_case(n: usize, ctx: &Ctx, rng: &mut Rng) -> Case {
                 path.to_owned(),
                 vec![header(AUTHORIZATION.as_str(), &token)],
                 vec!["UNAUTHENTICATED"],
+                json!({}),
                 format!(
                     "GET {path} with Authorization {:?}",
                     String::from_utf8_lossy(&token[..token.len().min(30)])
@@ -933,6 +949,7 @@ fn request_case(n: usize, ctx: &Ctx, rng: &mut Rng) -> Case {
                     p.to_owned(),
                     vec![customer],
                     vec!["METHOD_NOT_ALLOWED"],
+                    json!({}),
                     format!("{m} {p}"),
                     true,
                 )
@@ -950,6 +967,7 @@ fn request_case(n: usize, ctx: &Ctx, rng: &mut Rng) -> Case {
                     p.to_owned(),
                     vec![customer],
                     vec!["NOT_FOUND"],
+                    json!({}),
                     format!("GET {p}"),
                     true,
                 )
@@ -966,8 +984,20 @@ fn request_case(n: usize, ctx: &Ctx, rng: &mut Rng) -> Case {
             body: None,
         },
         expect,
+        details,
         route_level,
     }
+}
+
+/// Where an answer's `details` differ from what the case expects of them.
+fn details_differ(expected: &Value, got: &Value) -> Option<String> {
+    let expected = expected.as_object()?;
+    let wrong: Vec<String> = expected
+        .iter()
+        .filter(|(k, v)| got.get(k.as_str()) != Some(v))
+        .map(|(k, v)| format!("details.{k} should be {v}"))
+        .collect();
+    (!wrong.is_empty()).then(|| format!("{}, got details {got}", wrong.join(", ")))
 }
 
 /// One valid request per body route, with nasty-but-valid text in every string field: each
@@ -1164,7 +1194,7 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
                         case.expect,
                         r.text.chars().take(200).collect::<String>()
                     )),
-                    Ok(()) => None,
+                    Ok(()) => details_differ(&case.details, &r.body["details"]),
                 }
             }
         };
