@@ -286,6 +286,54 @@ async fn stock_sold_out_between_placement_and_payment_compensates_everything() -
 }
 
 #[tokio::test]
+async fn coupon_used_between_placement_and_payment_refunds_the_charge() -> R {
+    // Placement reserves nothing: two orders may name the same coupon, and the one paid first
+    // uses it. The other's payment is charged, then refused at the coupon: the charge is
+    // refunded, nothing is deducted, and the order ends CANCELED with the reason.
+    let app = spawn_app().await;
+    let user = app.user(100_000).await;
+    let a = app.product(10_000, 5).await;
+    let coupon = app
+        .coupon(user, Discount::Fixed { amount: 1_000 }, None)
+        .await;
+    let first = app.place(user, &[(a, 1)], Some(coupon)).await?;
+    let second = app.place(user, &[(a, 2)], Some(coupon)).await?;
+    assert_eq!((first.total, second.total), (9_000, 19_000));
+    app.service.pay(&first.id).await?;
+    assert_eq!(app.points(user).await, 91_000);
+
+    let err = business(app.service.pay(&second.id).await);
+    assert_eq!(
+        err,
+        OrderError::CouponInvalid {
+            reason: CouponInvalidReason::AlreadyUsed
+        }
+    );
+    let order = app.service.show(&second.id).await?;
+    assert_eq!(order.status, OrderStatus::Canceled);
+    assert!(
+        order
+            .cancel_reason
+            .as_deref()
+            .is_some_and(|r| r.contains("COUPON_INVALID")),
+        "reason explains the failure: {:?}",
+        order.cancel_reason
+    );
+    assert_eq!(app.points(user).await, 91_000, "the second charge refunded");
+    assert_eq!(
+        app.stock(a).await,
+        4,
+        "only the first order's line deducted"
+    );
+    assert_eq!(
+        app.coupon_status(coupon).await,
+        ("USED".into(), Some(first.id.clone())),
+        "the coupon stays with the order that used it"
+    );
+    app.finish().await
+}
+
+#[tokio::test]
 async fn an_unpaid_order_expires() -> R {
     let app = spawn_app_with(Duration::from_secs(2)).await;
     let user = app.user(10_000).await;
