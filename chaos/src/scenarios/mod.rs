@@ -137,8 +137,24 @@ pub async fn scarce_shop(env: &Env, users: usize, n: usize) -> Result<(Shop, Vec
 }
 
 /// Places every order of `plan` through the API, `parallel` at a time, each under its own
-/// Idempotency-Key and retried on 503; every placement must answer 201.
+/// Idempotency-Key and retried on 503; every placement must answer 201 (the first that does
+/// not is a broken expectation, and then none is returned).
 pub async fn place_all(
+    api: &Api,
+    plan: &[Plan],
+    tag: &str,
+    parallel: usize,
+    broken: &mut Vec<String>,
+) -> Vec<(i64, String)> {
+    try_place_all(api, plan, tag, parallel)
+        .await
+        .unwrap_or_else(|e| {
+            broken.push(e);
+            Vec::new()
+        })
+}
+
+async fn try_place_all(
     api: &Api,
     plan: &[Plan],
     tag: &str,
@@ -289,7 +305,9 @@ impl Payments {
                             settled.canceled.push(id)
                         }
                         (409, "ORDER_NOT_PAYABLE", _)
-                            if n > 0 && r.body["details"]["status"] == "CANCELED" =>
+                            if n > 0
+                                && r.body["details"]["status"] == "CANCELED"
+                                && r.contract_error(&[]).is_ok() =>
                         {
                             settled.told_canceled += 1;
                             settled.told_canceled_ids.push(id.clone());
@@ -309,6 +327,51 @@ impl Payments {
             }
         }
         settled
+    }
+
+    /// Every payment's final answer ([`settle`](Self::settle)), which the database must agree
+    /// with ([`Settled::check`]); each of the `placed` payments must have had one.
+    pub async fn settle_checked(
+        self,
+        env: &Env,
+        placed: usize,
+        broken: &mut Vec<String>,
+    ) -> Settled {
+        let mut settled = self.settle(broken).await;
+        settled.check(env, broken).await;
+        if settled.total() != placed {
+            broken.push(format!(
+                "{} of {placed} payments got a final answer",
+                settled.total()
+            ));
+        }
+        settled
+    }
+
+    /// Waits until at least `min` payments still wait for their answer and a step has taken
+    /// effect since `steps_before`: payments truly under way, the moment to strike. Otherwise
+    /// the fault would hit nothing, which is a broken expectation of `what`.
+    pub async fn wait_under_way(
+        &self,
+        env: &Env,
+        min: usize,
+        steps_before: i64,
+        what: &str,
+        broken: &mut Vec<String>,
+    ) -> usize {
+        let under_way = wait_for(Duration::from_secs(20), || async move {
+            self.in_flight() >= min && steps_done(env).await > steps_before
+        })
+        .await;
+        let in_flight = self.in_flight();
+        if !under_way {
+            broken.push(format!(
+                "{what}: payments never got under way with {min} in flight ({in_flight} in \
+                 flight, {} steps taken)",
+                steps_done(env).await - steps_before
+            ));
+        }
+        in_flight
     }
 
     /// Every payment's final answer; each must be 200 `COMPLETED`. Returns how many completed

@@ -9,9 +9,7 @@ use anyhow::Result;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::{
-    Figures, Outcome, PATIENCE, Payments, Tally, place_all, scarce_shop, steps_done, wait_for,
-};
+use super::{Figures, Outcome, PATIENCE, Payments, Tally, place_all, scarce_shop, steps_done};
 use crate::api::{Api, Reply, order_body};
 use crate::env::{Env, Stack};
 use crate::infra::Postgres;
@@ -39,22 +37,18 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
     let (shop, plan) = scarce_shop(&env, 5, paying).await?;
     let p = shop.products[0];
     let mut figures = Figures::default();
-    let placed = place_all(&env.api, &plan, "pg", 16)
-        .await
-        .unwrap_or_else(|e| {
-            figures.broken.push(e);
-            Vec::new()
-        });
-    let payments = Payments::start(&env.api, &placed, "pg");
+    let placed = place_all(&env.api, &plan, "pg", 16, &mut figures.broken).await;
     let before = steps_done(&env).await;
-    let half = (paying / 2).max(1);
-    wait_for(Duration::from_secs(20), || {
-        let env = &env;
-        let pay = &payments;
-        async move { pay.in_flight() >= half && steps_done(env).await > before }
-    })
-    .await;
-    let in_flight = payments.in_flight();
+    let payments = Payments::start(&env.api, &placed, "pg");
+    let in_flight = payments
+        .wait_under_way(
+            &env,
+            (paying / 2).max(1),
+            before,
+            "PostgreSQL stop",
+            &mut figures.broken,
+        )
+        .await;
     let Postgres::Private(pg) = &mut stack.pg else {
         unreachable!("checked above")
     };
@@ -106,15 +100,9 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
         down.as_secs_f64()
     );
 
-    let mut settled = payments.settle(&mut figures.broken).await;
-    settled.check(&env, &mut figures.broken).await;
-    if settled.total() != placed.len() {
-        figures.broken.push(format!(
-            "{} of {} payments got a final answer",
-            settled.total(),
-            placed.len()
-        ));
-    }
+    let settled = payments
+        .settle_checked(&env, placed.len(), &mut figures.broken)
+        .await;
 
     // A careful client repeats what was refused, with the same key: once each.
     let mut repeated = 0;

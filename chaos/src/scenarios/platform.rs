@@ -27,12 +27,7 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
     // Phase 1: every delivery answered 500.
     env.receiver.state.fail_for(failing);
     let started = Instant::now();
-    let placed = place_all(&env.api, &plan, "dp-500", 8)
-        .await
-        .unwrap_or_else(|e| {
-            figures.broken.push(e);
-            Vec::new()
-        });
+    let placed = place_all(&env.api, &plan, "dp-500", 8, &mut figures.broken).await;
     let (done_1, _) = Payments::start(&env.api, &placed, "dp-500")
         .expect_completed(&mut figures.broken)
         .await;
@@ -46,12 +41,7 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
     env.receiver.stop().await;
     let stopped = Instant::now();
     eprintln!("chaos: [5] data platform unreachable");
-    let placed = place_all(&env.api, &plan, "dp-down", 8)
-        .await
-        .unwrap_or_else(|e| {
-            figures.broken.push(e);
-            Vec::new()
-        });
+    let placed = place_all(&env.api, &plan, "dp-down", 8, &mut figures.broken).await;
     let (done_2, _) = Payments::start(&env.api, &placed, "dp-down")
         .expect_completed(&mut figures.broken)
         .await;

@@ -78,12 +78,7 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
         }
     }
 
-    let placed = place_all(&env.api, &plan, "t-before", 16)
-        .await
-        .unwrap_or_else(|e| {
-            figures.broken.push(e);
-            Vec::new()
-        });
+    let placed = place_all(&env.api, &plan, "t-before", 16, &mut figures.broken).await;
     let before = steps_done(&env).await;
     let payments = Payments::start(&env.api, &placed, "t-before");
     let one_shots: Vec<_> = abandoned
@@ -104,14 +99,15 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
             })
         })
         .collect();
-    let half = (paying / 2).max(1);
-    wait_for(Duration::from_secs(20), || {
-        let env = &env;
-        let pay = &payments;
-        async move { pay.in_flight() >= half && steps_done(env).await > before }
-    })
-    .await;
-    let in_flight = payments.in_flight();
+    let in_flight = payments
+        .wait_under_way(
+            &env,
+            (paying / 2).max(1),
+            before,
+            "Temporal kill",
+            &mut figures.broken,
+        )
+        .await;
     env.kill_worker();
     stack.temporal.kill9();
     let killed = Instant::now();
@@ -171,15 +167,11 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
 
     // New orders after the restart go through the same API and worker, not restarted.
     let plan = simple_plan(&shop, p, after);
-    let placed_after = place_all(&env.api, &plan, "t-after", 8)
-        .await
-        .unwrap_or_else(|e| {
-            figures.broken.push(e);
-            Vec::new()
-        });
+    let placed_after = place_all(&env.api, &plan, "t-after", 8, &mut figures.broken).await;
     let payments_after = Payments::start(&env.api, &placed_after, "t-after");
-    let mut settled = payments.settle(&mut figures.broken).await;
-    settled.check(&env, &mut figures.broken).await;
+    let settled = payments
+        .settle_checked(&env, placed.len(), &mut figures.broken)
+        .await;
     let (done_after, retries_after) = payments_after.expect_completed(&mut figures.broken).await;
 
     let expired = wait_for(Duration::from_secs(90), || {
@@ -231,13 +223,6 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
     }
     let after_ids: Vec<String> = placed_after.iter().map(|(_, id)| id.clone()).collect();
     expect_status(&env, &after_ids, "COMPLETED", &mut figures.broken).await;
-    if settled.total() != placed.len() {
-        figures.broken.push(format!(
-            "{} of {} payments got a final answer",
-            settled.total(),
-            placed.len()
-        ));
-    }
 
     figures.operations = format!(
         "{paying} payments in flight (half for a scarce product) and {} never repeated, \

@@ -23,13 +23,7 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
     let mut env = Env::new(stack, "2-worker-crash", Duration::from_secs(600)).await?;
     let (_, plan) = scarce_shop(&env, n / 4, n).await?;
     let mut figures = Figures::default();
-    let placed = match place_all(&env.api, &plan, "crash", 16).await {
-        Ok(p) => p,
-        Err(e) => {
-            figures.broken.push(e);
-            Vec::new()
-        }
-    };
+    let placed = place_all(&env.api, &plan, "crash", 16, &mut figures.broken).await;
 
     let payments = Payments::start(&env.api, &placed, "crash");
     let mut at_kill = Vec::new();
@@ -76,15 +70,9 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
         down_for.push(killed.elapsed().as_secs_f64());
     }
 
-    let mut settled = payments.settle(&mut figures.broken).await;
-    settled.check(&env, &mut figures.broken).await;
-    if settled.total() != placed.len() {
-        figures.broken.push(format!(
-            "{} of {} payments got a final answer",
-            settled.total(),
-            placed.len()
-        ));
-    }
+    let settled = payments
+        .settle_checked(&env, placed.len(), &mut figures.broken)
+        .await;
     let charges = env
         .count("SELECT count(*) FROM point_ledger WHERE kind = 'CHARGE'")
         .await?;
