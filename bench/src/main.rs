@@ -115,6 +115,11 @@ struct Run {
     end_to_end_ms: Percentiles,
     history_events_per_order: Option<f64>,
     cpu_seconds_per_order: BTreeMap<String, f64>,
+    /// Unmeasured warm-up orders that failed: failures all the same.
+    warmup_failed: usize,
+    /// The measured orders that completed (their workflows are checked after the runs).
+    #[serde(skip)]
+    ids: Vec<String>,
 }
 
 /// What one order (or floor iteration) took.
@@ -203,9 +208,14 @@ async fn main() -> Result<()> {
         }
     }
 
-    // Every workflow of the runs has been waited for in samples only; give the rest (the data
-    // platform step) a moment, then check CONTRACT §6.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // A payment answers before the data platform is told: wait for every measured order's
+    // workflow to close, then check CONTRACT §6.
+    let ids = runs
+        .iter()
+        .filter(|r| r.kind != Kind::Floor)
+        .flat_map(|r| r.ids.iter().cloned())
+        .collect();
+    let unfinished = unfinished(&ctx, &db, ids).await?;
     let check = starter::check::run(&db, Some(&ctx.client)).await?;
 
     std::fs::create_dir_all(&args.out_dir)?;
@@ -217,6 +227,7 @@ async fn main() -> Result<()> {
         "step_mode": if ctx.settings.remote_steps { "remote" } else { "local" },
         "runs": runs,
         "invariants": { "ok": check.ok, "violations": check.violations, "checked": check.checked },
+        "unfinished_orders": unfinished,
     });
     let json_path = args.out_dir.join("results.json");
     std::fs::write(&json_path, serde_json::to_string_pretty(&report)?)?;
@@ -241,7 +252,55 @@ async fn main() -> Result<()> {
         "invariants: ok ({} rules over {} orders)",
         check.checked["rules"], check.checked["orders"]
     );
+    // Figures of runs where orders failed measure something else: the run fails.
+    let failed: usize = runs
+        .iter()
+        .map(|r| r.orders - r.completed + r.warmup_failed)
+        .sum();
+    for id in &unfinished {
+        eprintln!(
+            "unfinished: order {id} did not end COMPLETED and delivered to the data platform"
+        );
+    }
+    if failed > 0 || !unfinished.is_empty() {
+        bail!(
+            "{failed} order(s) failed, {} completed order(s) never finished",
+            unfinished.len()
+        );
+    }
     Ok(())
+}
+
+/// The orders among `ids` whose workflow did not close (within a minute of the last run) with
+/// the order COMPLETED and delivered to the data platform.
+async fn unfinished(ctx: &Ctx, db: &sqlx::PgPool, ids: Vec<String>) -> Result<Vec<String>> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let closed: Vec<String> = futures::stream::iter(ids.iter().cloned())
+        .map(|id| async move {
+            let handle = ctx
+                .client
+                .get_workflow_handle::<workflows::OrderWorkflow>(id.as_str());
+            let result = tokio::time::timeout_at(
+                deadline,
+                handle.get_result(WorkflowGetResultOptions::default()),
+            )
+            .await;
+            matches!(result, Ok(Ok(_))).then_some(id)
+        })
+        .buffer_unordered(32)
+        .filter_map(std::future::ready)
+        .collect()
+        .await;
+    let done: std::collections::HashSet<String> = sqlx::query_scalar(
+        "SELECT id FROM orders WHERE id = ANY($1) \
+         AND status = 'COMPLETED' AND platform_notified_at IS NOT NULL",
+    )
+    .bind(&closed)
+    .fetch_all(db)
+    .await?
+    .into_iter()
+    .collect();
+    Ok(ids.into_iter().filter(|id| !done.contains(id)).collect())
 }
 
 async fn api_up(ctx: &Ctx) -> bool {
@@ -454,13 +513,14 @@ async fn run(
     args: &Args,
 ) -> Result<Run> {
     // Warm up connections and caches without measuring.
-    futures::stream::iter(0..args.warmup)
+    let warmup_failed = futures::stream::iter(0..args.warmup)
         .map(|_| {
             let ctx = ctx.clone();
             async move { one(&ctx, kind).await }
         })
-        .buffer_unordered(c.max(1))
-        .collect::<Vec<_>>()
+        .buffer_unordered(c)
+        .filter(|r| std::future::ready(r.is_err()))
+        .count()
         .await;
 
     let bar = ProgressBar::new(args.orders as u64);
@@ -520,6 +580,8 @@ async fn run(
         end_to_end_ms: Percentiles::of(samples.iter().map(|s| ms(&(s.place + s.pay)))),
         history_events_per_order: history,
         cpu_seconds_per_order: cpu,
+        warmup_failed,
+        ids: samples.into_iter().map(|s| s.id).collect(),
     };
     println!(
         "{:>20} c={c:<3} {:>7.1}/s  place p50 {:>6.1} ms  pay p50 {:>6.1} ms  e2e p99 {:>7.1} ms  {} ok, {} failed",
@@ -533,6 +595,9 @@ async fn run(
     );
     for (e, n) in &result.errors {
         println!("{:>24} {n} × {e}", "");
+    }
+    if warmup_failed > 0 {
+        println!("{:>24} {warmup_failed} warm-up order(s) failed", "");
     }
     Ok(result)
 }
