@@ -254,42 +254,41 @@ pub async fn list_orders(
     Answer::ok(&activities::orders::list_for_user(state.db(), user, limit).await?)
 }
 
-/// The order, if it is the caller's; otherwise `ORDER_NOT_FOUND` (its existence is not told).
-async fn owned(state: &AppState, user: UserId, order_id: &str) -> Result<Order> {
-    record_order_id(order_id);
-    let not_found = || {
-        ApiError::from(OrderError::OrderNotFound {
-            order_id: order_id.to_owned(),
-        })
-    };
-    if domain::input::validate_order_id(order_id).is_err() {
-        return Err(not_found());
+/// `ORDER_NOT_FOUND` for `order_id`: no such order, or not the caller's (its existence is not
+/// told).
+fn order_not_found(order_id: &str) -> ApiError {
+    OrderError::OrderNotFound {
+        order_id: order_id.to_owned(),
     }
+    .into()
+}
+
+/// Names the order in the request's span; an id that cannot name an order is not found.
+fn order_id_of_request(order_id: &str) -> Result<()> {
+    record_order_id(order_id);
+    domain::input::validate_order_id(order_id).map_err(|_| order_not_found(order_id))
+}
+
+/// The order, if it is the caller's; otherwise `ORDER_NOT_FOUND`.
+async fn owned(state: &AppState, user: UserId, order_id: &str) -> Result<Order> {
+    order_id_of_request(order_id)?;
     match activities::orders::load(state.db(), order_id).await? {
         Some(order) if order.user_id == user => Ok(order),
-        _ => Err(not_found()),
+        _ => Err(order_not_found(order_id)),
     }
 }
 
 /// Like [`owned`], for routes that only need to know the order is the caller's: one indexed
 /// read of its owner instead of the whole order.
 async fn check_owned(state: &AppState, user: UserId, order_id: &str) -> Result<()> {
-    record_order_id(order_id);
-    let not_found = || {
-        ApiError::from(OrderError::OrderNotFound {
-            order_id: order_id.to_owned(),
-        })
-    };
-    if domain::input::validate_order_id(order_id).is_err() {
-        return Err(not_found());
-    }
+    order_id_of_request(order_id)?;
     let owner: Option<UserId> = sqlx::query_scalar("SELECT user_id FROM orders WHERE id = $1")
         .bind(order_id)
         .fetch_optional(state.db())
         .await?;
     match owner {
         Some(owner) if owner == user => Ok(()),
-        _ => Err(not_found()),
+        _ => Err(order_not_found(order_id)),
     }
 }
 
