@@ -58,25 +58,25 @@ pub fn derive(purpose: &str, salt: &str, user_id: UserId, key: &str) -> String {
 }
 
 /// Runs `run` at most once per (user, key) and answers every repeat with its answer. Without
-/// a key it just runs.
+/// a key it just runs. The error is the key's own (`IDEMPOTENCY_KEY_REUSED`, or 503 when its
+/// first request is still running); `run`'s errors are answers like its successes.
 pub async fn once<F, Fut>(
     state: &AppState,
     user_id: UserId,
     key: Option<String>,
     fingerprint: String,
     run: F,
-) -> Response
+) -> Result<Response, ApiError>
 where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<Answer, ApiError>>,
 {
     let Some(key) = key else {
-        return into_response(within_deadline(run()).await);
+        return Ok(into_response(within_deadline(run()).await));
     };
-    match claim(state, user_id, &key, &fingerprint).await {
-        Err(e) => e.into_response(),
-        Ok(Claimed::Replay { status, body }) => stored_response(status, body),
-        Ok(Claimed::Run) => {
+    match claim(state, user_id, &key, &fingerprint).await? {
+        Claimed::Replay { status, body } => Ok(stored_response(status, body)),
+        Claimed::Run => {
             let result = within_deadline(run()).await;
             let (status, body) = match &result {
                 Ok(answer) => (answer.status, answer.body.clone()),
@@ -97,7 +97,7 @@ where
                 // which the effects themselves make harmless.
                 tracing::warn!(error = %e, "could not record the idempotent answer");
             }
-            into_response(result)
+            Ok(into_response(result))
         }
     }
 }

@@ -160,14 +160,9 @@ pub async fn top_up(
     Customer(user): Customer,
     IdempotencyKey(key): IdempotencyKey,
     ApiJson(req): ApiJson<TopUpRequest>,
-) -> Response {
-    if let Err(e) = in_range("amount", req.amount, 1, MAX_TOP_UP) {
-        return e.into_response();
-    }
-    let fingerprint = match idempotency::fingerprint("POST /api/v1/me/points/charge", &req) {
-        Ok(f) => f,
-        Err(e) => return e.into_response(),
-    };
+) -> Result<Response> {
+    in_range("amount", req.amount, 1, MAX_TOP_UP)?;
+    let fingerprint = idempotency::fingerprint("POST /api/v1/me/points/charge", &req)?;
     let ledger_key = key.clone();
     let st = state.clone();
     idempotency::once(&state, user, key, fingerprint, move || async move {
@@ -206,14 +201,9 @@ pub async fn place_order(
     Customer(user): Customer,
     IdempotencyKey(key): IdempotencyKey,
     ApiJson(req): ApiJson<PlaceOrderRequest>,
-) -> Response {
-    if let Err(e) = req.validate() {
-        return ApiError::from(e).into_response();
-    }
-    let fingerprint = match idempotency::fingerprint("POST /api/v1/orders", &req) {
-        Ok(f) => f,
-        Err(e) => return e.into_response(),
-    };
+) -> Result<Response> {
+    req.validate()?;
+    let fingerprint = idempotency::fingerprint("POST /api/v1/orders", &req)?;
     let st = state.clone();
     idempotency::once(&state, user, key.clone(), fingerprint, move || async move {
         // A keyed placement always means the same order, so running it again (after a 503, or
@@ -350,11 +340,8 @@ pub async fn pay(
     Customer(user): Customer,
     IdempotencyKey(key): IdempotencyKey,
     ApiJson(req): ApiJson<PaymentRequest>,
-) -> Response {
-    let fingerprint = match idempotency::fingerprint("POST /api/v1/payments", &req) {
-        Ok(f) => f,
-        Err(e) => return e.into_response(),
-    };
+) -> Result<Response> {
+    let fingerprint = idempotency::fingerprint("POST /api/v1/payments", &req)?;
     let st = state.clone();
     // A keyed payment is one payment for good: repeating it (after a 503, or after the API
     // died mid-request) attaches to it and answers its outcome instead of being refused.
