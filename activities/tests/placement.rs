@@ -1,93 +1,20 @@
 //! `check_placement` against a real PostgreSQL (a fresh database per test, on the server of
 //! `DATABASE_URL`, like `steps.rs`): every error of the three placement checks it merges, in
 //! their order, its result, and that it answers exactly what the three answer one by one.
-use std::str::FromStr;
-
 use activities::placement::{self, CheckPlacementInput, PlacementCheck};
-use activities::{StepError, coupons, db, invariants, orders, points, stock};
+use activities::{StepError, coupons, db, orders, points, stock};
 use chrono::{Duration, SubsecRound, Utc};
 use domain::saga::{
     ChargePointsInput, CheckPointsInput, DeductStockInput, RedeemCouponInput, StepKey,
     ValidateCouponInput,
 };
-use domain::{
-    CouponInvalidReason, Discount, LineRequest, Order, OrderError, OrderStatus, Pricing, Shipping,
-};
-use sqlx::postgres::PgConnectOptions;
-use sqlx::{ConnectOptions, PgPool};
+use domain::{CouponInvalidReason, Discount, Order, OrderError, OrderStatus, Pricing, Shipping};
+use sqlx::PgPool;
+
+mod common;
+use common::{TestDb, in_days, lines};
 
 // ---------------------------------------------------------------- harness
-
-fn url_for(name: &str) -> String {
-    let url = std::env::var("DATABASE_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/".to_owned());
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b.to_owned(), format!("?{q}")),
-        None => (url.clone(), String::new()),
-    };
-    let (scheme, rest) = base.split_once("://").expect("DATABASE_URL has a scheme");
-    let authority = rest.split('/').next().unwrap_or(rest);
-    format!("{scheme}://{authority}/{name}{query}")
-}
-
-async fn drop_database(name: &str) {
-    let options = PgConnectOptions::from_str(&url_for("postgres")).unwrap();
-    let mut admin = options.connect().await.unwrap();
-    sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-}
-
-/// A fresh, migrated database, dropped again when the test ends (also when it fails).
-struct TestDb {
-    pool: PgPool,
-    name: String,
-}
-
-impl TestDb {
-    async fn new() -> Self {
-        let name = format!("orders_test_{}", uuid::Uuid::new_v4().simple());
-        let url = url_for(&name);
-        db::ensure_database(&url).await.unwrap();
-        let pool = db::connect(&url).await.unwrap();
-        db::migrate(&pool).await.unwrap();
-        Self { pool, name }
-    }
-
-    async fn finish(self) {
-        let report = invariants::check(&self.pool).await.unwrap();
-        assert!(report.is_ok(), "invariants violated: {report:#?}");
-        self.pool.close().await;
-        drop_database(&self.name).await;
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(drop_database(&name));
-        })
-        .join();
-    }
-}
-
-fn lines(items: &[(i64, i64)]) -> Vec<LineRequest> {
-    items
-        .iter()
-        .map(|&(product_id, quantity)| LineRequest {
-            product_id,
-            quantity,
-        })
-        .collect()
-}
 
 fn input(user_id: i64, items: &[(i64, i64)], coupon_id: Option<i64>) -> CheckPlacementInput {
     CheckPlacementInput {
@@ -137,10 +64,6 @@ async fn three_checks(
     )
     .await?;
     Ok(PlacementCheck { items, discount })
-}
-
-fn in_days(days: i64) -> chrono::DateTime<Utc> {
-    (Utc::now() + Duration::days(days)).trunc_subsecs(0)
 }
 
 async fn scalar(pool: &PgPool, sql: &str, id: i64) -> i64 {

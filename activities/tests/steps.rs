@@ -2,8 +2,6 @@
 //! (`orders_test_<uuid>` on the server of `DATABASE_URL`, default
 //! `postgres://postgres@127.0.0.1:5432/`), and every test ends with `invariants::check`
 //! finding nothing wrong.
-use std::str::FromStr;
-
 use activities::{StepError, coupons, db, invariants, orders, placement, points, stock};
 use chrono::{Duration, SubsecRound, Utc};
 use domain::saga::{
@@ -14,84 +12,12 @@ use domain::{
     CouponInvalidReason, CouponStatus, Discount, LineRequest, Order, OrderError, OrderStatus,
     Pricing, Shipping,
 };
-use sqlx::postgres::PgConnectOptions;
-use sqlx::{ConnectOptions, PgPool};
+use sqlx::PgPool;
+
+mod common;
+use common::{TestDb, drop_database, in_days, lines, url_for};
 
 // ---------------------------------------------------------------- harness
-
-fn server_url() -> String {
-    std::env::var("DATABASE_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/".to_owned())
-}
-
-/// The server's URL with its database replaced by `name` (query parameters kept).
-fn url_for(name: &str) -> String {
-    let url = server_url();
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b.to_owned(), format!("?{q}")),
-        None => (url.clone(), String::new()),
-    };
-    let (scheme, rest) = base.split_once("://").expect("DATABASE_URL has a scheme");
-    let authority = rest.split('/').next().unwrap_or(rest);
-    format!("{scheme}://{authority}/{name}{query}")
-}
-
-async fn drop_database(name: &str) {
-    let options = PgConnectOptions::from_str(&url_for("postgres")).unwrap();
-    let mut admin = options.connect().await.unwrap();
-    sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-}
-
-/// A fresh, migrated database, dropped again when the test ends (also when it fails).
-struct TestDb {
-    pool: PgPool,
-    name: String,
-}
-
-impl TestDb {
-    async fn new() -> Self {
-        let name = format!("orders_test_{}", uuid::Uuid::new_v4().simple());
-        let url = url_for(&name);
-        db::ensure_database(&url).await.unwrap();
-        let pool = db::connect(&url).await.unwrap();
-        db::migrate(&pool).await.unwrap();
-        Self { pool, name }
-    }
-
-    /// Asserts that every invariant holds, then drops the database.
-    async fn finish(self) {
-        let report = invariants::check(&self.pool).await.unwrap();
-        assert!(
-            report.violations.is_empty(),
-            "invariants violated: {:#?}",
-            report
-        );
-        assert!(report.checked["rules"].as_u64().unwrap() > 10);
-        self.pool.close().await;
-        drop_database(&self.name).await;
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        // `finish` already dropped it, or the test panicked: drop it (again) from a thread of
-        // its own, since this may run inside the test's runtime.
-        let name = self.name.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(drop_database(&name));
-        })
-        .join();
-    }
-}
 
 fn business(e: StepError) -> OrderError {
     match e {
@@ -106,16 +32,6 @@ fn shipping() -> Shipping {
         address: "1 Sejong-daero, Seoul".into(),
         phone: "010-1234-5678".into(),
     }
-}
-
-fn lines(items: &[(i64, i64)]) -> Vec<LineRequest> {
-    items
-        .iter()
-        .map(|&(product_id, quantity)| LineRequest {
-            product_id,
-            quantity,
-        })
-        .collect()
 }
 
 /// The workflow's placement: validate, price, check points, record `PENDING`.
@@ -266,10 +182,6 @@ async fn step_state(pool: &PgPool, order: &Order, step: &str, attempt: u32) -> O
 
 async fn status_of(pool: &PgPool, order: &Order) -> OrderStatus {
     orders::load(pool, &order.id).await.unwrap().unwrap().status
-}
-
-fn in_days(days: i64) -> chrono::DateTime<Utc> {
-    (Utc::now() + Duration::days(days)).trunc_subsecs(0)
 }
 
 /// A user with 100 000 points and two products (1 000 × 10, 2 500 × 3).
