@@ -100,8 +100,8 @@ pub async fn complete(db: &PgPool, order_id: &str) -> Result<Stamp, StepError> {
 }
 
 /// `PENDING`/`PAID` → `CANCELED` (with `canceled_at`), or `PENDING` → `EXPIRED`
-/// (`canceled_at` stays NULL), with the reason. Closing again into the same status answers the first stamp; any
-/// other final status is refused (`ORDER_NOT_PAYABLE` with the status).
+/// (`canceled_at` stays NULL), with the reason. Closing again into the same status answers the
+/// first stamp; any other final status is refused (`ORDER_NOT_PAYABLE` with the status).
 pub async fn close(db: &PgPool, input: &CloseOrderInput) -> Result<Stamp, StepError> {
     if !matches!(input.status, OrderStatus::Canceled | OrderStatus::Expired) {
         return Err(OrderError::invalid(format!(
