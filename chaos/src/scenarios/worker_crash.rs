@@ -82,6 +82,15 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
     let released = env
         .count("SELECT count(*) FROM coupon_ledger WHERE kind = 'RELEASE'")
         .await?;
+    // The charge is the first step: every payment charged once, and each one refused for stock
+    // refunded once (the CONTRACT §6 check sees sums; these are the counts).
+    if charges != settled.total() as i64 || refunds != settled.canceled.len() as i64 {
+        figures.broken.push(format!(
+            "{charges} charges and {refunds} refunds for {} payments, {} of them CANCELED",
+            settled.total(),
+            settled.canceled.len()
+        ));
+    }
     let in_flight: Vec<String> = at_kill.iter().map(|k| k["in_flight"].to_string()).collect();
     figures.operations = format!("{n} orders placed, {n} payments at once");
     figures.faults = format!(
