@@ -52,6 +52,19 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
     let unnotified_while_down = env
         .count("SELECT count(*) FROM orders WHERE status = 'COMPLETED' AND platform_notified_at IS NULL")
         .await?;
+    // Both faults must have been met: deliveries refused with 500, and orders that could not
+    // be delivered while nobody listened (at least those completed then).
+    if failed_answers == 0 {
+        figures
+            .broken
+            .push("no delivery met the platform's 500s".into());
+    }
+    if unnotified_while_down == 0 || unnotified_while_down < done_2 as i64 {
+        figures.broken.push(format!(
+            "{unnotified_while_down} COMPLETED orders undelivered while the platform was \
+             unreachable, {done_2} completed meanwhile"
+        ));
+    }
     env.receiver.resume().await?;
     let back = Instant::now();
     eprintln!("chaos: [5] data platform back on {}", env.receiver.addr);
