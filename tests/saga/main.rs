@@ -505,6 +505,50 @@ async fn workflow_cancelled_during_payment_still_compensates() -> R {
 }
 
 #[tokio::test]
+async fn workflow_cancelled_while_waiting_for_payment_closes_the_order() -> R {
+    // An operator cancels a PENDING order's workflow (Web UI, `temporal workflow cancel`):
+    // nothing was charged, so the order is closed CANCELED with the reason and the workflow
+    // ends cancelled; a payment afterwards is refused and charges nothing.
+    let app = spawn_app().await;
+    let user = app.user(10_000).await;
+    let a = app.product(1_000, 5).await;
+    let coupon = app
+        .coupon(user, Discount::Fixed { amount: 100 }, None)
+        .await;
+    let placed = app.place(user, &[(a, 2)], Some(coupon)).await?;
+    app.client
+        .get_workflow_handle::<OrderWorkflow>(placed.id.as_str())
+        .cancel(
+            WorkflowCancelOptions::builder()
+                .reason("operator test")
+                .build(),
+        )
+        .await?;
+    assert!(
+        app.result(&placed.id).await.is_err(),
+        "the workflow ends cancelled"
+    );
+
+    let order = app.service.show(&placed.id).await?;
+    assert_eq!(order.status, OrderStatus::Canceled);
+    assert!(order.canceled_at.is_some());
+    assert!(
+        order
+            .cancel_reason
+            .as_deref()
+            .is_some_and(|r| r.contains("cancelled while waiting for payment")),
+        "{:?}",
+        order.cancel_reason
+    );
+    let err = business(app.service.pay(&placed.id).await);
+    assert_eq!(err, OrderError::not_payable(OrderStatus::Canceled));
+    assert_eq!(app.points(user).await, 10_000);
+    assert_eq!(app.stock(a).await, 5);
+    assert_eq!(app.coupon_status(coupon).await, ("AVAILABLE".into(), None));
+    app.finish().await
+}
+
+#[tokio::test]
 async fn a_cancellation_during_the_last_step_lets_the_order_complete() -> R {
     let app = spawn_app().await;
     let user = app.user(50_000).await;
