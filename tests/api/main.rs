@@ -36,6 +36,24 @@ async fn place(api: &ApiApp, token: &str, items: &[(i64, i64)], coupon: Option<i
         .await
 }
 
+async fn pay(api: &ApiApp, token: &str, order_id: &str) -> Reply {
+    api.post(
+        "/api/v1/payments",
+        Some(token),
+        &json!({"order_id": order_id}),
+    )
+    .await
+}
+
+async fn cancel(api: &ApiApp, token: &str, order_id: &str) -> Reply {
+    api.post(
+        &format!("/api/v1/orders/{order_id}/cancel"),
+        Some(token),
+        &json!({}),
+    )
+    .await
+}
+
 fn id_of(reply: &Reply) -> String {
     reply.body["id"].as_str().expect("an order id").to_owned()
 }
@@ -146,9 +164,7 @@ async fn every_route_succeeds() -> R {
     let shown = api.get(&format!("/api/v1/orders/{oid}"), Some(&me)).await;
     assert_eq!(shown.assert_ok(200)["total"], 23_000);
 
-    let paid = api
-        .post("/api/v1/payments", Some(&me), &json!({"order_id": oid}))
-        .await;
+    let paid = pay(&api, &me, &oid).await;
     let paid = paid.assert_ok(200);
     assert_eq!(paid["status"], "COMPLETED");
     assert!(paid["paid_at"].is_string() && paid["completed_at"].is_string());
@@ -158,13 +174,7 @@ async fn every_route_succeeds() -> R {
     );
 
     // Cancel the other.
-    let canceled = api
-        .post(
-            &format!("/api/v1/orders/{second_id}/cancel"),
-            Some(&me),
-            &json!({}),
-        )
-        .await;
+    let canceled = cancel(&api, &me, &second_id).await;
     assert_eq!(canceled.assert_ok(200)["status"], "CANCELED");
     assert_eq!(
         api.get(&format!("/api/v1/products/{pid}"), Some(&me))
@@ -220,14 +230,10 @@ async fn every_error_of_the_table_with_its_details() -> R {
         d.assert_error(404, "ORDER_NOT_FOUND"),
         &json!({"order_id": "ord-nope"})
     );
-    api.post(
-        "/api/v1/payments",
-        Some(&me),
-        &json!({"order_id": "ord-nope"}),
-    )
-    .await
-    .assert_error(404, "ORDER_NOT_FOUND");
-    api.post("/api/v1/orders/ord-nope/cancel", Some(&me), &json!({}))
+    pay(&api, &me, "ord-nope")
+        .await
+        .assert_error(404, "ORDER_NOT_FOUND");
+    cancel(&api, &me, "ord-nope")
         .await
         .assert_error(404, "ORDER_NOT_FOUND");
     // 409 INSUFFICIENT_STOCK
@@ -260,13 +266,7 @@ async fn every_error_of_the_table_with_its_details() -> R {
     let used = api.app.coupon(user, fixed, None).await;
     let first = place(&api, &me, &[(a, 1)], Some(used)).await;
     let first_id = id_of(&first);
-    api.post(
-        "/api/v1/payments",
-        Some(&me),
-        &json!({"order_id": first_id}),
-    )
-    .await
-    .assert_ok(200);
+    pay(&api, &me, &first_id).await.assert_ok(200);
     for (coupon, reason) in [
         (999_999, "NOT_FOUND"),
         (theirs, "NOT_OWNED"),
@@ -282,24 +282,12 @@ async fn every_error_of_the_table_with_its_details() -> R {
         );
     }
     // 409 ORDER_NOT_PAYABLE: paying a COMPLETED order again, and canceling it
-    let d = api
-        .post(
-            "/api/v1/payments",
-            Some(&me),
-            &json!({"order_id": first_id}),
-        )
-        .await;
+    let d = pay(&api, &me, &first_id).await;
     assert_eq!(
         d.assert_error(409, "ORDER_NOT_PAYABLE"),
         &json!({"status": "COMPLETED"})
     );
-    let d = api
-        .post(
-            &format!("/api/v1/orders/{first_id}/cancel"),
-            Some(&me),
-            &json!({}),
-        )
-        .await;
+    let d = cancel(&api, &me, &first_id).await;
     assert_eq!(
         d.assert_error(409, "ORDER_NOT_PAYABLE"),
         &json!({"status": "COMPLETED"})
@@ -575,13 +563,7 @@ async fn input_rules_at_and_just_past_their_limits() -> R {
         .assert_error(400, "INVALID_REQUEST");
 
     for id in placed {
-        api.post(
-            &format!("/api/v1/orders/{id}/cancel"),
-            Some(&me),
-            &json!({}),
-        )
-        .await
-        .assert_ok(200);
+        cancel(&api, &me, &id).await.assert_ok(200);
     }
     api.finish().await
 }
@@ -715,11 +697,8 @@ async fn auth_rules() -> R {
         }
         out
     };
-    let valid = sign(
-        &claims(&user.to_string(), "customer"),
-        Algorithm::HS256,
-        secret.as_bytes(),
-    );
+    let hs256 = |claims: &Value| sign(claims, Algorithm::HS256, secret.as_bytes());
+    let valid = hs256(&claims(&user.to_string(), "customer"));
     api.get("/api/v1/me", Some(&valid)).await.assert_ok(200);
 
     let none = format!(
@@ -765,59 +744,27 @@ async fn auth_rules() -> R {
         ("tampered sub", tampered_sub),
         (
             "no exp",
-            sign(
-                &json!({"sub": user.to_string(), "role": "customer"}),
-                Algorithm::HS256,
-                secret.as_bytes(),
-            ),
+            hs256(&json!({"sub": user.to_string(), "role": "customer"})),
         ),
         (
             "expired",
-            sign(
-                &json!({"sub": user.to_string(), "role": "customer", "exp": now - 5}),
-                Algorithm::HS256,
-                secret.as_bytes(),
-            ),
+            hs256(&json!({"sub": user.to_string(), "role": "customer", "exp": now - 5})),
         ),
         (
             "not yet valid",
-            sign(
+            hs256(
                 &json!({"sub": user.to_string(), "role": "customer", "exp": now + 600, "nbf": now + 300}),
-                Algorithm::HS256,
-                secret.as_bytes(),
             ),
         ),
-        (
-            "bad role",
-            sign(
-                &claims(&user.to_string(), "root"),
-                Algorithm::HS256,
-                secret.as_bytes(),
-            ),
-        ),
+        ("bad role", hs256(&claims(&user.to_string(), "root"))),
         (
             "no role",
-            sign(
-                &json!({"sub": user.to_string(), "exp": now + 600}),
-                Algorithm::HS256,
-                secret.as_bytes(),
-            ),
+            hs256(&json!({"sub": user.to_string(), "exp": now + 600})),
         ),
-        (
-            "sub not a number",
-            sign(
-                &claims("alice", "customer"),
-                Algorithm::HS256,
-                secret.as_bytes(),
-            ),
-        ),
+        ("sub not a number", hs256(&claims("alice", "customer"))),
         (
             "unknown user",
-            sign(
-                &claims(&(user + 999).to_string(), "customer"),
-                Algorithm::HS256,
-                secret.as_bytes(),
-            ),
+            hs256(&claims(&(user + 999).to_string(), "customer")),
         ),
     ];
     for (why, token) in &refused {
@@ -844,16 +791,12 @@ async fn auth_rules() -> R {
     api.get(&format!("/api/v1/orders/{tid}"), Some(&me))
         .await
         .assert_error(404, "ORDER_NOT_FOUND");
-    api.post("/api/v1/payments", Some(&me), &json!({"order_id": tid}))
+    pay(&api, &me, &tid)
         .await
         .assert_error(404, "ORDER_NOT_FOUND");
-    api.post(
-        &format!("/api/v1/orders/{tid}/cancel"),
-        Some(&me),
-        &json!({}),
-    )
-    .await
-    .assert_error(404, "ORDER_NOT_FOUND");
+    cancel(&api, &me, &tid)
+        .await
+        .assert_error(404, "ORDER_NOT_FOUND");
     let listed = api.get("/api/v1/orders", Some(&me)).await;
     assert_eq!(listed.assert_ok(200), &json!([]));
     // Roles: a customer on admin routes is 403; an admin reads products but has no "me".
