@@ -9,7 +9,7 @@ use std::time::Duration;
 use activities::{OrderActivities, PlatformClient};
 use anyhow::{Context, Result, bail};
 use domain::{Discount, OrderError, OrderStatus, Settings};
-use saga_tests::{TestApp, business, request, spawn_app};
+use saga_tests::{TestApp, WorkerThread, business, request, spawn_app};
 use serde_json::json;
 use starter::OrderService;
 use starter::http::AppState;
@@ -240,69 +240,35 @@ async fn api_metrics_count_and_time_requests_by_route_template_on_their_own_list
 }
 
 /// A worker like `worker`'s main: the SDK's Prometheus exporter on a free port and the order
-/// telemetry around every activity, on a task queue of its own, on its own thread (a worker's
-/// futures are not `Send`). Returns the metrics address and a function that stops it.
+/// telemetry around every activity, on a task queue of its own. Returns the worker (dropping it
+/// stops it) and its metrics address.
 fn start_instrumented_worker(
     settings: Settings,
     task_queue: String,
-) -> Result<(std::net::SocketAddr, Box<dyn Fn() + Send + Sync>)> {
-    type Started = Result<(std::net::SocketAddr, Box<dyn Fn() + Send + Sync>)>;
-    let (tx, rx) = std::sync::mpsc::channel::<Started>();
-    std::thread::Builder::new()
-        .name(format!("worker-{task_queue}"))
-        .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    let _ = tx.send(Err(e.into()));
-                    return;
-                }
-            };
-            rt.block_on(async move {
-                let started = async {
-                    let metrics = WorkerMetrics::start("127.0.0.1:0".parse()?)?;
-                    let db = activities::db::connect(&settings.database_url).await?;
-                    let client =
-                        worker::connect_temporal_metered(&settings, metrics.client_meter()).await?;
-                    let runtime = telemetry::runtime(Some(&metrics))?;
-                    let activities =
-                        OrderActivities::new(db, PlatformClient::new(&settings.data_platform_url));
-                    let worker = telemetry::build_instrumented_worker(
-                        &runtime,
-                        client,
-                        &task_queue,
-                        activities,
-                        OrderTelemetry::new(&metrics),
-                    )?;
-                    anyhow::Ok((metrics, runtime, worker))
-                }
-                .await;
-                match started {
-                    Err(e) => {
-                        let _ = tx.send(Err(e));
-                    }
-                    Ok((metrics, _runtime, mut worker)) => {
-                        let _ = tx.send(Ok((metrics.addr(), Box::new(worker.shutdown_handle()))));
-                        if let Err(e) = worker.run().await {
-                            tracing::error!(error = %e, "instrumented test worker failed");
-                        }
-                    }
-                }
-            });
-            rt.shutdown_background();
-        })?;
-    rx.recv().context("worker thread died")?
+) -> Result<(WorkerThread, std::net::SocketAddr)> {
+    WorkerThread::spawn(format!("worker-{task_queue}"), move || async move {
+        let metrics = WorkerMetrics::start("127.0.0.1:0".parse()?)?;
+        let db = activities::db::connect(&settings.database_url).await?;
+        let client = worker::connect_temporal_metered(&settings, metrics.client_meter()).await?;
+        let runtime = telemetry::runtime(Some(&metrics))?;
+        let activities = OrderActivities::new(db, PlatformClient::new(&settings.data_platform_url));
+        let worker = telemetry::build_instrumented_worker(
+            &runtime,
+            client,
+            &task_queue,
+            activities,
+            OrderTelemetry::new(&metrics),
+        )?;
+        let addr = metrics.addr();
+        Ok((worker, (metrics, runtime), addr))
+    })
 }
 
 #[tokio::test]
 async fn worker_metrics_show_the_sdk_metrics_and_what_the_orders_did() -> R {
     let app = spawn_app().await;
     let task_queue = format!("{}-instrumented", app.settings.task_queue);
-    let (addr, stop) = start_instrumented_worker(app.settings.clone(), task_queue.clone())?;
+    let (instrumented, addr) = start_instrumented_worker(app.settings.clone(), task_queue.clone())?;
     let service = OrderService::new(
         app.client.clone(),
         app.db.clone(),
@@ -429,7 +395,7 @@ async fn worker_metrics_show_the_sdk_metrics_and_what_the_orders_did() -> R {
         "{text}"
     );
 
-    stop();
+    drop(instrumented);
     app.finish().await
 }
 

@@ -28,7 +28,8 @@ pub struct TestApp {
 }
 
 /// A worker on its own thread: its futures are not `Send`, so it gets a runtime of its own.
-struct WorkerThread {
+/// Dropping it asks the worker to stop.
+pub struct WorkerThread {
     shutdown: Box<dyn Fn() + Send + Sync>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -39,6 +40,59 @@ impl Drop for WorkerThread {
         // test is over. The thread ends with the process at the latest.
         (self.shutdown)();
         drop(self.thread.take());
+    }
+}
+
+impl WorkerThread {
+    /// Runs `build` on a new thread named `name`, on a Tokio runtime of that thread, then the
+    /// worker it built until the returned `WorkerThread` is dropped. `build` returns the worker,
+    /// what must live as long as it (the SDK runtime, a metrics exporter) and a value for the
+    /// caller, returned once the worker is built.
+    pub fn spawn<F, Fut, K, T>(name: String, build: F) -> Result<(Self, T)>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(temporalio_sdk::Worker, K, T)>>,
+        T: Send + 'static,
+    {
+        type Started<T> = Result<(Box<dyn Fn() + Send + Sync>, T)>;
+        let (tx, rx) = std::sync::mpsc::channel::<Started<T>>();
+        let thread = std::thread::Builder::new()
+            .name(name.clone())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = tx.send(Err(e.into()));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    match build().await {
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                        }
+                        Ok((mut worker, _keep, value)) => {
+                            let _ = tx.send(Ok((Box::new(worker.shutdown_handle()), value)));
+                            if let Err(e) = worker.run().await {
+                                tracing::error!(error = %e, worker = %name, "test worker failed");
+                            }
+                        }
+                    }
+                });
+                rt.shutdown_background();
+            })?;
+        let (shutdown, value) = rx.recv().context("worker thread died")??;
+        Ok((
+            Self {
+                shutdown,
+                thread: Some(thread),
+            },
+            value,
+        ))
     }
 }
 
@@ -93,52 +147,16 @@ async fn try_spawn_app(payment_timeout: Duration) -> Result<TestApp> {
 }
 
 fn start_worker(settings: Settings) -> Result<WorkerThread> {
-    let (tx, rx) = std::sync::mpsc::channel::<Result<Box<dyn Fn() + Send + Sync>>>();
-    let thread = std::thread::Builder::new()
-        .name(format!("worker-{}", settings.task_queue))
-        .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    let _ = tx.send(Err(e.into()));
-                    return;
-                }
-            };
-            rt.block_on(async move {
-                let started = async {
-                    let db = activities::db::connect(&settings.database_url).await?;
-                    let client = worker::connect_temporal(&settings).await?;
-                    let runtime = temporalio_sdk::Runtime::from_current_tokio(Default::default())?;
-                    let activities =
-                        OrderActivities::new(db, PlatformClient::new(&settings.data_platform_url));
-                    let worker =
-                        worker::build_worker(&runtime, client, &settings.task_queue, activities)?;
-                    anyhow::Ok((runtime, worker))
-                }
-                .await;
-                match started {
-                    Err(e) => {
-                        let _ = tx.send(Err(e));
-                    }
-                    Ok((_runtime, mut worker)) => {
-                        let _ = tx.send(Ok(Box::new(worker.shutdown_handle())));
-                        if let Err(e) = worker.run().await {
-                            tracing::error!(error = %e, "test worker failed");
-                        }
-                    }
-                }
-            });
-            rt.shutdown_background();
-        })?;
-    let shutdown = rx.recv().context("worker thread died")??;
-    Ok(WorkerThread {
-        shutdown,
-        thread: Some(thread),
-    })
+    let name = format!("worker-{}", settings.task_queue);
+    let (worker, ()) = WorkerThread::spawn(name, move || async move {
+        let db = activities::db::connect(&settings.database_url).await?;
+        let client = worker::connect_temporal(&settings).await?;
+        let runtime = temporalio_sdk::Runtime::from_current_tokio(Default::default())?;
+        let activities = OrderActivities::new(db, PlatformClient::new(&settings.data_platform_url));
+        let worker = worker::build_worker(&runtime, client, &settings.task_queue, activities)?;
+        Ok((worker, runtime, ()))
+    })?;
+    Ok(worker)
 }
 
 fn with_database(url: &str, name: &str) -> String {
