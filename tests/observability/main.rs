@@ -297,11 +297,14 @@ async fn worker_metrics_show_the_sdk_metrics_and_what_the_orders_did() -> R {
 
     // Completed.
     let done = place(&service, user, &[(plenty, 1)], None).await?;
-    service.pay(&done.id).await?;
+    assert_eq!(service.pay(&done.id).await?.status, OrderStatus::Completed);
     // Stock sold out between placement and payment: compensated, CANCELED.
     let doomed = place(&service, user, &[(plenty, 1), (scarce, 2)], Some(coupon)).await?;
     let sniped = place(&service, rival, &[(scarce, 1)], None).await?;
-    service.pay(&sniped.id).await?;
+    assert_eq!(
+        service.pay(&sniped.id).await?.status,
+        OrderStatus::Completed
+    );
     let refused = business(service.pay(&doomed.id).await);
     assert!(
         matches!(refused, OrderError::InsufficientStock { .. }),
@@ -317,8 +320,13 @@ async fn worker_metrics_show_the_sdk_metrics_and_what_the_orders_did() -> R {
     let late = place(&hurried, user, &[(plenty, 1)], None).await?;
     let expired = app.result(&late.id).await?;
     assert_eq!(expired.order.map(|o| o.status), Some(OrderStatus::Expired));
-    for id in [&done.id, &doomed.id, &sniped.id] {
-        app.result(id).await?;
+    for (id, status) in [
+        (&done.id, OrderStatus::Completed),
+        (&doomed.id, OrderStatus::Canceled),
+        (&sniped.id, OrderStatus::Completed),
+    ] {
+        let ended = app.result(id).await?.order.map(|o| o.status);
+        assert_eq!(ended, Some(status), "order {id}");
     }
 
     let http = reqwest::Client::new();
@@ -440,8 +448,10 @@ async fn the_workflow_carries_a_title_and_is_found_by_its_search_attributes() ->
         )
     };
     wait_for_count(&app, &query("PENDING")).await?;
-    app.service.pay(&placed.id).await?;
-    app.result(&placed.id).await?;
+    let paid = app.service.pay(&placed.id).await?;
+    assert_eq!(paid.status, OrderStatus::Completed);
+    let ended = app.result(&placed.id).await?.order;
+    assert_eq!(ended.map(|o| o.status), Some(OrderStatus::Completed));
     wait_for_count(&app, &query("COMPLETED")).await?;
     app.finish().await
 }
