@@ -14,7 +14,7 @@ use reqwest::header::{AUTHORIZATION, HeaderName, HeaderValue};
 use serde_json::{Value, json};
 
 use super::{Figures, Outcome, Tally, shop};
-use crate::api::{Raw, order_body};
+use crate::api::{Raw, Reply, order_body};
 use crate::env::{Env, Stack, fingerprint, fingerprint_diff};
 
 fn b64(data: &[u8]) -> String {
@@ -84,6 +84,64 @@ cKWTjpBP2dPwVZ4WWC+9aGVd+Gyn1o0CLelf4rEjGoXbAAEgAqeGUxrcIlbjXfbc\n\
 mwIDAQAB\n\
 -----END PUBLIC KEY-----\n";
 
+/// A route, with its JSON body if it takes one.
+type Route = (Method, String, Option<Value>);
+
+/// The customer routes about `order` and the customer's points: read it, place another (of
+/// product `p`), pay it, cancel it, top up.
+fn order_routes(order: &str, p: i64) -> Vec<Route> {
+    vec![
+        (Method::GET, format!("/api/v1/orders/{order}"), None),
+        (
+            Method::POST,
+            "/api/v1/orders".into(),
+            Some(order_body(&[(p, 1)], None)),
+        ),
+        (
+            Method::POST,
+            "/api/v1/payments".into(),
+            Some(json!({"order_id": order})),
+        ),
+        (Method::POST, format!("/api/v1/orders/{order}/cancel"), None),
+        (
+            Method::POST,
+            "/api/v1/me/points/charge".into(),
+            Some(json!({"amount": 1000})),
+        ),
+    ]
+}
+
+/// The answers to the attacks: counted by status and code, each held to what it must be.
+#[derive(Default)]
+struct Answers {
+    tally: Tally,
+    tried: usize,
+    broken: Vec<String>,
+}
+
+impl Answers {
+    /// `reply` to `what` must be the contract's `status` `code` error.
+    fn expect(
+        &mut self,
+        what: &str,
+        reply: &Result<Reply, reqwest::Error>,
+        status: u16,
+        code: &str,
+    ) {
+        self.tally.add(reply);
+        self.tried += 1;
+        match reply {
+            Ok(r) if r.status == status && r.code() == code && r.contract_error(&[]).is_ok() => {}
+            Ok(r) => self.broken.push(format!(
+                "{what}: expected {status} {code}, got {} {}",
+                r.status,
+                r.text.chars().take(200).collect::<String>()
+            )),
+            Err(e) => self.broken.push(format!("{what}: no answer: {e}")),
+        }
+    }
+}
+
 pub async fn run(stack: &mut Stack) -> Result<Outcome> {
     let env = Env::new(stack, "7-auth-attacks", Duration::from_secs(600)).await?;
     let shop = shop(&env, 2, &[(1_000, 100)]).await?;
@@ -110,32 +168,16 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
     let order = placed.body["id"].as_str().unwrap_or_default().to_owned();
 
     // The routes every forged token is tried on: reads, writes, admin.
-    let routes: Vec<(Method, String, Option<Value>)> = vec![
-        (Method::GET, "/api/v1/me".into(), None),
-        (Method::GET, "/api/v1/products".into(), None),
-        (Method::GET, format!("/api/v1/orders/{order}"), None),
-        (
-            Method::POST,
-            "/api/v1/orders".into(),
-            Some(order_body(&[(p, 1)], None)),
-        ),
-        (
-            Method::POST,
-            "/api/v1/payments".into(),
-            Some(json!({"order_id": order})),
-        ),
-        (Method::POST, format!("/api/v1/orders/{order}/cancel"), None),
-        (
-            Method::POST,
-            "/api/v1/me/points/charge".into(),
-            Some(json!({"amount": 1000})),
-        ),
-        (
-            Method::POST,
-            "/api/v1/admin/users".into(),
-            Some(json!({"name": "Mallory", "points": 1_000_000})),
-        ),
+    let mut routes = vec![
+        (Method::GET, "/api/v1/me".to_owned(), None),
+        (Method::GET, "/api/v1/products".to_owned(), None),
     ];
+    routes.extend(order_routes(&order, p));
+    routes.push((
+        Method::POST,
+        "/api/v1/admin/users".into(),
+        Some(json!({"name": "Mallory", "points": 1_000_000})),
+    ));
 
     let sub = alice.to_string();
     let good = json!({"sub": sub, "role": "customer", "exp": now() + 3600});
@@ -350,23 +392,7 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
     let forged = forged;
 
     let before = fingerprint(&env.db).await?;
-    let mut tally = Tally::default();
-    let mut tried = 0;
-    let check = |what: &str,
-                 reply: &Result<crate::api::Reply, reqwest::Error>,
-                 status: u16,
-                 code: &str,
-                 broken: &mut Vec<String>| {
-        match reply {
-            Ok(r) if r.status == status && r.code() == code && r.contract_error(&[]).is_ok() => {}
-            Ok(r) => broken.push(format!(
-                "{what}: expected {status} {code}, got {} {}",
-                r.status,
-                r.text.chars().take(200).collect::<String>()
-            )),
-            Err(e) => broken.push(format!("{what}: no answer: {e}")),
-        }
-    };
+    let mut answers = Answers::default();
 
     // 1. Forged and broken tokens: 401 on every route.
     for (what, token) in &forged {
@@ -389,14 +415,11 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
                 body: body.as_ref().map(|b| b.to_string().into_bytes()),
             };
             let r = env.api.raw(&raw).await;
-            tally.add(&r);
-            tried += 1;
-            check(
+            answers.expect(
                 &format!("{what} on {method} {path}"),
                 &r,
                 401,
                 "UNAUTHENTICATED",
-                &mut figures.broken,
             );
         }
     }
@@ -464,47 +487,31 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
                 body: None,
             })
             .await;
-        tally.add(&r);
-        tried += 1;
         // The query string case: `/api/v1/me` takes no query, but without a token it is 401
         // before anything else.
-        check(what, &r, 401, "UNAUTHENTICATED", &mut figures.broken);
+        answers.expect(what, &r, 401, "UNAUTHENTICATED");
     }
 
     // 3. Bob, with a valid token, on Alice's order: 404 everywhere, nothing changes.
     let bob_token = env.api.customer(bob);
-    let attempts: Vec<(Method, String, Option<Value>, Option<&str>)> = vec![
-        (Method::GET, format!("/api/v1/orders/{order}"), None, None),
-        (
-            Method::POST,
-            format!("/api/v1/orders/{order}/cancel"),
-            None,
-            None,
-        ),
+    let attempts: Vec<Route> = vec![
+        (Method::GET, format!("/api/v1/orders/{order}"), None),
+        (Method::POST, format!("/api/v1/orders/{order}/cancel"), None),
         (
             Method::POST,
             "/api/v1/payments".into(),
             Some(json!({"order_id": order})),
-            None,
         ),
     ];
-    for (method, path, body, key) in &attempts {
+    for (method, path, body) in &attempts {
         let r = env
             .api
-            .send(method.clone(), path, Some(&bob_token), body.as_ref(), *key)
+            .send(method.clone(), path, Some(&bob_token), body.as_ref(), None)
             .await;
-        tally.add(&r);
-        tried += 1;
-        check(
-            &format!("Bob: {method} {path}"),
-            &r,
-            404,
-            "ORDER_NOT_FOUND",
-            &mut figures.broken,
-        );
+        answers.expect(&format!("Bob: {method} {path}"), &r, 404, "ORDER_NOT_FOUND");
     }
     let listed = env.api.get("/api/v1/orders", &bob_token).await?;
-    tried += 1;
+    answers.tried += 1;
     if listed.status != 200 || listed.body.as_array().is_none_or(|a| !a.is_empty()) {
         figures.broken.push(format!(
             "Bob's order list shows something: {} {}",
@@ -534,52 +541,20 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
             .api
             .send(Method::POST, path, Some(&alice_token), Some(body), None)
             .await;
-        tally.add(&r);
-        tried += 1;
-        check(
-            &format!("customer on {path}"),
-            &r,
-            403,
-            "FORBIDDEN",
-            &mut figures.broken,
-        );
+        answers.expect(&format!("customer on {path}"), &r, 403, "FORBIDDEN");
     }
-    let customer_routes: Vec<(Method, String, Option<Value>)> = vec![
-        (Method::GET, "/api/v1/me".into(), None),
-        (Method::GET, "/api/v1/me/coupons".into(), None),
-        (Method::GET, "/api/v1/orders".into(), None),
-        (Method::GET, format!("/api/v1/orders/{order}"), None),
-        (
-            Method::POST,
-            "/api/v1/orders".into(),
-            Some(order_body(&[(p, 1)], None)),
-        ),
-        (
-            Method::POST,
-            "/api/v1/payments".into(),
-            Some(json!({"order_id": order})),
-        ),
-        (Method::POST, format!("/api/v1/orders/{order}/cancel"), None),
-        (
-            Method::POST,
-            "/api/v1/me/points/charge".into(),
-            Some(json!({"amount": 1000})),
-        ),
+    let mut customer_routes = vec![
+        (Method::GET, "/api/v1/me".to_owned(), None),
+        (Method::GET, "/api/v1/me/coupons".to_owned(), None),
+        (Method::GET, "/api/v1/orders".to_owned(), None),
     ];
+    customer_routes.extend(order_routes(&order, p));
     for (method, path, body) in &customer_routes {
         let r = env
             .api
             .send(method.clone(), path, Some(&admin), body.as_ref(), None)
             .await;
-        tally.add(&r);
-        tried += 1;
-        check(
-            &format!("admin on {method} {path}"),
-            &r,
-            403,
-            "FORBIDDEN",
-            &mut figures.broken,
-        );
+        answers.expect(&format!("admin on {method} {path}"), &r, 403, "FORBIDDEN");
     }
 
     let after = fingerprint(&env.db).await?;
@@ -601,14 +576,11 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
                 Some("bob-pays-alice"),
             )
             .await;
-        tally.add(&r);
-        tried += 1;
-        check(
+        answers.expect(
             "Bob: keyed payment of Alice's order",
             &r,
             404,
             "ORDER_NOT_FOUND",
-            &mut figures.broken,
         );
     }
 
@@ -643,21 +615,23 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
         ));
     }
 
+    figures.broken.append(&mut answers.broken);
     figures.operations = format!(
-        "{} forged or broken tokens × {} routes, {} other attacks ({tried} requests)",
+        "{} forged or broken tokens × {} routes, {} other attacks ({} requests)",
         forged.len(),
         routes.len(),
-        tried - forged.len() * routes.len()
+        answers.tried - forged.len() * routes.len(),
+        answers.tried
     );
     figures.faults = "auth attacks".into();
     figures.outcomes = format!(
         "answers: {}; database unchanged: {}",
-        tally.describe(),
+        answers.tally.describe(),
         if changed.is_empty() { "yes" } else { "NO" }
     );
     figures.details = json!({
         "tokens": forged.iter().map(|(w, _)| w).collect::<Vec<_>>(),
-        "requests": tried, "answers": tally.0, "tables_changed": changed,
+        "requests": answers.tried, "answers": answers.tally.0, "tables_changed": changed,
     });
     let verdict = env.finish(Duration::from_secs(60)).await?;
     Ok(Outcome { figures, verdict })
