@@ -853,7 +853,7 @@ fn request_case(n: usize, ctx: &Ctx, rng: &mut Rng) -> Case {
             if own {
                 seg = b"not-mine".to_vec();
             }
-            let expect = if utf8.is_some() || own {
+            let expect = if utf8.is_some() {
                 "ORDER_NOT_FOUND"
             } else {
                 "INVALID_REQUEST"
