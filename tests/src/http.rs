@@ -9,7 +9,7 @@ use serde_json::Value;
 use starter::http::AppState;
 use starter::token::{self, Role};
 
-use crate::{TestApp, spawn_app};
+use crate::{TestApp, spawn_app, spawn_app_with};
 
 pub struct ApiApp {
     pub app: TestApp,
@@ -65,7 +65,15 @@ impl Reply {
 }
 
 pub async fn spawn_api() -> ApiApp {
-    let app = spawn_app().await;
+    api_for(spawn_app().await).await
+}
+
+/// [`spawn_api`] with another payment timeout (for orders that must expire).
+pub async fn spawn_api_with(payment_timeout: Duration) -> ApiApp {
+    api_for(spawn_app_with(payment_timeout).await).await
+}
+
+async fn api_for(app: TestApp) -> ApiApp {
     let state = AppState::from_parts(
         app.settings.clone(),
         app.db.clone(),
