@@ -2,6 +2,8 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow};
+use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::{Kind, Run};
@@ -44,18 +46,12 @@ pub fn draw(path: &Path, runs: &[Run]) -> Result<()> {
     };
 
     let tmax = runs.iter().map(|r| r.throughput).fold(1.0, f64::max) * 1.15;
-    let mut chart = ChartBuilder::on(&left)
-        .caption("Throughput (orders/s)", ("sans-serif", 24))
-        .margin(16)
-        .x_label_area_size(36)
-        .y_label_area_size(56)
-        .build_cartesian_2d(-0.5..x_max, 0.0..tmax)?;
-    chart
-        .configure_mesh()
-        .x_labels(cs.len() * 2 + 1)
-        .x_label_formatter(&label)
-        .y_desc("orders/s")
-        .draw()?;
+    let x = XAxis {
+        max: x_max,
+        labels: cs.len() * 2 + 1,
+        format: &label,
+    };
+    let mut chart = panel(&left, ("Throughput (orders/s)", 24), &x, (tmax, "orders/s"))?;
     for k in kinds {
         let pts: Vec<(f64, f64)> = runs
             .iter()
@@ -72,29 +68,18 @@ pub fn draw(path: &Path, runs: &[Run]) -> Result<()> {
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(3)));
         chart.draw_series(pts.iter().map(|&p| Circle::new(p, 5, c.filled())))?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()?;
+    legend(&mut chart)?;
 
     let lmax = runs.iter().map(|r| r.end_to_end_ms.p99).fold(1.0, f64::max) * 1.15;
-    let mut chart = ChartBuilder::on(&right)
-        .caption(
+    let mut chart = panel(
+        &right,
+        (
             "Latency, placement + payment (ms): p50 solid, p99 dashed",
-            ("sans-serif", 22),
-        )
-        .margin(16)
-        .x_label_area_size(36)
-        .y_label_area_size(56)
-        .build_cartesian_2d(-0.5..x_max, 0.0..lmax)?;
-    chart
-        .configure_mesh()
-        .x_labels(cs.len() * 2 + 1)
-        .x_label_formatter(&label)
-        .y_desc("ms")
-        .draw()?;
+            22,
+        ),
+        &x,
+        (lmax, "ms"),
+    )?;
     for k in kinds {
         let runs_k: Vec<&Run> = runs.iter().filter(|r| r.kind == k).collect();
         if runs_k.is_empty() {
@@ -116,12 +101,50 @@ pub fn draw(path: &Path, runs: &[Run]) -> Result<()> {
         chart.draw_series(p50.iter().map(|&p| Circle::new(p, 5, c.filled())))?;
         chart.draw_series(DashedLineSeries::new(p99, 8, 6, c.stroke_width(2)))?;
     }
+    legend(&mut chart)?;
+    root.present()?;
+    Ok(())
+}
+
+type Area<'b> = DrawingArea<BitMapBackend<'b>, Shift>;
+type Chart<'a, 'b> =
+    ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// The concurrencies across, one position each from 0 (the same in both panels).
+struct XAxis<'l> {
+    max: f64,
+    labels: usize,
+    format: &'l dyn Fn(&f64) -> String,
+}
+
+/// One of the two panels: `x` across, 0 to `y_max` up.
+fn panel<'a, 'b>(
+    area: &'a Area<'b>,
+    (caption, size): (&str, u32),
+    x: &XAxis<'_>,
+    (y_max, y_desc): (f64, &str),
+) -> Result<Chart<'a, 'b>> {
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", size))
+        .margin(16)
+        .x_label_area_size(36)
+        .y_label_area_size(56)
+        .build_cartesian_2d(-0.5..x.max, 0.0..y_max)?;
+    chart
+        .configure_mesh()
+        .x_labels(x.labels)
+        .x_label_formatter(x.format)
+        .y_desc(y_desc)
+        .draw()?;
+    Ok(chart)
+}
+
+fn legend<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>) -> Result<()> {
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::UpperLeft)
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()?;
-    root.present()?;
     Ok(())
 }
