@@ -49,6 +49,26 @@ async fn pay(api: &ApiApp, token: &str, order: &str, key: &str) -> Reply {
         .await
 }
 
+/// A keyed payment sent from a task of its own, so that the test goes on while it waits; its
+/// status and body.
+fn spawn_pay(
+    api: &ApiApp,
+    token: &str,
+    order: &str,
+    key: &str,
+) -> tokio::task::JoinHandle<Result<(u16, Value), reqwest::Error>> {
+    let request = api
+        .http
+        .post(format!("{}/api/v1/payments", api.base))
+        .bearer_auth(token)
+        .header("Idempotency-Key", key)
+        .json(&json!({"order_id": order}));
+    tokio::spawn(async move {
+        let r = request.send().await?;
+        Ok((r.status().as_u16(), r.json::<Value>().await?))
+    })
+}
+
 #[tokio::test]
 async fn a_keyed_payment_repeated_while_it_runs_answers_its_outcome() -> R {
     let api = spawn_api().await;
@@ -63,46 +83,27 @@ async fn a_keyed_payment_repeated_while_it_runs_answers_its_outcome() -> R {
         .bind(product)
         .execute(&mut *blocker)
         .await?;
-    let first = {
-        let (http, base, token, order) = (
-            api.http.clone(),
-            api.base.clone(),
-            token.clone(),
-            order.clone(),
-        );
-        tokio::spawn(async move {
-            http.post(format!("{base}/api/v1/payments"))
-                .bearer_auth(token)
-                .header("Idempotency-Key", "pay-once")
-                .json(&json!({"order_id": order}))
-                .send()
-                .await?
-                .json::<Value>()
-                .await
-        })
-    };
+    let first = spawn_pay(&api, &token, &order, "pay-once");
     api.app.wait_for_lock_waiters(1).await?;
     // The first request's answer is lost: its key is forgotten, as after a 503.
     forget_key(&api, "pay-once").await?;
-    let repeat = {
-        let (http, base, token, order) = (
-            api.http.clone(),
-            api.base.clone(),
-            token.clone(),
-            order.clone(),
-        );
-        tokio::spawn(async move {
-            let r = http
-                .post(format!("{base}/api/v1/payments"))
-                .bearer_auth(token)
-                .header("Idempotency-Key", "pay-once")
-                .json(&json!({"order_id": order}))
-                .send()
+    let repeat = spawn_pay(&api, &token, &order, "pay-once");
+    // Let the repeat reach the workflow before the payment goes on: it has claimed the key
+    // again (so it runs, rather than waiting for the first), then had a moment to send its
+    // update.
+    let mut claimed = false;
+    for _ in 0..100 {
+        claimed =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM idempotency_keys WHERE key = $1)")
+                .bind("pay-once")
+                .fetch_one(&api.app.db)
                 .await?;
-            Ok::<_, reqwest::Error>((r.status().as_u16(), r.json::<Value>().await?))
-        })
-    };
-    // Let the repeat reach the workflow before the payment goes on.
+        if claimed {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(claimed, "the repeat never claimed its key");
     tokio::time::sleep(Duration::from_secs(1)).await;
     blocker.rollback().await?;
 
@@ -110,7 +111,8 @@ async fn a_keyed_payment_repeated_while_it_runs_answers_its_outcome() -> R {
     assert_eq!(status, 200, "the repeat must learn the outcome: {body}");
     assert_eq!(body["status"], "COMPLETED");
     assert_eq!(body["id"], order.as_str());
-    let first = first.await??;
+    let (first_status, first) = first.await??;
+    assert_eq!(first_status, 200, "the first request's own answer: {first}");
     assert_eq!(first["status"], "COMPLETED");
     assert_eq!(api.app.points(user).await, 40_000, "charged once");
     assert_eq!(api.app.stock(product).await, 3, "deducted once");
@@ -162,11 +164,18 @@ async fn a_keyed_payment_that_failed_repeats_its_failure() -> R {
         .assert_ok(200);
 
     let refused = pay(&api, &token, &order, "too-late").await;
-    refused.assert_error(409, "INSUFFICIENT_STOCK");
+    assert_eq!(
+        refused.assert_error(409, "INSUFFICIENT_STOCK"),
+        &json!({"product_id": product, "available": 0})
+    );
     api.app.result(&order).await?;
     forget_key(&api, "too-late").await?;
     let again = pay(&api, &token, &order, "too-late").await;
-    again.assert_error(409, "INSUFFICIENT_STOCK");
+    assert_eq!(
+        again.assert_error(409, "INSUFFICIENT_STOCK"),
+        &refused.body["details"]
+    );
+    assert_eq!(again.body, refused.body, "the same answer");
     assert_eq!(api.app.points(user).await, 50_000, "refunded");
     api.finish().await
 }
