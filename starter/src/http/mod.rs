@@ -18,7 +18,6 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -213,21 +212,4 @@ impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
     }
-}
-
-/// For tests: the status a contract error maps to.
-pub fn status_of(code: &str) -> Option<StatusCode> {
-    Some(match code {
-        "INVALID_REQUEST" => StatusCode::BAD_REQUEST,
-        "UNAUTHENTICATED" => StatusCode::UNAUTHORIZED,
-        "FORBIDDEN" => StatusCode::FORBIDDEN,
-        "PRODUCT_NOT_FOUND" | "ORDER_NOT_FOUND" => StatusCode::NOT_FOUND,
-        "INSUFFICIENT_STOCK" | "ORDER_NOT_PAYABLE" | "IDEMPOTENCY_KEY_REUSED" => {
-            StatusCode::CONFLICT
-        }
-        "PAYLOAD_TOO_LARGE" => StatusCode::PAYLOAD_TOO_LARGE,
-        "COUPON_INVALID" | "INSUFFICIENT_POINTS" => StatusCode::UNPROCESSABLE_ENTITY,
-        "UNAVAILABLE" => StatusCode::SERVICE_UNAVAILABLE,
-        _ => return None,
-    })
 }
