@@ -28,8 +28,8 @@ use serde_json::json;
 use starter::OrderService;
 use starter::token::{self, Role};
 use temporalio_client::{
-    Client, WorkflowDescribeOptions, WorkflowExecuteUpdateOptions, WorkflowGetResultOptions,
-    WorkflowIdConflictPolicy, WorkflowUpdateWithStartOptions,
+    Client, UntypedWorkflow, WorkflowDescribeOptions, WorkflowExecuteUpdateOptions,
+    WorkflowGetResultOptions, WorkflowIdConflictPolicy, WorkflowUpdateWithStartOptions,
 };
 use workflows::floor::{FloorShape, FloorWorkflow, ORDER_SHAPE, ORDER_SHAPE_REMOTE};
 
@@ -274,19 +274,9 @@ async fn main() -> Result<()> {
 /// The orders among `ids` whose workflow did not close (within a minute of the last run) with
 /// the order COMPLETED and delivered to the data platform.
 async fn unfinished(ctx: &Ctx, db: &sqlx::PgPool, ids: Vec<String>) -> Result<Vec<String>> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let closed: Vec<String> = futures::stream::iter(ids.iter().cloned())
-        .map(|id| async move {
-            let handle = ctx
-                .client
-                .get_workflow_handle::<workflows::OrderWorkflow>(id.as_str());
-            let result = tokio::time::timeout_at(
-                deadline,
-                handle.get_result(WorkflowGetResultOptions::default()),
-            )
-            .await;
-            matches!(result, Ok(Ok(_))).then_some(id)
-        })
+    let until = tokio::time::Instant::now() + Duration::from_secs(60);
+    let completed: Vec<String> = futures::stream::iter(ids.iter().cloned())
+        .map(|id| async move { (closed(ctx, &id, until).await == Some(true)).then_some(id) })
         .buffer_unordered(32)
         .filter_map(std::future::ready)
         .collect()
@@ -295,7 +285,7 @@ async fn unfinished(ctx: &Ctx, db: &sqlx::PgPool, ids: Vec<String>) -> Result<Ve
         "SELECT id FROM orders WHERE id = ANY($1) \
          AND status = 'COMPLETED' AND platform_notified_at IS NOT NULL",
     )
-    .bind(&closed)
+    .bind(&completed)
     .fetch_all(db)
     .await?
     .into_iter()
@@ -559,7 +549,7 @@ async fn run(
     }
     let ms = |d: &Duration| d.as_secs_f64() * 1000.0;
     let completed = samples.len();
-    let history = history_events(ctx, kind, &samples, args.history_samples).await;
+    let history = history_events(ctx, &samples, args.history_samples).await;
     let cpu = cpu_after
         .iter()
         .filter_map(|(name, after)| {
@@ -603,41 +593,34 @@ async fn run(
 }
 
 /// The mean history length of a few closed workflows of the run.
-async fn history_events(ctx: &Ctx, kind: Kind, samples: &[Sample], n: usize) -> Option<f64> {
+async fn history_events(ctx: &Ctx, samples: &[Sample], n: usize) -> Option<f64> {
     let mut lengths = Vec::new();
     for s in samples.iter().take(n) {
-        let id = s.id.as_str();
-        let closed = match kind {
-            Kind::Floor => {
-                let h = ctx.client.get_workflow_handle::<FloorWorkflow>(id);
-                tokio::time::timeout(
-                    Duration::from_secs(30),
-                    h.get_result(WorkflowGetResultOptions::default()),
-                )
-                .await
-                .is_ok()
-            }
-            _ => {
-                let h = ctx
-                    .client
-                    .get_workflow_handle::<workflows::OrderWorkflow>(id);
-                tokio::time::timeout(
-                    Duration::from_secs(30),
-                    h.get_result(WorkflowGetResultOptions::default()),
-                )
-                .await
-                .is_ok()
-            }
-        };
-        if !closed {
+        let until = tokio::time::Instant::now() + Duration::from_secs(30);
+        if closed(ctx, &s.id, until).await.is_none() {
             continue;
         }
-        let h = ctx.client.get_workflow_handle::<FloorWorkflow>(id);
+        let h = ctx
+            .client
+            .get_workflow_handle::<UntypedWorkflow>(s.id.as_str());
         if let Ok(d) = h.describe(WorkflowDescribeOptions::default()).await {
             lengths.push(d.history_length() as f64);
         }
     }
     (!lengths.is_empty()).then(|| lengths.iter().sum::<f64>() / lengths.len() as f64)
+}
+
+/// Waits until workflow `id` (an order's or the floor's) closes, at most until `until`:
+/// `Some(true)` when it completed, `Some(false)` when it closed otherwise.
+async fn closed(ctx: &Ctx, id: &str, until: tokio::time::Instant) -> Option<bool> {
+    let handle = ctx.client.get_workflow_handle::<UntypedWorkflow>(id);
+    let result = tokio::time::timeout_at(
+        until,
+        handle.get_result(WorkflowGetResultOptions::default()),
+    )
+    .await
+    .ok()?;
+    Some(result.is_ok())
 }
 
 fn print_table(runs: &[Run]) {
