@@ -98,12 +98,6 @@ impl PlaceOrderRequest {
                     format!("quantity must be an integer from 1 to {MAX_QUANTITY}"),
                 ));
             }
-            if line.product_id < 1 {
-                return Err(invalid(
-                    &format!("items[{i}].product_id"),
-                    "product_id must be a positive integer".into(),
-                ));
-            }
             if !seen.insert(line.product_id) {
                 return Err(invalid(
                     &format!("items[{i}].product_id"),
@@ -111,12 +105,8 @@ impl PlaceOrderRequest {
                 ));
             }
         }
-        if self.coupon_id.is_some_and(|c| c < 1) {
-            return Err(invalid(
-                "coupon_id",
-                "coupon_id must be a positive integer".into(),
-            ));
-        }
+        // No rule for the ids themselves: CONTRACT §5 answers an id that names nothing (0 or
+        // negative included) with 404 `PRODUCT_NOT_FOUND` or 422 `COUPON_INVALID` `NOT_FOUND`.
         self.shipping.validate()
     }
 }

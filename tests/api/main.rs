@@ -224,6 +224,16 @@ async fn every_error_of_the_table_with_its_details() -> R {
         d.assert_error(404, "PRODUCT_NOT_FOUND"),
         &json!({"product_id": a + 999})
     );
+    // An id that can name no product is still a product that does not exist: no input rule
+    // covers ids, so 0 and negatives are 404 too, not 400.
+    for id in [0, -1, i64::MIN] {
+        let d = place(&api, &me, &[(id, 1)], None).await;
+        assert_eq!(
+            d.assert_error(404, "PRODUCT_NOT_FOUND"),
+            &json!({"product_id": id}),
+            "product {id}"
+        );
+    }
     // 404 ORDER_NOT_FOUND
     let d = api.get("/api/v1/orders/ord-nope", Some(&me)).await;
     assert_eq!(
@@ -269,6 +279,8 @@ async fn every_error_of_the_table_with_its_details() -> R {
     pay(&api, &me, &first_id).await.assert_ok(200);
     for (coupon, reason) in [
         (999_999, "NOT_FOUND"),
+        (0, "NOT_FOUND"),
+        (-7, "NOT_FOUND"),
         (theirs, "NOT_OWNED"),
         (used, "ALREADY_USED"),
         (expired, "EXPIRED"),

@@ -129,7 +129,9 @@ fn valid(route: Route, ctx: &Ctx, rng: &mut Rng) -> (Value, Vec<Field>) {
             let body = order_body(&lines, coupon);
             let mut fields = vec![
                 field("/items", Kind::Arr, true),
-                field("/coupon_id", Kind::OptInt(1, i64::MAX), false),
+                // Any integer id passes the input rules: one that names nothing (0 and
+                // negatives included) is a business outcome, 422 COUPON_INVALID NOT_FOUND.
+                field("/coupon_id", Kind::OptInt(i64::MIN, i64::MAX), false),
                 field("/shipping", Kind::Obj, true),
                 field("/shipping/recipient", Kind::Str(1, 100), true),
                 field("/shipping/address", Kind::Str(1, 300), true),
@@ -137,11 +139,12 @@ fn valid(route: Route, ctx: &Ctx, rng: &mut Rng) -> (Value, Vec<Field>) {
             ];
             for k in 0..n {
                 fields.push(field(format!("/items/{k}"), Kind::Obj, true));
-                // Any product id ≥ 1 parses and passes the input rules; only a missing product
-                // (a business outcome) is refused, so its bad numbers are the ones below 1.
+                // Any integer product id passes the input rules: one that names nothing (0 and
+                // negatives included) is a business outcome, 404 PRODUCT_NOT_FOUND. Its bad
+                // numbers are those that are no 64-bit integer.
                 fields.push(field(
                     format!("/items/{k}/product_id"),
-                    Kind::Int(1, i64::MAX),
+                    Kind::Int(i64::MIN, i64::MAX),
                     true,
                 ));
                 fields.push(field(
