@@ -154,7 +154,7 @@ impl OrderService {
 
     /// Pays as the payment named `update_id`: sending it again with the same id attaches to
     /// that payment and answers its outcome (Temporal deduplicates updates by id), where a new
-    /// payment would be refused as `PAYING`, or as `COMPLETED` by its own success. That is how
+    /// payment would be refused as `PAID` (in flight), or as `COMPLETED` by its own success. That is how
     /// a client whose answer was lost (a 503 after the request deadline) learns it.
     pub async fn pay_as(
         &self,

@@ -1,7 +1,7 @@
 //! Regression tests for what `chaos` found: a client that lost the answer to a keyed payment
 //! (the API answered 503 after its 15 s deadline, which keeps nothing, or died mid-request) must
 //! learn the payment's outcome by repeating it with its Idempotency-Key. Before the fix, the
-//! repeat was a new payment and got 409 `ORDER_NOT_PAYABLE` (`PAYING`, or `COMPLETED` by the
+//! repeat was a new payment and got 409 `ORDER_NOT_PAYABLE` (`PAYING` then, or `COMPLETED` by the
 //! very payment it asked about), and that refusal was then kept under the key for good.
 //!
 //! Losing the answer is simulated by deleting the key's row, which is what the API does when

@@ -396,6 +396,15 @@ async fn paying_twice_charges_once() -> R {
         if let Err(e) = r {
             let e = business(Err(e));
             assert_eq!(e.code(), OrderError::ORDER_NOT_PAYABLE, "{e:?}");
+            // A status of the contract's: the payment in flight (PAID), or done (COMPLETED).
+            assert!(
+                [
+                    OrderError::not_payable(OrderStatus::Paid),
+                    OrderError::not_payable(OrderStatus::Completed)
+                ]
+                .contains(&e),
+                "{e:?}"
+            );
         }
     }
     // And once more after completion.

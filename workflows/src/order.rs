@@ -345,14 +345,14 @@ impl OrderWorkflow {
             return Err(OrderError::not_payable(order.status));
         }
         if self.pay_requested.is_some() || self.cancel_requested {
-            // A payment or cancellation is already running: report where it is heading.
-            return Err(OrderError::OrderNotPayable {
-                status: if self.cancel_requested {
-                    OrderStatus::Canceled.as_str().to_owned()
-                } else {
-                    "PAYING".to_owned()
-                },
-            });
+            // A payment or cancellation is already running: report where it is heading, as
+            // one of the contract's statuses (a payment in flight is `PAID`: points being
+            // charged, stock and coupon being settled).
+            return Err(OrderError::not_payable(if self.cancel_requested {
+                OrderStatus::Canceled
+            } else {
+                OrderStatus::Paid
+            }));
         }
         Ok(())
     }
