@@ -123,10 +123,9 @@ struct PlaceArgs {
 }
 
 #[derive(Args)]
-#[group(required = true, multiple = false)]
 struct TokenArgs {
     /// A customer token for this user id.
-    #[arg(long)]
+    #[arg(long, required_unless_present = "admin", conflicts_with = "admin")]
     user: Option<i64>,
     /// An admin token.
     #[arg(long)]
@@ -421,4 +420,37 @@ async fn connect(settings: &Settings) -> anyhow::Result<OrderService> {
         OrderService::new(client, db, &settings.task_queue, settings.payment_timeout)
             .with_remote_steps(settings.remote_steps),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Cli, Command};
+
+    fn token(args: &[&str]) -> Result<super::TokenArgs, clap::Error> {
+        let argv = ["starter", "token"].iter().chain(args).copied();
+        match Cli::try_parse_from(argv)?.command {
+            Command::Token(t) => Ok(t),
+            _ => panic!("not the token command"),
+        }
+    }
+
+    #[test]
+    fn a_token_is_for_a_user_or_an_admin_with_any_ttl() {
+        let t = token(&["--user", "3", "--ttl", "1h"]).unwrap();
+        assert_eq!((t.user, t.admin), (Some(3), false));
+        assert_eq!(t.ttl, std::time::Duration::from_secs(3600));
+        let t = token(&["--admin", "--ttl", "90s"]).unwrap();
+        assert_eq!((t.user, t.admin), (None, true));
+        assert_eq!(t.ttl, std::time::Duration::from_secs(90));
+        assert_eq!(
+            token(&["--user", "3"]).unwrap().ttl,
+            std::time::Duration::from_secs(24 * 3600)
+        );
+        // Neither, or both: refused (a bare --ttl once minted an admin token).
+        assert!(token(&["--ttl", "1h"]).is_err());
+        assert!(token(&[]).is_err());
+        assert!(token(&["--user", "3", "--admin"]).is_err());
+    }
 }
