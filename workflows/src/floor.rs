@@ -147,3 +147,92 @@ pub const ORDER_SHAPE_REMOTE: FloorShape = FloorShape {
     local: false,
     payment_timeout_ms: 15 * 60 * 1000,
 };
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+    use temporalio_common::protos::temporal::api::common::v1::Payload;
+
+    use super::*;
+
+    /// One step of a recorded order: its activity type and whether it ran as a local activity.
+    type Step = (String, bool);
+
+    /// The steps of a recorded order before `place` answered, before `pay` answered, and after.
+    fn phases(file: &str) -> [Vec<Step>; 3] {
+        let path = format!("{}/../tests/histories/{file}", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let history: Value = serde_json::from_str(&text).expect("a recorded history");
+        let mut phases: [Vec<Step>; 3] = Default::default();
+        let mut phase = 0;
+        for event in history["events"].as_array().expect("events") {
+            let Some((kind, attrs)) = event["attributes"]
+                .as_object()
+                .and_then(|o| o.iter().next())
+            else {
+                continue;
+            };
+            match kind.as_str() {
+                "WorkflowExecutionUpdateCompletedEventAttributes" => phase += 1,
+                "ActivityTaskScheduledEventAttributes" => phases[phase].push((
+                    attrs["activity_type"]["name"]
+                        .as_str()
+                        .expect("a type")
+                        .to_owned(),
+                    false,
+                )),
+                "MarkerRecordedEventAttributes"
+                    if attrs["marker_name"] == "core_local_activity" =>
+                {
+                    let payload: Payload =
+                        serde_json::from_value(attrs["details"]["data"]["payloads"][0].clone())
+                            .expect("a local activity marker's data");
+                    let data: Value = serde_json::from_slice(&payload.data).expect("JSON data");
+                    let name = data["activity_type"].as_str().expect("a type").to_owned();
+                    phases[phase].push((name, true));
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(phase, 2, "{file}: `place` and `pay` answered once each");
+        phases
+    }
+
+    /// The floor of a recorded order with a coupon, less its coupon (the bench's orders have
+    /// none): every step of the kind the shape says.
+    fn shape_of(file: &str) -> FloorShape {
+        let [placement, payment, after] = phases(file).map(|steps| -> Vec<Step> {
+            steps
+                .into_iter()
+                .filter(|(name, _)| name != "OrderActivities::redeem_coupon")
+                .collect()
+        });
+        let local = placement.first().is_some_and(|(_, local)| *local);
+        assert_eq!(
+            payment.first().map(|(name, local)| (name.as_str(), *local)),
+            Some(("OrderActivities::charge_points", false)),
+            "{file}: the charge comes first, ordinary"
+        );
+        for (name, is_local) in placement.iter().chain(payment.iter().skip(1)) {
+            assert_eq!(*is_local, local, "{file}: {name}");
+        }
+        assert!(after.iter().all(|(_, local)| !local), "{file}: {after:?}");
+        FloorShape {
+            placement_steps: placement.len() as u32,
+            payment_steps: payment.len() as u32,
+            after_steps: after.len() as u32,
+            local,
+            payment_timeout_ms: ORDER_SHAPE.payment_timeout_ms,
+        }
+    }
+
+    #[test]
+    fn the_floor_has_the_shape_of_a_recorded_order() {
+        assert_eq!(shape_of("happy_path_with_coupon.json"), ORDER_SHAPE);
+        // Recorded before local steps, which is what `STEP_MODE=remote` still runs.
+        assert_eq!(
+            shape_of("happy_path_with_coupon_v2_before_local_steps.json"),
+            ORDER_SHAPE_REMOTE
+        );
+    }
+}
