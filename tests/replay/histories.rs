@@ -1,10 +1,5 @@
-//! The recorded histories: where they live, how they are written, and how they are replayed
-//! against the current workflow code.
-//!
-//! A history is stored in the form of the SDK's own `WorkflowHistory::to_json` (serde of the
-//! `History` proto, pretty-printed so that a diff of a re-recording can be read). It is not the
-//! protobuf JSON that `temporal workflow show --output json` prints: the SDK cannot read that
-//! form back, and the replayer must read exactly what the recorder wrote.
+//! The recorded histories: where they live, what they hold, and how they are replayed against
+//! the current workflow code. How they are written: `saga_tests::record`.
 
 use std::path::{Path, PathBuf};
 
@@ -16,9 +11,9 @@ use temporalio_common::protos::temporal::api::common::v1::Payload;
 use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
 use workflows::OrderWorkflow;
 
-/// `tests/histories/`, next to this crate's manifest.
+/// `tests/histories/` (written by the saga tests when recording, see `saga_tests::record`).
 pub fn dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("histories")
+    saga_tests::record::histories_dir()
 }
 
 /// Every `*.json` in `dir`, sorted so that runs and messages are stable.
@@ -105,17 +100,6 @@ pub fn patch_markers(events: &[Value]) -> Result<Vec<(String, bool)>> {
         markers.push((id.to_owned(), data["deprecated"].as_bool().unwrap_or(false)));
     }
     Ok(markers)
-}
-
-/// Writes the history as the replayer will read it, and checks that it reads back.
-pub fn write(file: &Path, history_json: &[u8]) -> Result<usize> {
-    let value: Value = serde_json::from_slice(history_json)?;
-    let pretty = serde_json::to_vec_pretty(&value)?;
-    WorkflowHistory::from_json(&pretty)
-        .with_context(|| format!("the history for {} does not read back", file.display()))?;
-    std::fs::write(file, [pretty.as_slice(), b"\n"].concat())
-        .with_context(|| format!("cannot write {}", file.display()))?;
-    Ok(value["events"].as_array().map_or(0, Vec::len))
 }
 
 /// One history replayed against the current `OrderWorkflow`.

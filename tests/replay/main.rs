@@ -3,7 +3,6 @@
 //! change that breaks this would strand every order in flight on that path. No server needed.
 
 mod histories;
-mod record;
 
 use std::path::{Path, PathBuf};
 

@@ -1,5 +1,7 @@
 //! One test per path of OrderWorkflow (CONTRACT §2), each ending with the §6 invariant check.
-//! They run against the real Temporal dev server and a fresh PostgreSQL database each.
+//! They run against the real Temporal dev server and a fresh PostgreSQL database each. The
+//! paths the replay test guards also record their histories under `make histories`
+//! (`TestApp::record_history`).
 
 use std::time::Duration;
 
@@ -51,6 +53,8 @@ async fn happy_path_with_a_fixed_coupon() -> R {
     assert!(shown.platform_notified_at.is_some());
     let delivery = app.platform.state.delivery(&placed.id).expect("delivered");
     assert_eq!(delivery.body["total"], 22_000);
+    app.record_history(&placed.id, "happy_path_with_coupon")
+        .await?;
     app.finish().await
 }
 
@@ -175,7 +179,13 @@ async fn insufficient_points_rejects_the_placement() -> R {
     let app = spawn_app().await;
     let user = app.user(4_999).await;
     let a = app.product(5_000, 5).await;
-    let err = business(app.place(user, &[(a, 1)], None).await);
+    // Short of points by one: the last of the placement checks refuses, so every check runs.
+    let id = starter::OrderService::new_order_id();
+    let err = business(
+        app.service
+            .place(&id, user, saga_tests::request(&[(a, 1)], None))
+            .await,
+    );
     assert_eq!(
         err,
         OrderError::InsufficientPoints {
@@ -184,6 +194,7 @@ async fn insufficient_points_rejects_the_placement() -> R {
         }
     );
     assert_eq!(app.order_count().await, 0);
+    app.record_history(&id, "rejected_placement").await?;
     app.finish().await
 }
 
@@ -229,6 +240,8 @@ async fn insufficient_points_at_payment_then_top_up_and_pay_again() -> R {
         app.coupon_status(coupon).await,
         ("USED".into(), Some(placed.id.clone()))
     );
+    app.record_history(&placed.id, "insufficient_points_at_payment_then_paid")
+        .await?;
     app.finish().await
 }
 
@@ -282,6 +295,8 @@ async fn stock_sold_out_between_placement_and_payment_compensates_everything() -
     // Paying again is refused: the order is over.
     let again = business(app.service.pay(&placed.id).await);
     assert_eq!(again, OrderError::not_payable(OrderStatus::Canceled));
+    app.record_history(&placed.id, "compensation_after_stock_sold_out")
+        .await?;
     app.finish().await
 }
 
@@ -350,6 +365,7 @@ async fn an_unpaid_order_expires() -> R {
     let err = business(app.service.pay(&placed.id).await);
     assert_eq!(err, OrderError::not_payable(OrderStatus::Expired));
     assert_eq!(app.points(user).await, 10_000);
+    app.record_history(&placed.id, "expiry").await?;
     app.finish().await
 }
 
@@ -377,6 +393,7 @@ async fn the_user_cancels_a_pending_order() -> R {
     let err = business(app.service.cancel(&placed.id).await);
     assert_eq!(err, OrderError::not_payable(OrderStatus::Canceled));
     assert_eq!(app.coupon_status(coupon).await, ("AVAILABLE".into(), None));
+    app.record_history(&placed.id, "cancel_by_user").await?;
     app.finish().await
 }
 
@@ -447,6 +464,8 @@ async fn data_platform_outage_then_one_delivery() -> R {
     let order = result.order.expect("order");
     assert_eq!(order.status, OrderStatus::Completed);
     assert!(order.platform_notified_at.is_some());
+    app.record_history(&placed.id, "data_platform_outage_then_delivery")
+        .await?;
     app.finish().await
 }
 
@@ -510,6 +529,8 @@ async fn workflow_cancelled_during_payment_still_compensates() -> R {
     assert_eq!(app.points(user).await, 50_000, "points refunded");
     assert_eq!(app.stock(a).await, 5, "stock restored or never deducted");
     assert_eq!(app.coupon_status(coupon).await, ("AVAILABLE".into(), None));
+    app.record_history(&placed.id, "workflow_cancelled_during_payment")
+        .await?;
     app.finish().await
 }
 

@@ -3,6 +3,7 @@
 //! [`TestApp::finish`] waits for every order's workflow and checks CONTRACT §6.
 
 pub mod http;
+pub mod record;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
