@@ -58,9 +58,12 @@ impl OrderActivities {
         _ctx: ActivityContext,
         input: placement::CheckPlacementInput,
     ) -> Result<placement::PlacementCheck, ActivityError> {
-        placement::check_placement(&self.db, &input)
-            .await
-            .activity()
+        guarded("check_placement", "", async {
+            placement::check_placement(&self.db, &input)
+                .await
+                .activity()
+        })
+        .await
     }
 
     // A workflow started before `placement-one-check` that is still among these checks when a
@@ -108,7 +111,10 @@ impl OrderActivities {
         _ctx: ActivityContext,
         order: Order,
     ) -> Result<(), ActivityError> {
-        orders::record(&self.db, &order).await.activity()
+        guarded("record_order", &order.id, async {
+            orders::record(&self.db, &order).await.activity()
+        })
+        .await
     }
 
     // ---- payment: each forward step beside its compensation ----
@@ -120,7 +126,10 @@ impl OrderActivities {
         _ctx: ActivityContext,
         input: ChargePointsInput,
     ) -> Result<Stamp, ActivityError> {
-        points::charge(&self.db, &input).await.activity()
+        guarded("charge_points", &input.key.order_id, async {
+            points::charge(&self.db, &input).await.activity()
+        })
+        .await
     }
 
     /// Compensates `charge_points`: refunds exactly what that attempt charged, or fences it.
@@ -130,7 +139,10 @@ impl OrderActivities {
         _ctx: ActivityContext,
         key: StepKey,
     ) -> Result<(), ActivityError> {
-        points::refund(&self.db, &key).await.activity()
+        guarded("refund_points", &key.order_id, async {
+            points::refund(&self.db, &key).await.activity()
+        })
+        .await
     }
 
     /// Marks the coupon `USED` by this order.
@@ -140,7 +152,10 @@ impl OrderActivities {
         _ctx: ActivityContext,
         input: RedeemCouponInput,
     ) -> Result<(), ActivityError> {
-        coupons::redeem(&self.db, &input).await.activity()
+        guarded("redeem_coupon", &input.key.order_id, async {
+            coupons::redeem(&self.db, &input).await.activity()
+        })
+        .await
     }
 
     /// Compensates `redeem_coupon`: the coupon is `AVAILABLE` again, or the step is fenced.
@@ -150,7 +165,10 @@ impl OrderActivities {
         _ctx: ActivityContext,
         key: StepKey,
     ) -> Result<(), ActivityError> {
-        coupons::release(&self.db, &key).await.activity()
+        guarded("release_coupon", &key.order_id, async {
+            coupons::release(&self.db, &key).await.activity()
+        })
+        .await
     }
 
     /// Deducts the stock of every line at once, or none of them (no oversell).
@@ -160,7 +178,10 @@ impl OrderActivities {
         _ctx: ActivityContext,
         input: DeductStockInput,
     ) -> Result<(), ActivityError> {
-        stock::deduct(&self.db, &input).await.activity()
+        guarded("deduct_stock", &input.key.order_id, async {
+            stock::deduct(&self.db, &input).await.activity()
+        })
+        .await
     }
 
     /// The last step of a payment: deducts every line and completes the order (`PAID` →
@@ -172,9 +193,12 @@ impl OrderActivities {
         _ctx: ActivityContext,
         input: DeductStockInput,
     ) -> Result<Stamp, ActivityError> {
-        stock::deduct_and_complete(&self.db, &input)
-            .await
-            .activity()
+        guarded("deduct_stock_and_complete", &input.key.order_id, async {
+            stock::deduct_and_complete(&self.db, &input)
+                .await
+                .activity()
+        })
+        .await
     }
 
     /// Compensates `deduct_stock`: restores exactly what that attempt deducted, or fences it.
@@ -184,7 +208,10 @@ impl OrderActivities {
         _ctx: ActivityContext,
         key: StepKey,
     ) -> Result<(), ActivityError> {
-        stock::restore(&self.db, &key).await.activity()
+        guarded("restore_stock", &key.order_id, async {
+            stock::restore(&self.db, &key).await.activity()
+        })
+        .await
     }
 
     // ---- the end of an order ----
@@ -196,7 +223,10 @@ impl OrderActivities {
         _ctx: ActivityContext,
         order_id: String,
     ) -> Result<Stamp, ActivityError> {
-        orders::complete(&self.db, &order_id).await.activity()
+        guarded("complete_order", &order_id, async {
+            orders::complete(&self.db, &order_id).await.activity()
+        })
+        .await
     }
 
     /// `PENDING`/`PAID` → `CANCELED`, or `PENDING` → `EXPIRED`, with the reason.
@@ -206,7 +236,10 @@ impl OrderActivities {
         _ctx: ActivityContext,
         input: CloseOrderInput,
     ) -> Result<Stamp, ActivityError> {
-        orders::close(&self.db, &input).await.activity()
+        guarded("close_order", &input.order_id, async {
+            orders::close(&self.db, &input).await.activity()
+        })
+        .await
     }
 
     /// POSTs the completed order to the data platform with `Idempotency-Key: <order id>`, then
@@ -217,7 +250,28 @@ impl OrderActivities {
         _ctx: ActivityContext,
         order: Order,
     ) -> Result<Stamp, ActivityError> {
-        self.platform.send(&order).await.activity()?;
-        orders::mark_notified(&self.db, &order.id).await.activity()
+        guarded("notify_platform", &order.id.clone(), async {
+            self.platform.send(&order).await.activity()?;
+            crash_point("notify_platform", "delivered", &order.id);
+            orders::mark_notified(&self.db, &order.id).await.activity()
+        })
+        .await
+    }
+}
+
+/// Runs one activity between its two crash points, `<step>.before` and `<step>.after` (see
+/// the `crashpoints` crate; they do nothing unless the worker was built for the crash-point
+/// matrix). Each step commits in one transaction, so "before" is "nothing of this run has
+/// committed" and "after" is "it committed, and its result has not been reported".
+async fn guarded<T>(step: &str, order_id: &str, run: impl Future<Output = T>) -> T {
+    crash_point(step, "before", order_id);
+    let out = run.await;
+    crash_point(step, "after", order_id);
+    out
+}
+
+fn crash_point(step: &str, when: &str, order_id: &str) {
+    if crashpoints::ENABLED {
+        crashpoints::hit(&format!("{step}.{when}"), order_id);
     }
 }

@@ -58,6 +58,12 @@ async fn run() -> anyhow::Result<()> {
         metrics = %metrics.as_ref().map_or("off".to_owned(), |m| format!("http://{}/metrics", m.addr())),
         "worker started"
     );
+    if crashpoints::ENABLED {
+        tracing::warn!(
+            control_file = ?std::env::var_os("CRASH_FILE"),
+            "built for the crash-point matrix: this worker aborts at the point CRASH_FILE names"
+        );
+    }
     worker.run().await?;
     tracing::info!("worker stopped");
     Ok(())

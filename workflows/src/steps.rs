@@ -100,7 +100,19 @@ where
 {
     Ok(match options {
         StepOptions::Remote(o) => ctx.execute_activity(activity, input, o).await?,
-        StepOptions::Local(o) => ctx.execute_local_activity(activity, input, o).await?,
+        StepOptions::Local(o) => {
+            let name = crashpoints::ENABLED.then(|| activity.name().to_owned());
+            let out = ctx.execute_local_activity(activity, input, o).await;
+            if let Some(name) = name
+                && !ctx.is_replaying()
+            {
+                // The crash-point matrix: the workflow has the local step's result, the task
+                // that will carry it to the server has not completed (see `crashpoints`).
+                let step = name.rsplit("::").next().unwrap_or(&name);
+                crashpoints::hit(&format!("{step}.before_completion"), ctx.workflow_id());
+            }
+            out?
+        }
     })
 }
 
