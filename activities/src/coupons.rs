@@ -1,12 +1,14 @@
 //! Redeem the coupon, and its compensation, release the coupon. Also coupon reads.
 use chrono::{DateTime, Utc};
 use domain::saga::{RedeemCouponInput, StepKey};
-use domain::{Coupon, CouponId, CouponInvalidReason, CouponStatus, OrderError, UserId};
+use domain::{
+    Coupon, CouponId, CouponInvalidReason, CouponStatus, OrderError, OrderStatus, UserId,
+};
 use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 
 use crate::StepError;
-use crate::fence::{self, Compensation, REDEEM_COUPON};
+use crate::fence::{self, Attempt, REDEEM_COUPON};
 
 /// Marks the coupon `USED` by this order (`AVAILABLE`, the user's, unexpired), in one
 /// transaction with its ledger row and the step record. Idempotent by `input.key`; after
@@ -18,13 +20,18 @@ pub async fn redeem(db: &PgPool, input: &RedeemCouponInput) -> Result<(), StepEr
         db,
         REDEEM_COUPON,
         &input.key,
+        OrderStatus::Paid,
         |_| Ok(()),
-        async |tx| apply_redeem(tx, input).await,
+        async |tx, attempt| apply_redeem(tx, input, attempt).await,
     )
     .await
 }
 
-async fn apply_redeem(tx: &mut PgConnection, input: &RedeemCouponInput) -> Result<(), StepError> {
+async fn apply_redeem(
+    tx: &mut PgConnection,
+    input: &RedeemCouponInput,
+    attempt: &Attempt,
+) -> Result<(), StepError> {
     let key = &input.key;
     let redeemed: Option<i64> = sqlx::query_scalar(
         "UPDATE coupons SET status = 'USED', used_at = now(), order_id = $3 \
@@ -57,65 +64,71 @@ async fn apply_redeem(tx: &mut PgConnection, input: &RedeemCouponInput) -> Resul
     )
     .bind(input.coupon_id)
     .bind(&key.order_id)
-    .bind(fence::attempt(key))
+    .bind(attempt.n)
     .execute(&mut *tx)
     .await?;
     fence::set_detail(
         tx,
         REDEEM_COUPON,
-        key,
+        attempt,
         &json!({ "coupon_id": input.coupon_id }),
     )
     .await?;
     Ok(())
 }
 
-/// Compensates `redeem`: the coupon this attempt redeemed (as its ledger row says) is
-/// `AVAILABLE` again, or, when the redeem never committed, it is fenced out for good. Never
-/// fails for a business reason; running it again does nothing.
+/// Compensates `redeem`: the coupon this payment redeemed (as its ledger row says) is
+/// `AVAILABLE` again, or, when the redeem never committed, it is fenced out for good; nothing
+/// for a `COMPLETED` order (see [`fence::compensate`]). Never fails for a business reason;
+/// running it again does nothing.
 pub async fn release(db: &PgPool, key: &StepKey) -> Result<(), StepError> {
-    let mut tx = db.begin().await?;
-    if let Compensation::Undo = fence::claim_compensation(&mut tx, REDEEM_COUPON, key).await? {
-        let coupon_id: Option<i64> = sqlx::query_scalar(
-            "SELECT coupon_id FROM coupon_ledger \
-             WHERE order_id = $1 AND attempt = $2 AND kind = 'REDEEM'",
+    fence::compensate(db, REDEEM_COUPON, key, async |tx, attempt| {
+        undo_redeem(tx, attempt).await
+    })
+    .await
+}
+
+/// Makes the coupon `attempt` redeemed `AVAILABLE` again, with its `RELEASE` ledger row. The
+/// caller holds the order's lock and marks the step.
+pub(crate) async fn undo_redeem(tx: &mut PgConnection, attempt: &Attempt) -> Result<(), StepError> {
+    let coupon_id: Option<i64> = sqlx::query_scalar(
+        "SELECT coupon_id FROM coupon_ledger \
+         WHERE order_id = $1 AND attempt = $2 AND kind = 'REDEEM'",
+    )
+    .bind(&attempt.order_id)
+    .bind(attempt.n)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(coupon_id) = coupon_id else {
+        return Ok(());
+    };
+    let released = sqlx::query(
+        "UPDATE coupons SET status = 'AVAILABLE', used_at = NULL, order_id = NULL \
+         WHERE id = $1 AND order_id = $2 AND status = 'USED'",
+    )
+    .bind(coupon_id)
+    .bind(&attempt.order_id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if released == 1 {
+        sqlx::query(
+            "INSERT INTO coupon_ledger (coupon_id, order_id, attempt, kind) \
+             VALUES ($1, $2, $3, 'RELEASE')",
         )
-        .bind(&key.order_id)
-        .bind(fence::attempt(key))
-        .fetch_optional(&mut *tx)
+        .bind(coupon_id)
+        .bind(&attempt.order_id)
+        .bind(attempt.n)
+        .execute(&mut *tx)
         .await?;
-        if let Some(coupon_id) = coupon_id {
-            let released = sqlx::query(
-                "UPDATE coupons SET status = 'AVAILABLE', used_at = NULL, order_id = NULL \
-                 WHERE id = $1 AND order_id = $2 AND status = 'USED'",
-            )
-            .bind(coupon_id)
-            .bind(&key.order_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if released == 1 {
-                sqlx::query(
-                    "INSERT INTO coupon_ledger (coupon_id, order_id, attempt, kind) \
-                     VALUES ($1, $2, $3, 'RELEASE')",
-                )
-                .bind(coupon_id)
-                .bind(&key.order_id)
-                .bind(fence::attempt(key))
-                .execute(&mut *tx)
-                .await?;
-            } else {
-                // Not this order's any more: leave it alone; the invariant check reports it.
-                tracing::error!(
-                    order_id = %key.order_id,
-                    coupon_id,
-                    "coupon redeemed by this attempt is no longer held by the order"
-                );
-            }
-        }
-        fence::mark_compensated(&mut tx, REDEEM_COUPON, key).await?;
+    } else {
+        // Not this order's any more: leave it alone; the invariant check reports it.
+        tracing::error!(
+            order_id = %attempt.order_id,
+            coupon_id,
+            "coupon redeemed by this attempt is no longer held by the order"
+        );
     }
-    tx.commit().await?;
     Ok(())
 }
 

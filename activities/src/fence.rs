@@ -1,23 +1,30 @@
-//! The idempotency and fencing protocol of the payment steps, on `saga_steps`.
+//! The idempotency and fencing protocol of the payment steps, on `payments` and `saga_steps`.
 //!
-//! One row per (order, step, attempt), always written inside the transaction that applies the
-//! step's effect or its compensation:
+//! A payment is named by its id (the `pay` update's); the first of its steps to run numbers it
+//! (`payments`: the order's next attempt), and every later step, compensation or re-run finds
+//! that number again, so nothing here depends on what a workflow run remembers.
+//!
+//! Every step, compensation and close locks the order row first. That one lock orders them:
+//! a forward step that commits sees the order as its compensation or the close left it, and
+//! the other way round. On it rests the pivot (CONTRACT §2): once the row is `COMPLETED`, a
+//! compensation does nothing and a close refuses.
+//!
+//! One `saga_steps` row per (order, step, attempt), always written inside the transaction that
+//! applies the step's effect or its compensation:
 //!
 //! - forward: `INSERT … 'DONE' ON CONFLICT DO NOTHING`. Inserted: apply the effect in the same
-//!   transaction. A business refusal rolls the whole transaction back, row included, and then
-//!   records the key `REFUSED` with the error, so that running the step again (a worker died
-//!   before the workflow recorded the refusal) answers the same refusal. Already there: `DONE`
-//!   means the effect already happened (answer again, no second effect); `REFUSED` means it was
-//!   refused (answer the same error); `COMPENSATED`/`FENCED` means the compensation already ran,
-//!   so a late retry must not commit: it answers the refusal recorded by another step of the
-//!   same attempt (what made the saga unwind), or `ORDER_NOT_PAYABLE` when none was refused.
-//! - compensation: `INSERT … 'FENCED' ON CONFLICT DO NOTHING`. Inserted: the forward step never
-//!   committed, and now never will. Already there: lock it; `DONE` means undo exactly what that
-//!   attempt did and mark it `COMPENSATED`; anything else (`REFUSED` included) means there is
-//!   nothing left to do.
-//!
-//! Concurrent callers on the same key serialize on the primary key: an `INSERT` waits for the
-//! transaction holding the conflicting row and then sees its outcome.
+//!   transaction, if the order is in the status the step needs (else it is refused). A business
+//!   refusal rolls the whole transaction back, row included, and then records the key
+//!   `REFUSED` with the error, so that running the step again (a worker died before the
+//!   workflow recorded the refusal) answers the same refusal. Already there: `DONE` means the
+//!   effect already happened (answer again, no second effect); `REFUSED` means it was refused
+//!   (answer the same error); `COMPENSATED`/`FENCED` means the compensation already ran, so a
+//!   late retry must not commit: it answers the refusal recorded by another step of the same
+//!   attempt (what made the saga unwind), or `ORDER_NOT_PAYABLE` when none was refused.
+//! - compensation: nothing at all for a `COMPLETED` order. Otherwise `INSERT … 'FENCED' ON
+//!   CONFLICT DO NOTHING`. Inserted: the forward step never committed, and now never will.
+//!   Already there: lock it; `DONE` means undo exactly what that attempt did and mark it
+//!   `COMPENSATED`; anything else (`REFUSED` included) means there is nothing left to do.
 use domain::saga::StepKey;
 use domain::{OrderError, OrderStatus};
 use serde_json::Value;
@@ -29,27 +36,88 @@ pub(crate) const CHARGE_POINTS: &str = "charge_points";
 pub(crate) const REDEEM_COUPON: &str = "redeem_coupon";
 pub(crate) const DEDUCT_STOCK: &str = "deduct_stock";
 
-pub(crate) fn attempt(key: &StepKey) -> i64 {
-    i64::from(key.attempt)
+/// One payment attempt of one order, as the database numbers it.
+#[derive(Debug, Clone)]
+pub(crate) struct Attempt {
+    pub order_id: String,
+    pub n: i64,
 }
 
-/// Runs the forward step `step` under `key` in one transaction: `apply` when this call claims
-/// the key, `done` on the detail the step recorded when it already took effect. A refusal
-/// leaves no effect behind, only its record (see [`finish`]).
+/// The attempt number of the payment `key`, given now if no step of it ran before. In a
+/// statement of its own (committed at once), so that a step whose transaction rolls back
+/// leaves its payment numbered.
+pub(crate) async fn attempt_of(db: &PgPool, key: &StepKey) -> Result<Attempt, StepError> {
+    let n: Option<i64> = sqlx::query_scalar(
+        "WITH new AS ( \
+             INSERT INTO payments (order_id, payment_id, attempt) \
+             SELECT $1, $2, coalesce(max(attempt), 0) + 1 FROM payments WHERE order_id = $1 \
+             ON CONFLICT (order_id, payment_id) DO NOTHING RETURNING attempt) \
+         SELECT attempt FROM new \
+         UNION ALL SELECT attempt FROM payments WHERE order_id = $1 AND payment_id = $2 \
+         LIMIT 1",
+    )
+    .bind(&key.order_id)
+    .bind(&key.payment_id)
+    .fetch_optional(db)
+    .await?;
+    // None: another transaction numbered this very payment a moment ago; a retry finds it.
+    let n = n.ok_or_else(|| {
+        StepError::Db(sqlx::Error::Protocol(format!(
+            "payment {} of order {} is being numbered concurrently",
+            key.payment_id, key.order_id
+        )))
+    })?;
+    Ok(Attempt {
+        order_id: key.order_id.clone(),
+        n,
+    })
+}
+
+/// Locks the order row and returns its status (`None`: no such order). Every step,
+/// compensation and close takes this lock first, before any other row.
+pub(crate) async fn lock_order(
+    tx: &mut PgConnection,
+    order_id: &str,
+) -> Result<Option<OrderStatus>, sqlx::Error> {
+    let status: Option<String> =
+        sqlx::query_scalar("SELECT status FROM orders WHERE id = $1 FOR UPDATE")
+            .bind(order_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    status
+        .map(|s| {
+            OrderStatus::parse(&s)
+                .ok_or_else(|| sqlx::Error::Decode(format!("unknown order status {s:?}").into()))
+        })
+        .transpose()
+}
+
+/// Runs the forward step `step` of payment `key` in one transaction: `apply` when this call
+/// claims the key and the order is `needs`, `done` on the detail the step recorded when it
+/// already took effect. A refusal leaves no effect behind, only its record (see [`finish`]).
 pub(crate) async fn forward<T>(
     db: &PgPool,
     step: &str,
     key: &StepKey,
+    needs: OrderStatus,
     done: impl FnOnce(&Value) -> Result<T, StepError>,
-    apply: impl AsyncFnOnce(&mut PgConnection) -> Result<T, StepError>,
+    apply: impl AsyncFnOnce(&mut PgConnection, &Attempt) -> Result<T, StepError>,
 ) -> Result<T, StepError> {
+    let attempt = attempt_of(db, key).await?;
     let mut tx = db.begin().await?;
-    let result = match claim_forward(&mut tx, step, key).await {
-        Ok(Forward::Done(detail)) => done(&detail),
-        Ok(Forward::Claimed) => apply(&mut tx).await,
-        Err(e) => Err(e),
+    let result = match lock_order(&mut tx, &key.order_id).await? {
+        None => Err(OrderError::OrderNotFound {
+            order_id: key.order_id.clone(),
+        }
+        .into()),
+        Some(status) => match claim_forward(&mut tx, step, &attempt).await {
+            Ok(Forward::Done(detail)) => done(&detail),
+            Ok(Forward::Claimed) if status != needs => Err(OrderError::not_payable(status).into()),
+            Ok(Forward::Claimed) => apply(&mut tx, &attempt).await,
+            Err(e) => Err(e),
+        },
     };
-    finish(db, tx, step, key, result).await
+    finish(db, tx, step, &attempt, result).await
 }
 
 /// What a forward step found when it claimed its key.
@@ -60,35 +128,35 @@ enum Forward {
     Done(Value),
 }
 
-/// Claims the forward step `step` for `key`. A step refused before answers that refusal again;
-/// one already compensated or fenced never commits, and answers the refusal that undid its
-/// attempt, or else the business error `ORDER_NOT_PAYABLE` (status `CANCELED`).
+/// Claims the forward step `step` for `attempt`. A step refused before answers that refusal
+/// again; one already compensated or fenced never commits, and answers the refusal that undid
+/// its attempt, or else the business error `ORDER_NOT_PAYABLE` (status `CANCELED`).
 async fn claim_forward(
     tx: &mut PgConnection,
     step: &str,
-    key: &StepKey,
+    attempt: &Attempt,
 ) -> Result<Forward, StepError> {
     let inserted = sqlx::query(
         "INSERT INTO saga_steps (order_id, step, attempt, state) VALUES ($1, $2, $3, 'DONE') \
          ON CONFLICT DO NOTHING",
     )
-    .bind(&key.order_id)
+    .bind(&attempt.order_id)
     .bind(step)
-    .bind(attempt(key))
+    .bind(attempt.n)
     .execute(&mut *tx)
     .await?
     .rows_affected();
     if inserted == 1 {
         return Ok(Forward::Claimed);
     }
-    let (state, detail) = read_state(tx, step, key, false).await?;
+    let (state, detail) = read_state(tx, step, attempt, false).await?;
     match state.as_str() {
         "DONE" => Ok(Forward::Done(detail)),
         "REFUSED" => Err(refusal_of(detail).into()),
         // Undone: if a later step's refusal is what undid this attempt, answer that refusal,
         // so that a step run again (its first answer lost with a worker, after the unwinding)
         // tells what the first run told rather than a refusal of its own making.
-        _ => Err(undoing_refusal(tx, key)
+        _ => Err(undoing_refusal(tx, attempt)
             .await?
             .unwrap_or_else(|| OrderError::not_payable(OrderStatus::Canceled))
             .into()),
@@ -103,14 +171,14 @@ fn refusal_of(detail: Value) -> OrderError {
 /// The refusal recorded by a step of the same attempt, if one was refused.
 async fn undoing_refusal(
     tx: &mut PgConnection,
-    key: &StepKey,
+    attempt: &Attempt,
 ) -> Result<Option<OrderError>, sqlx::Error> {
     let detail: Option<String> = sqlx::query_scalar(
         "SELECT detail::text FROM saga_steps \
          WHERE order_id = $1 AND attempt = $2 AND state = 'REFUSED' LIMIT 1",
     )
-    .bind(&key.order_id)
-    .bind(attempt(key))
+    .bind(&attempt.order_id)
+    .bind(attempt.n)
     .fetch_optional(&mut *tx)
     .await?;
     Ok(detail
@@ -122,78 +190,116 @@ async fn undoing_refusal(
 pub(crate) async fn set_detail(
     tx: &mut PgConnection,
     step: &str,
-    key: &StepKey,
+    attempt: &Attempt,
     detail: &Value,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE saga_steps SET detail = $4::text::jsonb, updated_at = now() \
          WHERE order_id = $1 AND step = $2 AND attempt = $3",
     )
-    .bind(&key.order_id)
+    .bind(&attempt.order_id)
     .bind(step)
-    .bind(attempt(key))
+    .bind(attempt.n)
     .bind(detail.to_string())
     .execute(&mut *tx)
     .await?;
     Ok(())
 }
 
-/// What a compensation found when it claimed its key.
-pub(crate) enum Compensation {
-    /// The forward step never committed; the key is now fenced and it never will.
-    Fenced,
-    /// The forward step took effect (the row is locked): undo it, then [`mark_compensated`].
-    Undo,
-    /// Already compensated or fenced: nothing to do.
-    Nothing,
-}
-
-pub(crate) async fn claim_compensation(
-    tx: &mut PgConnection,
+/// Runs the compensation of step `step` for payment `key` in one transaction: nothing for a
+/// `COMPLETED` order (the pivot); otherwise fences the step if it never committed, or `undo`es
+/// what it did and marks it `COMPENSATED`. Never fails for a business reason; running it again
+/// does nothing.
+pub(crate) async fn compensate(
+    db: &PgPool,
     step: &str,
     key: &StepKey,
-) -> Result<Compensation, sqlx::Error> {
+    undo: impl AsyncFnOnce(&mut PgConnection, &Attempt) -> Result<(), StepError>,
+) -> Result<(), StepError> {
+    let attempt = attempt_of(db, key).await?;
+    let mut tx = db.begin().await?;
+    if lock_order(&mut tx, &key.order_id).await? != Some(OrderStatus::Completed)
+        && claim_compensation(&mut tx, step, &attempt).await?
+    {
+        undo(&mut tx, &attempt).await?;
+        mark_compensated(&mut tx, step, &attempt).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Fences `step` of `attempt` if it never ran (and answers false: nothing to undo), or locks
+/// its row and answers whether it is `DONE` (true: undo it).
+async fn claim_compensation(
+    tx: &mut PgConnection,
+    step: &str,
+    attempt: &Attempt,
+) -> Result<bool, sqlx::Error> {
     let inserted = sqlx::query(
         "INSERT INTO saga_steps (order_id, step, attempt, state) VALUES ($1, $2, $3, 'FENCED') \
          ON CONFLICT DO NOTHING",
     )
-    .bind(&key.order_id)
+    .bind(&attempt.order_id)
     .bind(step)
-    .bind(attempt(key))
+    .bind(attempt.n)
     .execute(&mut *tx)
     .await?
     .rows_affected();
     if inserted == 1 {
-        return Ok(Compensation::Fenced);
+        return Ok(false);
     }
-    let (state, _) = read_state(tx, step, key, true).await?;
-    Ok(match state.as_str() {
-        "DONE" => Compensation::Undo,
-        _ => Compensation::Nothing,
-    })
+    let (state, _) = read_state(tx, step, attempt, true).await?;
+    Ok(state == "DONE")
 }
 
 pub(crate) async fn mark_compensated(
     tx: &mut PgConnection,
     step: &str,
-    key: &StepKey,
+    attempt: &Attempt,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE saga_steps SET state = 'COMPENSATED', updated_at = now() \
          WHERE order_id = $1 AND step = $2 AND attempt = $3 AND state = 'DONE'",
     )
-    .bind(&key.order_id)
+    .bind(&attempt.order_id)
     .bind(step)
-    .bind(attempt(key))
+    .bind(attempt.n)
     .execute(&mut *tx)
     .await?;
     Ok(())
 }
 
+/// Every step of the order that took effect and was not undone, newest attempt first and, in
+/// an attempt, in reverse order of the payment (stock, coupon, points), each row locked.
+pub(crate) async fn done_steps(
+    tx: &mut PgConnection,
+    order_id: &str,
+) -> Result<Vec<(String, Attempt)>, sqlx::Error> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT step, attempt FROM saga_steps WHERE order_id = $1 AND state = 'DONE' \
+         ORDER BY attempt DESC, CASE step WHEN 'deduct_stock' THEN 0 \
+                                          WHEN 'redeem_coupon' THEN 1 ELSE 2 END \
+         FOR UPDATE",
+    )
+    .bind(order_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(step, n)| {
+            let attempt = Attempt {
+                order_id: order_id.to_owned(),
+                n,
+            };
+            (step, attempt)
+        })
+        .collect())
+}
+
 async fn read_state(
     tx: &mut PgConnection,
     step: &str,
-    key: &StepKey,
+    attempt: &Attempt,
     lock: bool,
 ) -> Result<(String, Value), sqlx::Error> {
     let sql = if lock {
@@ -204,9 +310,9 @@ async fn read_state(
          WHERE order_id = $1 AND step = $2 AND attempt = $3"
     };
     let (state, detail): (String, String) = sqlx::query_as(sql)
-        .bind(&key.order_id)
+        .bind(&attempt.order_id)
         .bind(step)
-        .bind(attempt(key))
+        .bind(attempt.n)
         .fetch_one(&mut *tx)
         .await?;
     let detail = serde_json::from_str(&detail).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
@@ -220,7 +326,7 @@ async fn finish<T>(
     db: &PgPool,
     tx: sqlx::Transaction<'_, sqlx::Postgres>,
     step: &str,
-    key: &StepKey,
+    attempt: &Attempt,
     result: Result<T, StepError>,
 ) -> Result<T, StepError> {
     match result {
@@ -234,9 +340,9 @@ async fn finish<T>(
             if let StepError::Business(refusal) = &e {
                 // Best effort: without the record a re-run answers what it then finds, which
                 // is what it did before refusals were recorded.
-                if let Err(db_error) = record_refusal(db, step, key, refusal).await {
+                if let Err(db_error) = record_refusal(db, step, attempt, refusal).await {
                     tracing::warn!(
-                        order_id = %key.order_id,
+                        order_id = %attempt.order_id,
                         step,
                         error = %db_error,
                         "could not record the step's refusal"
@@ -251,7 +357,7 @@ async fn finish<T>(
 async fn record_refusal(
     db: &PgPool,
     step: &str,
-    key: &StepKey,
+    attempt: &Attempt,
     refusal: &OrderError,
 ) -> Result<(), sqlx::Error> {
     let detail = serde_json::to_string(refusal).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
@@ -261,9 +367,9 @@ async fn record_refusal(
         "INSERT INTO saga_steps (order_id, step, attempt, state, detail) \
          VALUES ($1, $2, $3, 'REFUSED', $4::text::jsonb) ON CONFLICT DO NOTHING",
     )
-    .bind(&key.order_id)
+    .bind(&attempt.order_id)
     .bind(step)
-    .bind(attempt(key))
+    .bind(attempt.n)
     .bind(detail)
     .execute(db)
     .await?;

@@ -20,11 +20,11 @@ pub mod stock;
 
 use std::sync::Arc;
 
+use domain::Order;
 use domain::saga::{
-    ChargePointsInput, CheckPointsInput, CloseOrderInput, DeductStockInput, RedeemCouponInput,
-    Stamp, StepKey, ValidateCouponInput,
+    ChargePointsInput, CloseOrderInput, DeductStockInput, PlaceOrderInput, RedeemCouponInput,
+    Stamp, StepKey,
 };
-use domain::{LineRequest, Order, OrderLine, Points};
 use sqlx::PgPool;
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
@@ -47,72 +47,18 @@ impl OrderActivities {
 
 #[activities]
 impl OrderActivities {
-    // ---- placement: read-only checks, then the PENDING order ----
+    // ---- placement ----
 
-    /// The three checks below in one activity and one snapshot: the lines priced now, and
-    /// the coupon's discount, for a user with the points for the total. Scheduled by workflows
-    /// placed since the `placement-one-check` patch.
+    /// Checks the lines, the coupon and the points, and records the order `PENDING`, keyed by
+    /// order id: once recorded, running it again answers the recorded order.
     #[activity]
-    pub async fn check_placement(
+    pub async fn place_order(
         self: Arc<Self>,
         _ctx: ActivityContext,
-        input: placement::CheckPlacementInput,
-    ) -> Result<placement::PlacementCheck, ActivityError> {
-        guarded("check_placement", "", async {
-            placement::check_placement(&self.db, &input)
-                .await
-                .activity()
-        })
-        .await
-    }
-
-    // A workflow started before `placement-one-check` that is still among these checks when a
-    // new worker takes over goes on with them (its history has no marker), so they stay
-    // registered until every workflow started before the patch has closed (README "Changing
-    // the workflow safely").
-
-    /// Products exist and have stock for every line; returns the lines priced now.
-    #[activity]
-    pub async fn validate_lines(
-        self: Arc<Self>,
-        _ctx: ActivityContext,
-        lines: Vec<LineRequest>,
-    ) -> Result<Vec<OrderLine>, ActivityError> {
-        placement::validate_lines(&self.db, &lines).await.activity()
-    }
-
-    /// The coupon is the user's, available, unexpired and its minimum is met; returns the
-    /// discount in points for this subtotal.
-    #[activity]
-    pub async fn validate_coupon(
-        self: Arc<Self>,
-        _ctx: ActivityContext,
-        input: ValidateCouponInput,
-    ) -> Result<Points, ActivityError> {
-        placement::validate_coupon(&self.db, &input)
-            .await
-            .activity()
-    }
-
-    /// The user has at least `total` points (nothing is reserved).
-    #[activity]
-    pub async fn check_points(
-        self: Arc<Self>,
-        _ctx: ActivityContext,
-        input: CheckPointsInput,
-    ) -> Result<(), ActivityError> {
-        placement::check_points(&self.db, &input).await.activity()
-    }
-
-    /// Records the order as `PENDING` (idempotent by order id).
-    #[activity]
-    pub async fn record_order(
-        self: Arc<Self>,
-        _ctx: ActivityContext,
-        order: Order,
-    ) -> Result<(), ActivityError> {
-        guarded("record_order", &order.id, async {
-            orders::record(&self.db, &order).await.activity()
+        input: PlaceOrderInput,
+    ) -> Result<Order, ActivityError> {
+        guarded("place_order", &input.order_id, async {
+            orders::place(&self.db, &input).await.activity()
         })
         .await
     }
@@ -132,7 +78,7 @@ impl OrderActivities {
         .await
     }
 
-    /// Compensates `charge_points`: refunds exactly what that attempt charged, or fences it.
+    /// Compensates `charge_points`: refunds exactly what that payment charged, or fences it.
     #[activity]
     pub async fn refund_points(
         self: Arc<Self>,
@@ -171,19 +117,6 @@ impl OrderActivities {
         .await
     }
 
-    /// Deducts the stock of every line at once, or none of them (no oversell).
-    #[activity]
-    pub async fn deduct_stock(
-        self: Arc<Self>,
-        _ctx: ActivityContext,
-        input: DeductStockInput,
-    ) -> Result<(), ActivityError> {
-        guarded("deduct_stock", &input.key.order_id, async {
-            stock::deduct(&self.db, &input).await.activity()
-        })
-        .await
-    }
-
     /// The last step of a payment: deducts every line and completes the order (`PAID` →
     /// `COMPLETED`) in one transaction. Compensated, when it never committed, by
     /// `restore_stock`, which fences it.
@@ -201,7 +134,8 @@ impl OrderActivities {
         .await
     }
 
-    /// Compensates `deduct_stock`: restores exactly what that attempt deducted, or fences it.
+    /// Compensates `deduct_stock_and_complete`: restores exactly what that payment deducted, or
+    /// fences it.
     #[activity]
     pub async fn restore_stock(
         self: Arc<Self>,
@@ -216,26 +150,15 @@ impl OrderActivities {
 
     // ---- the end of an order ----
 
-    /// `PAID` → `COMPLETED`.
-    #[activity]
-    pub async fn complete_order(
-        self: Arc<Self>,
-        _ctx: ActivityContext,
-        order_id: String,
-    ) -> Result<Stamp, ActivityError> {
-        guarded("complete_order", &order_id, async {
-            orders::complete(&self.db, &order_id).await.activity()
-        })
-        .await
-    }
-
-    /// `PENDING`/`PAID` → `CANCELED`, or `PENDING` → `EXPIRED`, with the reason.
+    /// Closes an order that did not complete (`CANCELED` or `EXPIRED`, with reason and code),
+    /// undoing whatever its ledger shows done; answers the order as it then stands (a
+    /// `COMPLETED` order is left alone: the workflow goes forward).
     #[activity]
     pub async fn close_order(
         self: Arc<Self>,
         _ctx: ActivityContext,
         input: CloseOrderInput,
-    ) -> Result<Stamp, ActivityError> {
+    ) -> Result<Order, ActivityError> {
         guarded("close_order", &input.order_id, async {
             orders::close(&self.db, &input).await.activity()
         })

@@ -1,69 +1,118 @@
-//! The order row: recorded `PENDING`, then completed or closed. Also reads for the CLI and API.
+//! The order row: placed `PENDING`, then closed (completion is the payment's last step,
+//! `stock::deduct_and_complete`). Also reads for the CLI and API.
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use domain::saga::{CloseOrderInput, Stamp};
-use domain::{Order, OrderError, OrderLine, OrderStatus, Shipping, UserId};
-use sqlx::{FromRow, PgPool};
+use domain::saga::{CloseOrderInput, PlaceOrderInput, Stamp};
+use domain::{CancelCode, Order, OrderError, OrderLine, OrderStatus, Pricing, Shipping, UserId};
+use sqlx::{FromRow, PgConnection, PgPool};
 
-use crate::StepError;
+use crate::placement::{self, CheckPlacementInput, PlacementCheck};
+use crate::{StepError, coupons, fence, points, stock};
 
-/// Records the order as `PENDING` with its lines, in one transaction. Idempotent by order id:
-/// recording the same order again changes nothing. An id already taken by another user's order,
-/// or by an order that has moved on from `PENDING`, is refused (`INVALID_REQUEST`).
-pub async fn record(db: &PgPool, order: &Order) -> Result<(), StepError> {
-    let mut tx = db.begin().await?;
-    let inserted: Option<String> = sqlx::query_scalar(
-        "INSERT INTO orders (id, user_id, status, subtotal, discount, total, coupon_id, \
-             recipient, address, phone, created_at, expires_at) \
-         VALUES ($1, $2, 'PENDING', $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-         ON CONFLICT (id) DO NOTHING RETURNING id",
-    )
-    .bind(&order.id)
-    .bind(order.user_id)
-    .bind(order.subtotal)
-    .bind(order.discount)
-    .bind(order.total)
-    .bind(order.coupon_id)
-    .bind(&order.shipping.recipient)
-    .bind(&order.shipping.address)
-    .bind(&order.shipping.phone)
-    .bind(order.created_at)
-    .bind(order.expires_at)
-    .fetch_optional(&mut *tx)
-    .await?;
-    if inserted.is_none() {
-        let (owner, status): (i64, String) =
-            sqlx::query_as("SELECT user_id, status FROM orders WHERE id = $1")
-                .bind(&order.id)
-                .fetch_one(&mut *tx)
-                .await?;
-        tx.rollback().await?;
-        // A retry of this very record finds its order still PENDING (the workflow waits for
-        // this activity before anything else can happen to it). Anything else is another
-        // order under the same id, which must not be mistaken for this one.
-        if owner != order.user_id || status != OrderStatus::Pending.as_str() {
-            return Err(OrderError::invalid(format!("order id {} is taken", order.id)).into());
-        }
-        return Ok(());
+/// Places the order (CONTRACT §2.1), keyed by its id: checks the lines, the coupon and the
+/// points, and records the order `PENDING` with its lines, in one transaction. Once recorded,
+/// placing it again answers the order as recorded (its status, its `created_at`), whatever has
+/// changed since: a re-run (a worker died before the workflow heard the answer) never checks
+/// again. An id already taken by another user's order is refused (`INVALID_REQUEST`).
+///
+/// `created_at` is the moment the row is written and `expires_at` that plus the payment
+/// timeout; the workflow's timer runs to `expires_at` itself.
+pub async fn place(db: &PgPool, input: &PlaceOrderInput) -> Result<Order, StepError> {
+    if let Some(order) = recorded(db, input).await? {
+        return Ok(order);
     }
-    for (position, line) in order.items.iter().enumerate() {
-        sqlx::query(
-            "INSERT INTO order_lines \
-                 (order_id, product_id, position, name, unit_price, quantity, line_total) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&order.id)
-        .bind(line.product_id)
-        .bind(i32::try_from(position).unwrap_or(i32::MAX))
-        .bind(&line.name)
-        .bind(line.unit_price)
-        .bind(line.quantity)
-        .bind(line.line_total)
-        .execute(&mut *tx)
+    // One snapshot for the checks; a concurrent run that records the same id first makes the
+    // insert fail to serialize, and the retry finds its order.
+    let mut tx = db
+        .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ")
         .await?;
-    }
+    let check = CheckPlacementInput {
+        user_id: input.user_id,
+        lines: input.request.items.clone(),
+        coupon_id: input.request.coupon_id,
+    };
+    let PlacementCheck { items, discount } = placement::check_in(&mut tx, &check).await?;
+    let subtotal = Pricing::subtotal(&items);
+    let total = subtotal - discount;
+    let shipping = &input.request.shipping;
+    let timeout_ms = i64::try_from(input.payment_timeout_ms).unwrap_or(i64::MAX);
+    let (created_at, expires_at): (DateTime<Utc>, DateTime<Utc>) = sqlx::query_as(
+        "WITH t AS (SELECT date_trunc('milliseconds', clock_timestamp()) AS at) \
+         INSERT INTO orders (id, user_id, status, subtotal, discount, total, coupon_id, \
+             recipient, address, phone, created_at, expires_at) \
+         SELECT $1, $2, 'PENDING', $3, $4, $5, $6, $7, $8, $9, t.at, \
+             t.at + $10 * interval '1 millisecond' FROM t \
+         RETURNING created_at, expires_at",
+    )
+    .bind(&input.order_id)
+    .bind(input.user_id)
+    .bind(subtotal)
+    .bind(discount)
+    .bind(total)
+    .bind(input.request.coupon_id)
+    .bind(&shipping.recipient)
+    .bind(&shipping.address)
+    .bind(&shipping.phone)
+    .bind(timeout_ms)
+    .fetch_one(&mut *tx)
+    .await?;
+    insert_lines(&mut tx, &input.order_id, &items).await?;
     tx.commit().await?;
+    Ok(Order {
+        id: input.order_id.clone(),
+        user_id: input.user_id,
+        status: OrderStatus::Pending,
+        items,
+        subtotal,
+        discount,
+        total,
+        coupon_id: input.request.coupon_id,
+        shipping: shipping.clone(),
+        created_at,
+        expires_at,
+        paid_at: None,
+        completed_at: None,
+        canceled_at: None,
+        cancel_reason: None,
+        cancel_code: None,
+        platform_notified_at: None,
+    })
+}
+
+/// The order already recorded under this placement's id, if any; another user's is refused.
+async fn recorded(db: &PgPool, input: &PlaceOrderInput) -> Result<Option<Order>, StepError> {
+    match load(db, &input.order_id).await? {
+        Some(order) if order.user_id != input.user_id => {
+            Err(OrderError::invalid(format!("order id {} is taken", order.id)).into())
+        }
+        found => Ok(found),
+    }
+}
+
+async fn insert_lines(
+    tx: &mut PgConnection,
+    order_id: &str,
+    items: &[OrderLine],
+) -> Result<(), sqlx::Error> {
+    let positions: Vec<i32> = (0..items.len())
+        .map(|p| i32::try_from(p).unwrap_or(i32::MAX))
+        .collect();
+    sqlx::query(
+        "INSERT INTO order_lines \
+             (order_id, product_id, position, name, unit_price, quantity, line_total) \
+         SELECT $1, * FROM UNNEST($2::bigint[], $3::int[], $4::text[], $5::bigint[], \
+                                  $6::bigint[], $7::bigint[])",
+    )
+    .bind(order_id)
+    .bind(items.iter().map(|l| l.product_id).collect::<Vec<_>>())
+    .bind(positions)
+    .bind(items.iter().map(|l| l.name.clone()).collect::<Vec<_>>())
+    .bind(items.iter().map(|l| l.unit_price).collect::<Vec<_>>())
+    .bind(items.iter().map(|l| l.quantity).collect::<Vec<_>>())
+    .bind(items.iter().map(|l| l.line_total).collect::<Vec<_>>())
+    .execute(&mut *tx)
+    .await?;
     Ok(())
 }
 
@@ -74,35 +123,15 @@ fn not_found(order_id: &str) -> StepError {
     .into()
 }
 
-/// `PAID` → `COMPLETED`. A repeat answers the same stamp; any other status is refused
-/// (`ORDER_NOT_PAYABLE` with the status).
-pub async fn complete(db: &PgPool, order_id: &str) -> Result<Stamp, StepError> {
-    let done: Option<DateTime<Utc>> = sqlx::query_scalar(
-        "UPDATE orders SET status = 'COMPLETED', completed_at = now() \
-         WHERE id = $1 AND status = 'PAID' RETURNING completed_at",
-    )
-    .bind(order_id)
-    .fetch_optional(db)
-    .await?;
-    if let Some(at) = done {
-        return Ok(Stamp { at });
-    }
-    let row: Option<(String, Option<DateTime<Utc>>)> =
-        sqlx::query_as("SELECT status, completed_at FROM orders WHERE id = $1")
-            .bind(order_id)
-            .fetch_optional(db)
-            .await?;
-    match row {
-        None => Err(not_found(order_id)),
-        Some((status, Some(at))) if status == OrderStatus::Completed.as_str() => Ok(Stamp { at }),
-        Some((status, _)) => Err(OrderError::OrderNotPayable { status }.into()),
-    }
-}
-
-/// `PENDING`/`PAID` → `CANCELED` (with `canceled_at`), or `PENDING` → `EXPIRED`
-/// (`canceled_at` stays NULL), with the reason. Closing again into the same status answers the
-/// first stamp; any other final status is refused (`ORDER_NOT_PAYABLE` with the status).
-pub async fn close(db: &PgPool, input: &CloseOrderInput) -> Result<Stamp, StepError> {
+/// Closes an order that did not complete: `CANCELED` or `EXPIRED`, with the reason and the
+/// code, after undoing every payment step its ledger shows done (CONTRACT §2: what a workflow
+/// run does not remember, the database does). Answers the order as it then stands:
+///
+/// - `PENDING` or `PAID`: closed now. A `PAID` order is never `EXPIRED` (it was paid in time);
+///   asked to expire, it is `CANCELED` with the code asked for.
+/// - `COMPLETED`: left alone. The pivot: the workflow that finds it goes forward.
+/// - `CANCELED` or `EXPIRED`: already closed (a repeat, or an earlier run); left as it is.
+pub async fn close(db: &PgPool, input: &CloseOrderInput) -> Result<Order, StepError> {
     if !matches!(input.status, OrderStatus::Canceled | OrderStatus::Expired) {
         return Err(OrderError::invalid(format!(
             "an order is closed as CANCELED or EXPIRED, not {}",
@@ -110,35 +139,41 @@ pub async fn close(db: &PgPool, input: &CloseOrderInput) -> Result<Stamp, StepEr
         ))
         .into());
     }
-    let status = input.status.as_str();
-    // Only an order that was never paid can expire. A PAID order is closed only as CANCELED,
-    // by the workflow that charged it, after its compensations; an EXPIRED one would keep the
-    // points.
-    let closed: Option<DateTime<Utc>> = sqlx::query_scalar(
-        "UPDATE orders SET status = $2, cancel_reason = $3, closed_at = now(), \
-             canceled_at = CASE WHEN $2 = 'CANCELED' THEN now() END \
-         WHERE id = $1 \
-           AND (status = 'PENDING' OR (status = 'PAID' AND $2 = 'CANCELED')) \
-         RETURNING closed_at",
+    let mut tx = db.begin().await?;
+    let status = match fence::lock_order(&mut tx, &input.order_id).await? {
+        None => return Err(not_found(&input.order_id)),
+        Some(OrderStatus::Paid) => OrderStatus::Canceled,
+        Some(OrderStatus::Pending) => input.status,
+        Some(_) => {
+            tx.rollback().await?;
+            return load(db, &input.order_id)
+                .await?
+                .ok_or_else(|| not_found(&input.order_id));
+        }
+    };
+    for (step, attempt) in fence::done_steps(&mut tx, &input.order_id).await? {
+        match step.as_str() {
+            fence::DEDUCT_STOCK => stock::undo_deduct(&mut tx, &attempt).await?,
+            fence::REDEEM_COUPON => coupons::undo_redeem(&mut tx, &attempt).await?,
+            _ => points::undo_charge(&mut tx, &attempt).await?,
+        }
+        fence::mark_compensated(&mut tx, &step, &attempt).await?;
+    }
+    sqlx::query(
+        "UPDATE orders SET status = $2, cancel_reason = $3, cancel_code = $4, \
+             closed_at = now(), canceled_at = CASE WHEN $2 = 'CANCELED' THEN now() END \
+         WHERE id = $1",
     )
     .bind(&input.order_id)
-    .bind(status)
+    .bind(status.as_str())
     .bind(&input.reason)
-    .fetch_optional(db)
+    .bind(input.code.as_str())
+    .execute(&mut *tx)
     .await?;
-    if let Some(at) = closed {
-        return Ok(Stamp { at });
-    }
-    let row: Option<(String, Option<DateTime<Utc>>)> =
-        sqlx::query_as("SELECT status, closed_at FROM orders WHERE id = $1")
-            .bind(&input.order_id)
-            .fetch_optional(db)
-            .await?;
-    match row {
-        None => Err(not_found(&input.order_id)),
-        Some((current, Some(at))) if current == status => Ok(Stamp { at }),
-        Some((current, _)) => Err(OrderError::OrderNotPayable { status: current }.into()),
-    }
+    tx.commit().await?;
+    load(db, &input.order_id)
+        .await?
+        .ok_or_else(|| not_found(&input.order_id))
 }
 
 /// Records that the data platform has the order. The first time counts: a repeat keeps (and
@@ -159,7 +194,7 @@ pub async fn mark_notified(db: &PgPool, order_id: &str) -> Result<Stamp, StepErr
 
 const ORDER_COLUMNS: &str = "id, user_id, status, subtotal, discount, total, coupon_id, \
      recipient, address, phone, created_at, expires_at, paid_at, completed_at, canceled_at, \
-     cancel_reason, platform_notified_at";
+     cancel_reason, cancel_code, platform_notified_at";
 
 #[derive(FromRow)]
 struct OrderRow {
@@ -179,6 +214,7 @@ struct OrderRow {
     completed_at: Option<DateTime<Utc>>,
     canceled_at: Option<DateTime<Utc>>,
     cancel_reason: Option<String>,
+    cancel_code: Option<String>,
     platform_notified_at: Option<DateTime<Utc>>,
 }
 
@@ -197,6 +233,13 @@ impl OrderRow {
         let status = OrderStatus::parse(&self.status).ok_or_else(|| {
             sqlx::Error::Decode(format!("unknown order status {:?}", self.status).into())
         })?;
+        let cancel_code = self
+            .cancel_code
+            .map(|c| {
+                CancelCode::parse(&c)
+                    .ok_or_else(|| sqlx::Error::Decode(format!("unknown cancel code {c:?}").into()))
+            })
+            .transpose()?;
         Ok(Order {
             id: self.id,
             user_id: self.user_id,
@@ -217,6 +260,7 @@ impl OrderRow {
             completed_at: self.completed_at,
             canceled_at: self.canceled_at,
             cancel_reason: self.cancel_reason,
+            cancel_code,
             platform_notified_at: self.platform_notified_at,
         })
     }

@@ -1,11 +1,8 @@
-//! Placement checks (CONTRACT §2.1). Read-only: a rejected placement leaves nothing behind.
-//!
-//! [`check_placement`] is what workflows placed since the `placement-one-check` patch run. The
-//! three separate checks stay, unchanged, for the workflows placed before it: their histories
-//! still schedule them.
+//! Placement checks (CONTRACT §2.1): the lines, the coupon, the points. Read-only: a rejected
+//! placement leaves nothing behind. [`crate::orders::place`] runs them in the transaction that
+//! records the order.
 use std::collections::HashMap;
 
-use domain::saga::{CheckPointsInput, ValidateCouponInput};
 use domain::{
     CouponId, CouponInvalidReason, LineRequest, OrderError, OrderLine, Points, Pricing, UserId,
 };
@@ -31,10 +28,9 @@ pub struct PlacementCheck {
     pub discount: Points,
 }
 
-/// The lines, then the coupon, then the points, with the errors of [`validate_lines`],
-/// [`validate_coupon`] and [`check_points`] in that order, all read from one snapshot. The
-/// three activities each read the database at their own moment; one snapshot means the stock,
-/// the coupon and the points that pass are those of one instant.
+/// The lines, then the coupon, then the points, each refused with its own error in that order,
+/// all read from one snapshot (so the stock, the coupon and the points that pass are those of
+/// one instant). Changes nothing.
 pub async fn check_placement(
     db: &PgPool,
     input: &CheckPlacementInput,
@@ -42,29 +38,30 @@ pub async fn check_placement(
     let mut tx = db
         .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .await?;
-    let items = lines_in(&mut tx, &input.lines).await?;
+    let checked = check_in(&mut tx, input).await?;
+    // Read-only: ending it either way changes nothing; commit says it all went as planned.
+    tx.commit().await?;
+    Ok(checked)
+}
+
+/// [`check_placement`] on a transaction of the caller's.
+pub(crate) async fn check_in(
+    conn: &mut PgConnection,
+    input: &CheckPlacementInput,
+) -> Result<PlacementCheck, StepError> {
+    let items = lines_in(conn, &input.lines).await?;
     let subtotal = Pricing::subtotal(&items);
     let discount = match input.coupon_id {
         None => 0,
-        Some(coupon_id) => coupon_in(&mut tx, input.user_id, coupon_id, subtotal).await?,
+        Some(coupon_id) => coupon_in(conn, input.user_id, coupon_id, subtotal).await?,
     };
-    points_in(&mut tx, input.user_id, subtotal - discount).await?;
-    // Read-only: ending it either way changes nothing; commit says it all went as planned.
-    tx.commit().await?;
+    points_in(conn, input.user_id, subtotal - discount).await?;
     Ok(PlacementCheck { items, discount })
 }
 
 /// Every product exists and has at least the line's quantity in stock. Returns the lines in
 /// request order, priced now. The first missing product (in request order) wins over any
 /// shortage; then the first short line.
-pub async fn validate_lines(
-    db: &PgPool,
-    lines: &[LineRequest],
-) -> Result<Vec<OrderLine>, StepError> {
-    let mut conn = db.acquire().await?;
-    lines_in(&mut conn, lines).await
-}
-
 async fn lines_in(
     conn: &mut PgConnection,
     lines: &[LineRequest],
@@ -128,14 +125,6 @@ async fn lines_in(
 
 /// The coupon exists, is the user's, is `AVAILABLE`, has not expired (by the database's clock)
 /// and the subtotal meets its minimum. Returns the discount on `subtotal`.
-pub async fn validate_coupon(
-    db: &PgPool,
-    input: &ValidateCouponInput,
-) -> Result<Points, StepError> {
-    let mut conn = db.acquire().await?;
-    coupon_in(&mut conn, input.user_id, input.coupon_id, input.subtotal).await
-}
-
 async fn coupon_in(
     conn: &mut PgConnection,
     user_id: UserId,
@@ -156,11 +145,6 @@ async fn coupon_in(
 }
 
 /// The user exists and has at least `total` points (nothing is reserved).
-pub async fn check_points(db: &PgPool, input: &CheckPointsInput) -> Result<(), StepError> {
-    let mut conn = db.acquire().await?;
-    points_in(&mut conn, input.user_id, input.total).await
-}
-
 async fn points_in(
     conn: &mut PgConnection,
     user_id: UserId,

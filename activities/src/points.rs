@@ -6,7 +6,7 @@ use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 
 use crate::StepError;
-use crate::fence::{self, CHARGE_POINTS, Compensation};
+use crate::fence::{self, Attempt, CHARGE_POINTS};
 
 /// Charges the order's total to its user and marks the order `PAID`, in one transaction.
 ///
@@ -16,9 +16,14 @@ use crate::fence::{self, CHARGE_POINTS, Compensation};
 /// `ORDER_NOT_FOUND`) leaves nothing behind but its record under the key, so the same order
 /// can be paid again later under a new attempt.
 pub async fn charge(db: &PgPool, input: &ChargePointsInput) -> Result<Stamp, StepError> {
-    fence::forward(db, CHARGE_POINTS, &input.key, stamp_of, async |tx| {
-        apply_charge(tx, input).await
-    })
+    fence::forward(
+        db,
+        CHARGE_POINTS,
+        &input.key,
+        OrderStatus::Pending,
+        stamp_of,
+        async |tx, attempt| apply_charge(tx, input, attempt).await,
+    )
     .await
 }
 
@@ -31,6 +36,7 @@ fn stamp_of(detail: &serde_json::Value) -> Result<Stamp, StepError> {
 async fn apply_charge(
     tx: &mut PgConnection,
     input: &ChargePointsInput,
+    attempt: &Attempt,
 ) -> Result<Stamp, StepError> {
     let key = &input.key;
     // The usual case in two statements: the order goes PENDING → PAID (its row locked), then
@@ -66,7 +72,7 @@ async fn apply_charge(
     .bind(&key.order_id)
     .bind(input.user_id)
     .bind(input.amount)
-    .bind(fence::attempt(key))
+    .bind(attempt.n)
     .bind(detail.to_string())
     .fetch_one(&mut *tx)
     .await?;
@@ -113,40 +119,40 @@ async fn refusal(tx: &mut PgConnection, input: &ChargePointsInput) -> StepError 
     }
 }
 
-/// Compensates `charge`: gives back exactly what this attempt charged (as its ledger row says),
-/// or, when the charge never committed, fences it out for good. Never fails for a business
-/// reason; running it again does nothing.
+/// Compensates `charge`: gives back exactly what this payment charged (as its ledger row says),
+/// or, when the charge never committed, fences it out for good; nothing for a `COMPLETED`
+/// order (see [`fence::compensate`]). Never fails for a business reason; running it again does
+/// nothing.
 pub async fn refund(db: &PgPool, key: &StepKey) -> Result<(), StepError> {
-    let mut tx = db.begin().await?;
-    if let Compensation::Undo = fence::claim_compensation(&mut tx, CHARGE_POINTS, key).await? {
-        let charged: Option<(i64, i64)> = sqlx::query_as(
-            "SELECT user_id, amount FROM point_ledger \
-             WHERE order_id = $1 AND attempt = $2 AND kind = 'CHARGE'",
+    fence::compensate(db, CHARGE_POINTS, key, async |tx, attempt| {
+        undo_charge(tx, attempt).await
+    })
+    .await
+}
+
+/// Refunds what `attempt` charged, with its `REFUND` ledger row (none when it charged nothing:
+/// a fully discounted order). The caller holds the order's lock and marks the step.
+pub(crate) async fn undo_charge(tx: &mut PgConnection, attempt: &Attempt) -> Result<(), StepError> {
+    let charged: Option<(i64, i64)> = sqlx::query_as(
+        "SELECT user_id, amount FROM point_ledger \
+         WHERE order_id = $1 AND attempt = $2 AND kind = 'CHARGE'",
+    )
+    .bind(&attempt.order_id)
+    .bind(attempt.n)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some((user_id, amount)) = charged {
+        sqlx::query(
+            "WITH u AS (UPDATE users SET points = points + $2 WHERE id = $1 RETURNING id) \
+             INSERT INTO point_ledger (user_id, order_id, attempt, kind, amount) \
+             SELECT id, $3, $4, 'REFUND', $2 FROM u",
         )
-        .bind(&key.order_id)
-        .bind(fence::attempt(key))
-        .fetch_optional(&mut *tx)
+        .bind(user_id)
+        .bind(amount)
+        .bind(&attempt.order_id)
+        .bind(attempt.n)
+        .execute(&mut *tx)
         .await?;
-        // No ledger row: the attempt charged zero points (a fully discounted order).
-        if let Some((user_id, amount)) = charged {
-            sqlx::query("UPDATE users SET points = points + $2 WHERE id = $1")
-                .bind(user_id)
-                .bind(amount)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(
-                "INSERT INTO point_ledger (user_id, order_id, attempt, kind, amount) \
-                 VALUES ($1, $2, $3, 'REFUND', $4)",
-            )
-            .bind(user_id)
-            .bind(&key.order_id)
-            .bind(fence::attempt(key))
-            .bind(amount)
-            .execute(&mut *tx)
-            .await?;
-        }
-        fence::mark_compensated(&mut tx, CHARGE_POINTS, key).await?;
     }
-    tx.commit().await?;
     Ok(())
 }

@@ -3,44 +3,36 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use domain::saga::{DeductStockInput, Stamp, StepKey};
-use domain::{LineRequest, OrderError, ProductId};
+use domain::{LineRequest, OrderError, OrderStatus, ProductId};
 use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 
 use crate::StepError;
-use crate::fence::{self, Compensation, DEDUCT_STOCK};
+use crate::fence::{self, Attempt, DEDUCT_STOCK};
 
-/// Deducts every line's quantity at once, or nothing: the products are locked in id order (no
-/// deadlock between orders naming the same products in different orders), every line is
-/// checked, then all are updated with one `DEDUCT` ledger row per product. Idempotent by
-/// `input.key`; after `restore` ran for this key it deducts nothing and answers what undid the
-/// attempt (see [`fence::forward`]). A refusal (`PRODUCT_NOT_FOUND`,
-/// `INSUFFICIENT_STOCK`) leaves nothing behind but its record under the key.
-pub async fn deduct(db: &PgPool, input: &DeductStockInput) -> Result<(), StepError> {
-    fence::forward(
-        db,
-        DEDUCT_STOCK,
-        &input.key,
-        |_| Ok(()),
-        async |tx| apply_deduct(tx, input, false).await.map(|_| ()),
-    )
-    .await
-}
-
-/// `deduct`, and the order `PAID` → `COMPLETED` in the same transaction: the last step of a
-/// payment, after which there is nothing left that could fail or need undoing. Idempotent by
-/// `input.key` (a repeat answers the same stamp); fenced by `restore` like `deduct`. A refusal
-/// (`PRODUCT_NOT_FOUND`, `INSUFFICIENT_STOCK`, an order that is not `PAID`) leaves nothing
-/// behind.
+/// The last step of a payment: deducts every line's quantity at once, or nothing, and moves
+/// the order `PAID` → `COMPLETED` in the same transaction, after which there is nothing left
+/// that could fail or need undoing. The products are locked in id order (no deadlock between
+/// orders naming the same products in different orders), every line is checked, then all are
+/// updated with one `DEDUCT` ledger row per product. Idempotent by `input.key` (a repeat answers
+/// the same stamp); after `restore` ran for this key it deducts nothing and answers what undid
+/// the attempt (see [`fence::forward`]). A refusal (`PRODUCT_NOT_FOUND`, `INSUFFICIENT_STOCK`,
+/// an order that is not `PAID`) leaves nothing behind but its record under the key.
 pub async fn deduct_and_complete(
     db: &PgPool,
     input: &DeductStockInput,
 ) -> Result<Stamp, StepError> {
-    fence::forward(db, DEDUCT_STOCK, &input.key, completed_at, async |tx| {
-        let at = apply_deduct(tx, input, true).await?;
-        at.map(|at| Stamp { at })
-            .ok_or_else(|| StepError::Business(OrderError::invalid("no completion stamp")))
-    })
+    fence::forward(
+        db,
+        DEDUCT_STOCK,
+        &input.key,
+        OrderStatus::Paid,
+        completed_at,
+        async |tx, attempt| {
+            let at = apply_deduct(tx, input, attempt).await?;
+            Ok(Stamp { at })
+        },
+    )
     .await
 }
 
@@ -86,14 +78,14 @@ async fn lock_products(
 }
 
 /// Deducts every line (the products locked in id order and checked first), records the ledger
-/// rows and the step's detail, and with `complete` moves the order `PAID` → `COMPLETED`, in
-/// one statement after the check. Returns the completion stamp when it completed.
+/// rows and the step's detail, and moves the order `PAID` → `COMPLETED`, in one statement after
+/// the check. Returns the completion stamp. The caller holds the order's lock and has checked
+/// that it is `PAID`.
 async fn apply_deduct(
     tx: &mut PgConnection,
     input: &DeductStockInput,
-    complete: bool,
-) -> Result<Option<DateTime<Utc>>, StepError> {
-    let key = &input.key;
+    attempt: &Attempt,
+) -> Result<DateTime<Utc>, StepError> {
     let wanted = quantities(&input.lines)?;
     let mut ids: Vec<ProductId> = wanted.iter().map(|(id, _)| *id).collect();
     ids.sort_unstable();
@@ -120,7 +112,7 @@ async fn apply_deduct(
     let (ids, qtys): (Vec<i64>, Vec<i64>) = sorted.into_iter().unzip();
     // The completion stamp is the transaction's `now()`, written into the order and the step's
     // detail (so a repeat answers it) by the same statement.
-    let row: (bool, DateTime<Utc>) = sqlx::query_as(
+    let at: DateTime<Utc> = sqlx::query_scalar(
         "WITH d(id, q) AS (SELECT * FROM UNNEST($1::bigint[], $2::bigint[])), \
          p AS ( \
              UPDATE products SET stock = products.stock - d.q FROM d \
@@ -130,79 +122,59 @@ async fn apply_deduct(
              SELECT d.id, $3, $4, 'DEDUCT', d.q FROM d RETURNING 1 \
          ), s AS ( \
              UPDATE saga_steps SET updated_at = now(), detail = $5::text::jsonb \
-                 || CASE WHEN $6 THEN jsonb_build_object('completed_at', now()) \
-                         ELSE '{}'::jsonb END \
+                 || jsonb_build_object('completed_at', now()) \
              WHERE order_id = $3 AND step = 'deduct_stock' AND attempt = $4 RETURNING 1 \
          ), c AS ( \
              UPDATE orders SET status = 'COMPLETED', completed_at = now() \
-             WHERE $6 AND id = $3 AND status = 'PAID' RETURNING 1 \
-         ) SELECT EXISTS (SELECT 1 FROM c), now()",
+             WHERE id = $3 AND status = 'PAID' RETURNING 1 \
+         ) SELECT now()",
     )
     .bind(&ids)
     .bind(&qtys)
-    .bind(&key.order_id)
-    .bind(fence::attempt(key))
+    .bind(&attempt.order_id)
+    .bind(attempt.n)
     .bind(json!({ "lines": lines }).to_string())
-    .bind(complete)
     .fetch_one(&mut *tx)
     .await?;
-    let (completed, at) = row;
-    if !complete {
-        return Ok(None);
-    }
-    if !completed {
-        let status: Option<String> = sqlx::query_scalar("SELECT status FROM orders WHERE id = $1")
-            .bind(&key.order_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        return Err(match status {
-            Some(status) => OrderError::OrderNotPayable { status },
-            None => OrderError::OrderNotFound {
-                order_id: key.order_id.clone(),
-            },
-        }
-        .into());
-    }
-    Ok(Some(at))
+    Ok(at)
 }
 
-/// Compensates `deduct`: puts back exactly the quantities this attempt's ledger rows deducted,
-/// or, when the deduction never committed, fences it out for good. Never fails for a business
-/// reason; running it again does nothing.
+/// Compensates `deduct_and_complete`: puts back exactly the quantities this payment's ledger
+/// rows deducted, or, when the deduction never committed, fences it out for good; nothing for
+/// a `COMPLETED` order (see [`fence::compensate`]). Never fails for a business reason; running
+/// it again does nothing.
 pub async fn restore(db: &PgPool, key: &StepKey) -> Result<(), StepError> {
-    let mut tx = db.begin().await?;
-    if let Compensation::Undo = fence::claim_compensation(&mut tx, DEDUCT_STOCK, key).await? {
-        let deducted: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT product_id, quantity FROM stock_ledger \
-             WHERE order_id = $1 AND attempt = $2 AND kind = 'DEDUCT' ORDER BY product_id",
-        )
-        .bind(&key.order_id)
-        .bind(fence::attempt(key))
-        .fetch_all(&mut *tx)
-        .await?;
-        let (ids, qtys): (Vec<i64>, Vec<i64>) = deducted.into_iter().unzip();
-        lock_products(&mut tx, &ids).await?;
-        sqlx::query(
-            "UPDATE products p SET stock = p.stock + d.q \
-             FROM UNNEST($1::bigint[], $2::bigint[]) AS d(id, q) WHERE p.id = d.id",
-        )
-        .bind(&ids)
-        .bind(&qtys)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO stock_ledger (product_id, order_id, attempt, kind, quantity) \
-             SELECT d.id, $3, $4, 'RESTORE', d.q \
-             FROM UNNEST($1::bigint[], $2::bigint[]) AS d(id, q)",
-        )
-        .bind(&ids)
-        .bind(&qtys)
-        .bind(&key.order_id)
-        .bind(fence::attempt(key))
-        .execute(&mut *tx)
-        .await?;
-        fence::mark_compensated(&mut tx, DEDUCT_STOCK, key).await?;
-    }
-    tx.commit().await?;
+    fence::compensate(db, DEDUCT_STOCK, key, async |tx, attempt| {
+        undo_deduct(tx, attempt).await
+    })
+    .await
+}
+
+/// Restores what `attempt` deducted, with one `RESTORE` ledger row per product. The caller
+/// holds the order's lock and marks the step.
+pub(crate) async fn undo_deduct(tx: &mut PgConnection, attempt: &Attempt) -> Result<(), StepError> {
+    let deducted: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT product_id, quantity FROM stock_ledger \
+         WHERE order_id = $1 AND attempt = $2 AND kind = 'DEDUCT' ORDER BY product_id",
+    )
+    .bind(&attempt.order_id)
+    .bind(attempt.n)
+    .fetch_all(&mut *tx)
+    .await?;
+    let (ids, qtys): (Vec<i64>, Vec<i64>) = deducted.into_iter().unzip();
+    lock_products(tx, &ids).await?;
+    sqlx::query(
+        "WITH d(id, q) AS (SELECT * FROM UNNEST($1::bigint[], $2::bigint[])), \
+         p AS (UPDATE products SET stock = products.stock + d.q FROM d \
+               WHERE products.id = d.id RETURNING 1) \
+         INSERT INTO stock_ledger (product_id, order_id, attempt, kind, quantity) \
+         SELECT d.id, $3, $4, 'RESTORE', d.q FROM d",
+    )
+    .bind(&ids)
+    .bind(&qtys)
+    .bind(&attempt.order_id)
+    .bind(attempt.n)
+    .execute(&mut *tx)
+    .await?;
     Ok(())
 }

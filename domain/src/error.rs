@@ -3,6 +3,13 @@ use serde_json::{Value, json};
 
 use crate::{CouponInvalidReason, OrderStatus, Points, ProductId};
 
+/// The most payment attempts (accepted `pay` updates) one order runs (CONTRACT §2): each one
+/// that is refused for points adds to the workflow's history, which must stay bounded.
+pub const MAX_PAYMENT_ATTEMPTS: u32 = 20;
+
+/// `details.reason` of [`OrderError::TooManyAttempts`].
+pub const TOO_MANY_ATTEMPTS: &str = "TOO_MANY_ATTEMPTS";
+
 /// Every business failure of the saga, each with the contract's code (CONTRACT §5).
 ///
 /// It travels unchanged from an activity to the workflow, from the workflow to the client and
@@ -25,6 +32,10 @@ pub enum OrderError {
     },
     #[error("the order is {status} and cannot be paid or canceled")]
     OrderNotPayable { status: String },
+    /// CONTRACT §2: an order runs at most [`MAX_PAYMENT_ATTEMPTS`] payments; the next is refused
+    /// before it runs (code `ORDER_NOT_PAYABLE`, the order still `PENDING`).
+    #[error("the order has had {MAX_PAYMENT_ATTEMPTS} payment attempts and takes no more")]
+    TooManyAttempts,
     #[error("coupon cannot be used: {}", reason.as_str())]
     CouponInvalid { reason: CouponInvalidReason },
     #[error("not enough points: {points} available, {total} needed")]
@@ -85,7 +96,7 @@ impl OrderError {
             Self::ProductNotFound { .. } => Self::PRODUCT_NOT_FOUND,
             Self::OrderNotFound { .. } => Self::ORDER_NOT_FOUND,
             Self::InsufficientStock { .. } => Self::INSUFFICIENT_STOCK,
-            Self::OrderNotPayable { .. } => Self::ORDER_NOT_PAYABLE,
+            Self::OrderNotPayable { .. } | Self::TooManyAttempts => Self::ORDER_NOT_PAYABLE,
             Self::CouponInvalid { .. } => Self::COUPON_INVALID,
             Self::InsufficientPoints { .. } => Self::INSUFFICIENT_POINTS,
             Self::Unavailable { .. } => Self::UNAVAILABLE,
@@ -97,7 +108,9 @@ impl OrderError {
         match self {
             Self::InvalidRequest { .. } => 400,
             Self::ProductNotFound { .. } | Self::OrderNotFound { .. } => 404,
-            Self::InsufficientStock { .. } | Self::OrderNotPayable { .. } => 409,
+            Self::InsufficientStock { .. }
+            | Self::OrderNotPayable { .. }
+            | Self::TooManyAttempts => 409,
             Self::CouponInvalid { .. } | Self::InsufficientPoints { .. } => 422,
             Self::Unavailable { .. } => 503,
         }
@@ -113,6 +126,9 @@ impl OrderError {
                 available,
             } => json!({ "product_id": product_id, "available": available }),
             Self::OrderNotPayable { status } => json!({ "status": status }),
+            Self::TooManyAttempts => {
+                json!({ "status": OrderStatus::Pending.as_str(), "reason": TOO_MANY_ATTEMPTS })
+            }
             Self::CouponInvalid { reason } => json!({ "reason": reason.as_str() }),
             Self::InsufficientPoints { points, total } => {
                 json!({ "points": points, "total": total })
@@ -172,6 +188,11 @@ impl TryFrom<ErrorBody> for OrderError {
                 product_id: int("product_id")?,
                 available: int("available")?,
             },
+            Self::ORDER_NOT_PAYABLE
+                if d.get("reason").and_then(Value::as_str) == Some(TOO_MANY_ATTEMPTS) =>
+            {
+                Self::TooManyAttempts
+            }
             Self::ORDER_NOT_PAYABLE => Self::OrderNotPayable {
                 status: string("status")?,
             },
@@ -208,6 +229,7 @@ mod tests {
                 available: 1,
             },
             OrderError::not_payable(OrderStatus::Completed),
+            OrderError::TooManyAttempts,
             OrderError::CouponInvalid {
                 reason: CouponInvalidReason::MinOrderAmount,
             },
@@ -238,6 +260,12 @@ mod tests {
         assert_eq!(
             OrderError::not_payable(OrderStatus::Canceled).details(),
             json!({"status": "CANCELED"})
+        );
+        let too_many = serde_json::to_value(OrderError::TooManyAttempts).unwrap();
+        assert_eq!(too_many["code"], "ORDER_NOT_PAYABLE");
+        assert_eq!(
+            too_many["details"],
+            json!({"status": "PENDING", "reason": "TOO_MANY_ATTEMPTS"})
         );
     }
 }

@@ -12,9 +12,9 @@ pub mod saga;
 pub mod settings;
 
 pub use coupon::{Coupon, CouponInvalidReason, CouponStatus, Discount};
-pub use error::{ErrorBody, OrderError};
+pub use error::{ErrorBody, MAX_PAYMENT_ATTEMPTS, OrderError};
 pub use input::{LineRequest, PlaceOrderRequest, Shipping};
-pub use order::{Order, OrderLine, OrderStatus};
+pub use order::{CancelCode, Order, OrderLine, OrderStatus};
 pub use pricing::Pricing;
 pub use settings::Settings;
 

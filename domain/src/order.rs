@@ -52,6 +52,71 @@ impl std::fmt::Display for OrderStatus {
     }
 }
 
+/// Why an order was closed without completing (CONTRACT §1), for programs; `cancel_reason` is
+/// the same for people.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CancelCode {
+    /// The customer canceled the `PENDING` order.
+    UserCanceled,
+    /// An operator cancelled the order's workflow (the Temporal Web UI or CLI).
+    OperatorCanceled,
+    /// No payment before `expires_at` (the order is `EXPIRED`).
+    PaymentExpired,
+    /// A line's stock ran out between placement and payment.
+    InsufficientStock,
+    /// The coupon stopped being valid between placement and payment (used by another order,
+    /// expired).
+    CouponInvalid,
+    /// `starter repair` closed an order whose workflow had been terminated.
+    Repaired,
+}
+
+impl CancelCode {
+    pub const ALL: [CancelCode; 6] = [
+        Self::UserCanceled,
+        Self::OperatorCanceled,
+        Self::PaymentExpired,
+        Self::InsufficientStock,
+        Self::CouponInvalid,
+        Self::Repaired,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::UserCanceled => "USER_CANCELED",
+            Self::OperatorCanceled => "OPERATOR_CANCELED",
+            Self::PaymentExpired => "PAYMENT_EXPIRED",
+            Self::InsufficientStock => "INSUFFICIENT_STOCK",
+            Self::CouponInvalid => "COUPON_INVALID",
+            Self::Repaired => "REPAIRED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    /// The code of a payment that a step refused. Stock and coupons are what can change
+    /// between placement and payment; any other refusal of a payment step means the order was
+    /// no longer the saga's to pay (an operator's doing), and says so.
+    pub fn of_refusal(refusal: &crate::OrderError) -> Self {
+        use crate::OrderError as E;
+        match refusal {
+            E::InsufficientStock { .. } | E::ProductNotFound { .. } => Self::InsufficientStock,
+            E::CouponInvalid { .. } => Self::CouponInvalid,
+            _ => Self::OperatorCanceled,
+        }
+    }
+}
+
+impl std::fmt::Display for CancelCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderLine {
@@ -81,5 +146,8 @@ pub struct Order {
     pub completed_at: Option<DateTime<Utc>>,
     pub canceled_at: Option<DateTime<Utc>>,
     pub cancel_reason: Option<String>,
+    /// Null unless the order is `CANCELED` or `EXPIRED`.
+    #[serde(default)]
+    pub cancel_code: Option<CancelCode>,
     pub platform_notified_at: Option<DateTime<Utc>>,
 }

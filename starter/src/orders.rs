@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use domain::saga::PayRequest;
 use domain::{Order, OrderError, PlaceOrderRequest, UserId};
 use sqlx::PgPool;
 use temporalio_client::errors::{
@@ -162,12 +163,17 @@ impl OrderService {
         update_id: Option<String>,
     ) -> Result<Order, ServiceError> {
         let handle = self.client.get_workflow_handle::<OrderWorkflow>(order_id);
+        // The payment's id is the update's: the workflow keys the payment's steps by it, and a
+        // repeat under the same id attaches to the same payment.
+        let payment_id = update_id.unwrap_or_else(|| format!("pay-{}", uuid::Uuid::new_v4()));
         let result = handle
             .execute_update(
                 OrderWorkflow::pay,
-                (),
+                PayRequest {
+                    payment_id: payment_id.clone(),
+                },
                 WorkflowExecuteUpdateOptions::builder()
-                    .maybe_update_id(update_id)
+                    .update_id(payment_id)
                     .build(),
             )
             .await;

@@ -30,7 +30,8 @@ async fn every_recorded_history_replays() -> Result<()> {
     Ok(())
 }
 
-/// Every path of the workflow, as the recorder names its history.
+/// Every path of the workflow, as the recorder names its history (`STEP_MODE=local`, the
+/// default), and the happy path again with `STEP_MODE=remote`.
 const PATHS: [&str; 8] = [
     "happy_path_with_coupon",
     "rejected_placement",
@@ -41,79 +42,46 @@ const PATHS: [&str; 8] = [
     "data_platform_outage_then_delivery",
     "workflow_cancelled_during_payment",
 ];
+const REMOTE: &str = "happy_path_with_coupon_remote";
 
-/// The worked examples of patches (workflows/src/order.rs): `place` checks with one activity,
-/// then every database step runs as a local activity.
-const ONE_CHECK: &str = "placement-one-check";
-const LOCAL_STEPS: &str = "local-steps";
-
-/// Histories recorded before `placement-one-check`, by the three-activity placement, and
-/// before `local-steps`, by ordinary activities. The code can no longer record them, so they are
-/// kept, not re-recorded: they stand for the orders still running on those versions.
-const BEFORE_PATCH: &str = "_v1_before_patch";
-const BEFORE_LOCAL_STEPS: &str = "_v2_before_local_steps";
-
-/// A missing file would make the replay test pass vacuously for its path; a set recorded by
-/// the wrong code would prove nothing about the path it claims to hold.
+/// A missing file would make the replay test pass vacuously for its path; a file recorded by
+/// other code (another step mode, a patch) would prove nothing about the path it claims to hold.
 #[test]
-fn every_path_has_its_histories_of_every_version() -> Result<()> {
-    let marker = |id: &str| (id.to_owned(), false);
-    for path in PATHS {
-        for (suffix, remote_first, local_first, markers) in [
-            (BEFORE_PATCH, Some("validate_lines"), None, vec![]),
-            (
-                BEFORE_LOCAL_STEPS,
-                Some("check_placement"),
-                None,
-                vec![marker(ONE_CHECK)],
-            ),
-            (
-                "",
-                None,
-                Some("check_placement"),
-                // A local workflow checks with one activity without asking `ONE_CHECK`.
-                vec![marker(LOCAL_STEPS)],
-            ),
-        ] {
-            let file = histories::dir().join(format!("{path}{suffix}.json"));
-            let events = histories::events(&file)?;
-            let scheduled = histories::scheduled_activities(&events);
-            let local = histories::local_activities(&events)?;
-            let first = |list: &[String], want: Option<&str>| match want {
-                Some(name) => list
-                    .first()
-                    .is_some_and(|a| a == &format!("OrderActivities::{name}")),
-                None => true,
-            };
+fn every_path_has_its_history() -> Result<()> {
+    for path in PATHS.into_iter().chain([REMOTE]) {
+        let file = histories::dir().join(format!("{path}.json"));
+        let events = histories::events(&file)?;
+        let scheduled = histories::scheduled_activities(&events);
+        let local = histories::local_activities(&events)?;
+        let placed_with = if path == REMOTE {
+            ensure!(local.is_empty(), "{}: {local:?}", file.display());
+            scheduled.first()
+        } else {
+            // Only the first effect of an update (the charge, a customer's cancel) and the
+            // data platform are left to the server.
             ensure!(
-                first(&scheduled, remote_first) && first(&local, local_first),
-                "{} should place with {:?}: scheduled {scheduled:?}, local {local:?}",
-                file.display(),
-                remote_first.or(local_first)
-            );
-            if local_first.is_some() {
-                // Only the first effect of an update (the charge, a user's cancellation) and
-                // the data platform are left to the server.
-                ensure!(
-                    scheduled.iter().all(|a| matches!(
-                        a.as_str(),
-                        "OrderActivities::notify_platform"
-                            | "OrderActivities::charge_points"
-                            | "OrderActivities::close_order"
-                    )),
-                    "{} runs database steps as ordinary activities: {scheduled:?}",
-                    file.display()
-                );
-            } else {
-                ensure!(local.is_empty(), "{}: {local:?}", file.display());
-            }
-            let found = histories::patch_markers(&events)?;
-            ensure!(
-                found == markers,
-                "{} should have the markers {markers:?}, not {found:?}",
+                scheduled.iter().all(|a| matches!(
+                    a.as_str(),
+                    "OrderActivities::notify_platform"
+                        | "OrderActivities::charge_points"
+                        | "OrderActivities::close_order"
+                )),
+                "{} runs database steps as ordinary activities: {scheduled:?}",
                 file.display()
             );
-        }
+            local.first()
+        };
+        ensure!(
+            placed_with.is_some_and(|a| a == "OrderActivities::place_order"),
+            "{} should place with place_order: scheduled {scheduled:?}, local {local:?}",
+            file.display()
+        );
+        let markers = histories::patch_markers(&events)?;
+        ensure!(
+            markers.is_empty(),
+            "{}: the 1.0 baseline has no patches yet, found {markers:?}",
+            file.display()
+        );
     }
     Ok(())
 }
@@ -162,17 +130,17 @@ async fn report(dir: &Path) -> Result<(Vec<histories::Replayed>, String)> {
     Ok((replayed, report))
 }
 
-/// Proves the guard: a history the current code cannot produce (here one whose first
-/// placement check was a different activity, as a renamed or reordered activity would have
-/// recorded) fails the replay, and the message names the file and the mismatch. A good
-/// history beside it still passes, so the failure is pinned on the right file.
+/// Proves the guard: a history the current code cannot produce (here one whose charge was a
+/// different activity, as a renamed or reordered activity would have recorded) fails the
+/// replay, and the message names the file and the mismatch. A good history beside it still
+/// passes, so the failure is pinned on the right file.
 #[tokio::test]
 async fn a_history_the_code_cannot_replay_fails_and_names_its_file() -> Result<()> {
     let scratch = Scratch::new()?;
-    let good = scratch.copy("happy_path_with_coupon_v1_before_patch.json")?;
+    let good = scratch.copy("happy_path_with_coupon.json")?;
 
-    let mut history = load("happy_path_with_coupon_v1_before_patch.json")?;
-    let renamed = rename_first_activity(&mut history, "validate_lines_renamed")?;
+    let mut history = load("happy_path_with_coupon.json")?;
+    let renamed = rename_first_activity(&mut history, "charge_points_renamed")?;
     let bad = scratch.write("renamed_first_check.json", &history)?;
 
     let (replayed, report) = report(&scratch.0).await?;
@@ -190,7 +158,7 @@ async fn a_history_the_code_cannot_replay_fails_and_names_its_file() -> Result<(
         "not reported as nondeterminism: {failure}"
     );
     ensure!(
-        failure.contains("validate_lines_renamed") && failure.contains(&renamed),
+        failure.contains("charge_points_renamed") && failure.contains(&renamed),
         "the message should name both activity types: {failure}"
     );
     ensure!(

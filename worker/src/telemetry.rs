@@ -276,13 +276,14 @@ impl Counters {
     fn record(&self, activity: &str, closing: Option<&str>, result: &ExecuteActivityResult) {
         match result {
             Ok(_) => match activity {
-                "record_order" => self.add(&self.placed, vec![]),
-                // Workflows before `local-steps` complete with their own step; later ones
-                // complete in the same transaction as the stock.
-                "complete_order" | "deduct_stock_and_complete" => self.add(
+                "place_order" => self.add(&self.placed, vec![]),
+                // The payment's last step completes the order with the stock.
+                "deduct_stock_and_complete" => self.add(
                     &self.closed,
                     vec![MetricKeyValue::new("status", "COMPLETED")],
                 ),
+                // By the status asked for: a close that finds the order COMPLETED (the pivot)
+                // leaves it so, and the completion was counted by its own step.
                 "close_order" => {
                     if let Some(status) = closing {
                         self.add(

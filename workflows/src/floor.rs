@@ -123,29 +123,23 @@ async fn steps(ctx: &WorkflowContext<FloorWorkflow>, n: u32, local: bool) {
 }
 
 /// The shape of an order as `OrderWorkflow` runs it for an order without a coupon (the bench's
-/// orders): keep it in step with `order.rs`.
+/// orders): keep it in step with `order/`.
 pub const ORDER_SHAPE: FloorShape = FloorShape {
-    // check_placement, record_order
-    placement_steps: 2,
+    // place_order
+    placement_steps: 1,
     // charge_points (an ordinary activity), deduct_stock_and_complete
     payment_steps: 2,
     // notify_platform
     after_steps: 1,
-    // the `local-steps` patch
+    // STEP_MODE=local, the default
     local: true,
     payment_timeout_ms: 15 * 60 * 1000,
 };
 
-/// The same order with `STEP_MODE=remote`: every database step an ordinary activity, and
-/// completing the order a step of its own.
+/// The same order with `STEP_MODE=remote`: every database step an ordinary activity.
 pub const ORDER_SHAPE_REMOTE: FloorShape = FloorShape {
-    // check_placement, record_order
-    placement_steps: 2,
-    // charge_points, deduct_stock, complete_order
-    payment_steps: 3,
-    after_steps: 1,
     local: false,
-    payment_timeout_ms: 15 * 60 * 1000,
+    ..ORDER_SHAPE
 };
 
 #[cfg(test)]
@@ -229,9 +223,8 @@ mod tests {
     #[test]
     fn the_floor_has_the_shape_of_a_recorded_order() {
         assert_eq!(shape_of("happy_path_with_coupon.json"), ORDER_SHAPE);
-        // Recorded before local steps, which is what `STEP_MODE=remote` still runs.
         assert_eq!(
-            shape_of("happy_path_with_coupon_v2_before_local_steps.json"),
+            shape_of("happy_path_with_coupon_remote.json"),
             ORDER_SHAPE_REMOTE
         );
     }

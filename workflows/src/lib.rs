@@ -1,7 +1,7 @@
 //! Orchestration only: no I/O, no clock, no randomness except through the SDK.
 //!
 //! [`order::OrderWorkflow`] is the whole life of one order, top to bottom. [`saga`] holds the
-//! compensation stack it uses, and [`steps`] the activity options and the reading of failures.
+//! compensation stack it uses, and [`steps`] how a step runs and how its failures are read.
 //! [`floor::FloorWorkflow`] is the benchmark's baseline: an order's shape doing nothing.
 
 pub mod floor;

@@ -1,21 +1,22 @@
-//! The compensation stack of one payment attempt.
+//! The compensation stack of one payment.
 //!
-//! Unlike the SDK's saga sample, a compensation is registered *before* its forward step runs:
-//! a step that timed out may still have committed, and only its compensation (which either
-//! undoes it or fences it out) makes that safe. Compensations run in reverse order, under a
-//! cancellation token of their own, and are retried until they succeed.
-
-use std::time::Duration;
+//! Unlike the SDK's saga sample, [`Saga::step`] registers a step's undo *before* the step runs:
+//! a step that was interrupted or timed out may still have committed, and only its undo (which
+//! either reverses it or fences it out) makes that safe. Undos run newest first, are never
+//! interrupted by the workflow's cancellation, and are tried until they succeed. For an order
+//! that is `COMPLETED` they do nothing: the database keeps the pivot (CONTRACT §2).
 
 use activities::OrderActivities;
 use domain::saga::StepKey;
-use temporalio_sdk::{TimerOptions, WorkflowCancellationToken, WorkflowContext};
+use temporalio_common::ActivityDefinition;
+use temporalio_common::data_converters::TemporalDeserializable;
+use temporalio_sdk::WorkflowContext;
 
-use crate::steps::{self, Mode, StepFailure};
+use crate::steps::{self, Step, StepFailure, StepMode};
 
-/// The undo of one forward step, as plain data so the workflow state can show it.
+/// The undo of one forward step of a payment, as plain data.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Compensation {
+pub enum Undo {
     RefundPoints(StepKey),
     ReleaseCoupon(StepKey),
     RestoreStock(StepKey),
@@ -23,83 +24,82 @@ pub enum Compensation {
 
 #[derive(Debug)]
 pub struct Saga {
-    stack: Vec<Compensation>,
-    mode: Mode,
+    undos: Vec<Undo>,
+    mode: StepMode,
 }
 
 impl Saga {
-    /// Compensations run the way the forward steps ran (see [`Mode`]).
-    pub fn new(mode: Mode) -> Self {
+    /// Undos run the way the forward steps ran (see [`StepMode`]).
+    pub fn new(mode: StepMode) -> Self {
         Self {
-            stack: Vec::new(),
+            undos: Vec::new(),
             mode,
         }
     }
 
-    /// Call before running the forward step that `c` undoes.
-    pub fn register(&mut self, c: Compensation) {
-        self.stack.push(c);
+    /// Registers `undo`, then runs the forward step it undoes.
+    pub async fn step<W, AD>(
+        &mut self,
+        ctx: &WorkflowContext<W>,
+        undo: Undo,
+        activity: impl Fn() -> AD,
+        input: AD::Input,
+        step: Step,
+    ) -> Result<AD::Output, StepFailure>
+    where
+        AD: ActivityDefinition,
+        AD::Input: Clone,
+        AD::Output: TemporalDeserializable,
+    {
+        self.undos.push(undo);
+        steps::run(ctx, activity, input, &step).await
     }
 
-    /// Runs every registered compensation, newest first. It returns only when all have
-    /// succeeded: a compensation that fails is tried again after a pause, for as long as it
-    /// takes, because leaving one undone would lose a customer's points or stock.
+    /// Runs every registered undo, newest first. Returns once all have succeeded.
     pub async fn compensate<W>(self, ctx: &WorkflowContext<W>) {
-        for c in self.stack.into_iter().rev() {
-            let mut pause = Duration::from_secs(1);
-            loop {
-                match run(ctx, &c, self.mode).await {
-                    Ok(()) => break,
-                    Err(e) => {
-                        tracing::warn!(compensation = ?c, error = ?e, "compensation failed; retrying");
-                        let timer = TimerOptions::builder(pause)
-                            .cancellation_token(WorkflowCancellationToken::new())
-                            .summary(format!("Retry compensation {c:?}"))
-                            .build();
-                        ctx.timer(timer).await;
-                        pause = (pause * 2).min(Duration::from_secs(300));
-                    }
-                }
+        for undo in self.undos.into_iter().rev() {
+            let (key, result) = match &undo {
+                Undo::RefundPoints(key) => (
+                    key,
+                    steps::run(
+                        ctx,
+                        || OrderActivities::refund_points,
+                        key.clone(),
+                        &Step::undo(self.mode, format!("Refund the points of {}", payment(key))),
+                    )
+                    .await,
+                ),
+                Undo::ReleaseCoupon(key) => (
+                    key,
+                    steps::run(
+                        ctx,
+                        || OrderActivities::release_coupon,
+                        key.clone(),
+                        &Step::undo(self.mode, format!("Release the coupon of {}", payment(key))),
+                    )
+                    .await,
+                ),
+                Undo::RestoreStock(key) => (
+                    key,
+                    steps::run(
+                        ctx,
+                        || OrderActivities::restore_stock,
+                        key.clone(),
+                        &Step::undo(self.mode, format!("Restore the stock of {}", payment(key))),
+                    )
+                    .await,
+                ),
+            };
+            // An undo is never refused (it does nothing when there is nothing to do) and never
+            // interrupted; anything else would be a bug, which the close's undo from the ledger
+            // still covers.
+            if let Err(failure) = result {
+                tracing::error!(order_id = %key.order_id, ?undo, ?failure, "an undo did not run");
             }
         }
     }
 }
 
-async fn run<W>(ctx: &WorkflowContext<W>, c: &Compensation, mode: Mode) -> Result<(), StepFailure> {
-    match c {
-        Compensation::RefundPoints(key) => {
-            let summary = format!(
-                "Refund points of order {} (attempt {})",
-                key.order_id, key.attempt
-            );
-            steps::run(
-                ctx,
-                OrderActivities::refund_points,
-                key.clone(),
-                steps::compensation(mode, summary),
-            )
-            .await?
-        }
-        Compensation::ReleaseCoupon(key) => {
-            let summary = format!("Release the coupon of order {}", key.order_id);
-            steps::run(
-                ctx,
-                OrderActivities::release_coupon,
-                key.clone(),
-                steps::compensation(mode, summary),
-            )
-            .await?
-        }
-        Compensation::RestoreStock(key) => {
-            let summary = format!("Restore the stock of order {}", key.order_id);
-            steps::run(
-                ctx,
-                OrderActivities::restore_stock,
-                key.clone(),
-                steps::compensation(mode, summary),
-            )
-            .await?
-        }
-    }
-    Ok(())
+fn payment(key: &StepKey) -> String {
+    format!("order {} (payment {})", key.order_id, key.payment_id)
 }

@@ -1,4 +1,10 @@
-//! How the workflow calls activities: their timeouts and retries, and how it reads a failure.
+//! How the workflow runs a step: where (a local or an ordinary activity), how long one try may
+//! take, whether the workflow's cancellation stops it, and what it does with a failure.
+//!
+//! CONTRACT §2: a technical failure never decides an order. Every database step is retried
+//! until it answers (no total timeout), and a failure that the retry policy does hand back (a
+//! bug, say) is tried again after a pause, so the only ways a step ends are its result, a
+//! business refusal, or, for a step that may be interrupted, the workflow's cancellation.
 
 use std::time::Duration;
 
@@ -8,195 +14,228 @@ use temporalio_common::data_converters::TemporalDeserializable;
 use temporalio_common::error::IncomingError;
 use temporalio_sdk::{
     ActivityCloseTimeouts, ActivityExecutionError, ActivityOptions, LocalActivityOptions,
-    WorkflowCancellationToken, WorkflowContext,
+    TimerOptions, TimerResult, WorkflowCancellationToken, WorkflowContext,
 };
 use temporalio_workflow::RetryPolicy;
 
-/// Why a step did not succeed.
+/// Why a step ended without its result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StepFailure {
-    /// A business outcome: not retried, explained to the caller with the contract's code.
-    Business(OrderError),
+    /// A business outcome, explained to the caller with the contract's code.
+    Refused(OrderError),
     /// The workflow was cancelled (from the Web UI or a client) while the step ran.
     Cancelled,
-    /// The step kept failing for technical reasons until its retries ran out.
-    Technical(String),
 }
 
-impl StepFailure {
-    /// What the caller is told: business errors as they are, anything else as `UNAVAILABLE`.
-    pub fn to_order_error(&self) -> OrderError {
-        match self {
-            StepFailure::Business(e) => e.clone(),
-            StepFailure::Cancelled => OrderError::Unavailable {
-                message: "the order's workflow was cancelled".into(),
-            },
-            StepFailure::Technical(m) => OrderError::Unavailable {
-                message: format!("a step could not be completed: {m}"),
-            },
-        }
-    }
-}
-
-impl From<ActivityExecutionError> for StepFailure {
-    fn from(e: ActivityExecutionError) -> Self {
-        match &e {
-            ActivityExecutionError::Cancelled(_) => StepFailure::Cancelled,
-            ActivityExecutionError::Failed(f) => {
-                // The business error is an application failure somewhere in the chain: the
-                // activity's cause for an ordinary activity, the failure itself for a local
-                // one. Reading the chain finds it either way.
-                if let Some(err) = activities::error::business_error(f.failure()) {
-                    return StepFailure::Business(err);
-                }
-                match f.cause() {
-                    Some(IncomingError::Cancelled(_)) => StepFailure::Cancelled,
-                    Some(cause) => StepFailure::Technical(cause.to_string()),
-                    None => StepFailure::Technical(e.to_string()),
-                }
-            }
-            _ => StepFailure::Technical(e.to_string()),
-        }
-    }
-}
-
-fn retry(initial: Duration, max: Duration) -> RetryPolicy {
-    RetryPolicy::builder()
-        .initial_interval(initial)
-        .backoff_coefficient(2.0)
-        .maximum_interval(max)
-        .build()
-}
-
-/// How the database steps run. Workflows started before the `local-steps` patch schedule each as
-/// an ordinary activity; those started after run them as local activities, in the worker that
-/// runs the workflow. A step then costs one marker event instead of six events and two server
-/// round trips, and a whole placement or payment fits in one workflow task. Every step is
-/// idempotent and fenced by its business key, so the local retries (and the re-run of a step
-/// whose marker a crashed worker never recorded) are as safe as the server's.
+/// `STEP_MODE` (CONTRACT §3): the order's database steps as local activities, in the worker
+/// that runs the workflow (a step then costs one marker event instead of six and no round trip
+/// to the server), or as ordinary ones (each on its own in the Web UI). Every step is
+/// idempotent and fenced by its key, so local retries, and the re-run of a step whose marker a
+/// crashed worker never recorded, are as safe as the server's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Remote,
+pub enum StepMode {
     Local,
+    Remote,
 }
 
-/// A step's options, for the mode it runs in.
-#[derive(Debug, Clone)]
-pub enum StepOptions {
-    Remote(ActivityOptions),
-    Local(LocalActivityOptions),
-}
-
-/// Runs one database step as its mode says.
-pub async fn run<W, AD>(
-    ctx: &WorkflowContext<W>,
-    activity: AD,
-    input: AD::Input,
-    options: StepOptions,
-) -> Result<AD::Output, StepFailure>
-where
-    AD: ActivityDefinition,
-    AD::Output: TemporalDeserializable,
-{
-    Ok(match options {
-        StepOptions::Remote(o) => ctx.execute_activity(activity, input, o).await?,
-        StepOptions::Local(o) => {
-            let name = crashpoints::ENABLED.then(|| activity.name().to_owned());
-            let out = ctx.execute_local_activity(activity, input, o).await;
-            if let Some(name) = name
-                && !ctx.is_replaying()
-            {
-                // The crash-point matrix: the workflow has the local step's result, the task
-                // that will carry it to the server has not completed (see `crashpoints`).
-                let step = name.rsplit("::").next().unwrap_or(&name);
-                crashpoints::hit(&format!("{step}.before_completion"), ctx.workflow_id());
-            }
-            out?
+impl StepMode {
+    pub fn of(remote_steps: bool) -> Self {
+        if remote_steps {
+            Self::Remote
+        } else {
+            Self::Local
         }
-    })
+    }
 }
 
-/// The timeouts of one kind of step, whichever way it runs.
-struct Limits {
-    /// Per try.
-    start_to_close: Duration,
-    /// In all, retries included; `None`: until it succeeds.
-    schedule_to_close: Option<Duration>,
-    retry: RetryPolicy,
+/// One step's options.
+#[derive(Debug, Clone)]
+pub struct Step {
+    mode: StepMode,
+    summary: String,
     /// Keeps running when the workflow is cancelled.
     detached: bool,
 }
 
-fn options(mode: Mode, limits: Limits, summary: String) -> StepOptions {
-    let token = limits.detached.then(WorkflowCancellationToken::new);
-    match mode {
-        Mode::Remote => {
-            let timeouts = match limits.schedule_to_close {
-                Some(total) => ActivityCloseTimeouts::ScheduleAndStartToClose {
-                    schedule_to_close: total,
-                    start_to_close: limits.start_to_close,
-                },
-                None => ActivityCloseTimeouts::StartToClose(limits.start_to_close),
-            };
-            let mut o = ActivityOptions::with_close_timeouts(timeouts)
-                .retry_policy(limits.retry)
-                .summary(summary)
-                .build();
-            o.cancellation_token = token;
-            StepOptions::Remote(o)
+impl Step {
+    /// Placing the order (checks and record in one keyed transaction): it must answer, so it
+    /// is not interrupted; what a cancellation asks is done once the order is recorded.
+    pub fn placement(mode: StepMode, summary: String) -> Self {
+        Self::new(mode, summary, true)
+    }
+
+    /// A forward payment step before the last: the workflow's cancellation interrupts it, and
+    /// its compensation (registered first) undoes or fences whatever it did.
+    pub fn forward(mode: StepMode, summary: String) -> Self {
+        Self::new(mode, summary, false)
+    }
+
+    /// The payment's last step, the point of no return: never interrupted.
+    pub fn last(mode: StepMode, summary: String) -> Self {
+        Self::new(mode, summary, true)
+    }
+
+    /// A compensation, or closing the order: never interrupted.
+    pub fn undo(mode: StepMode, summary: String) -> Self {
+        Self::new(mode, summary, true)
+    }
+
+    fn new(mode: StepMode, summary: String, detached: bool) -> Self {
+        Self {
+            mode,
+            summary,
+            detached,
         }
-        Mode::Local => StepOptions::Local(
-            LocalActivityOptions::builder()
-                .start_to_close_timeout(limits.start_to_close)
-                .maybe_schedule_to_close_timeout(limits.schedule_to_close)
-                .retry_policy(limits.retry)
-                .maybe_cancellation_token(token)
-                .summary(summary)
-                .build(),
-        ),
+    }
+
+    fn token(&self) -> Option<WorkflowCancellationToken> {
+        self.detached.then(WorkflowCancellationToken::new)
     }
 }
 
-/// Placement checks: quick reads. If the database stays away for half a minute the placement is
-/// answered `UNAVAILABLE` rather than left hanging.
-pub fn check(mode: Mode, summary: String) -> StepOptions {
-    let limits = Limits {
-        start_to_close: Duration::from_secs(5),
-        schedule_to_close: Some(Duration::from_secs(30)),
-        retry: retry(Duration::from_millis(200), Duration::from_secs(5)),
-        detached: false,
-    };
-    options(mode, limits, summary)
+/// Every try of a database step: ten seconds, then again with backoff, without end.
+const START_TO_CLOSE: Duration = Duration::from_secs(10);
+
+fn retry() -> RetryPolicy {
+    RetryPolicy::builder()
+        .initial_interval(Duration::from_millis(200))
+        .backoff_coefficient(2.0)
+        .maximum_interval(Duration::from_secs(30))
+        .build()
 }
 
-/// Writes that must eventually happen once decided (recording the order, completing it,
-/// closing it): retried without limit, because giving up would leave the database behind the
-/// workflow, and never cancelled with the workflow.
-pub fn must_finish(mode: Mode, summary: String) -> StepOptions {
-    let limits = Limits {
-        start_to_close: Duration::from_secs(10),
-        schedule_to_close: None,
-        retry: retry(Duration::from_millis(200), Duration::from_secs(30)),
-        detached: true,
-    };
-    options(mode, limits, summary)
+/// Runs an interruptible step (see [`Step::forward`]) until it answers (see the module's
+/// comment). `activity` names the step (the SDK's activity markers are consumed by each try,
+/// hence a function that makes one).
+pub async fn run<W, AD>(
+    ctx: &WorkflowContext<W>,
+    activity: impl Fn() -> AD,
+    input: AD::Input,
+    step: &Step,
+) -> Result<AD::Output, StepFailure>
+where
+    AD: ActivityDefinition,
+    AD::Input: Clone,
+    AD::Output: TemporalDeserializable,
+{
+    let mut pause = Duration::from_secs(1);
+    loop {
+        let error = match once(ctx, activity(), input.clone(), step).await {
+            Ok(out) => return Ok(out),
+            // A step that must not be interrupted is tried again, whatever says otherwise
+            // (nothing should: its cancellation token is its own).
+            Err(Tried::Stopped(StepFailure::Cancelled)) if step.detached => {
+                "cancelled, though it runs to the end".to_owned()
+            }
+            Err(Tried::Stopped(failure)) => return Err(failure),
+            Err(Tried::Technical(error)) => error,
+        };
+        tracing::warn!(
+            workflow_id = ctx.workflow_id(),
+            step = %step.summary,
+            %error,
+            "step failed for a technical reason; trying it again"
+        );
+        let timer = TimerOptions::builder(pause)
+            .maybe_cancellation_token(step.token())
+            .summary(format!("Retry: {}", step.summary))
+            .build();
+        if ctx.timer(timer).await == TimerResult::Cancelled {
+            return Err(StepFailure::Cancelled);
+        }
+        pause = (pause * 2).min(Duration::from_secs(300));
+    }
 }
 
-/// A forward payment step: bounded, so that a step that cannot finish is compensated and the
-/// caller told, instead of a payment hanging. Its compensation fences any late retry.
-pub fn forward(mode: Mode, summary: String) -> StepOptions {
-    let limits = Limits {
-        start_to_close: Duration::from_secs(10),
-        schedule_to_close: Some(Duration::from_secs(60)),
-        retry: retry(Duration::from_millis(200), Duration::from_secs(5)),
-        detached: false,
-    };
-    options(mode, limits, summary)
+/// Runs a step that is never interrupted (placement, the last step, an undo, a close) until
+/// it answers: its result, or a business refusal.
+pub async fn finish<W, AD>(
+    ctx: &WorkflowContext<W>,
+    activity: impl Fn() -> AD,
+    input: AD::Input,
+    step: &Step,
+) -> Result<AD::Output, OrderError>
+where
+    AD: ActivityDefinition,
+    AD::Input: Clone,
+    AD::Output: TemporalDeserializable,
+{
+    debug_assert!(step.detached, "{} can be interrupted", step.summary);
+    match run(ctx, activity, input, step).await {
+        Ok(out) => Ok(out),
+        Err(StepFailure::Refused(refusal)) => Err(refusal),
+        Err(StepFailure::Cancelled) => unreachable!("`run` tries a detached step again instead"),
+    }
 }
 
-/// A compensation: retried until it succeeds, and never cancelled with the workflow.
-pub fn compensation(mode: Mode, summary: String) -> StepOptions {
-    must_finish(mode, summary)
+/// How one try of a step ended, when it did not succeed.
+enum Tried {
+    Stopped(StepFailure),
+    Technical(String),
+}
+
+async fn once<W, AD>(
+    ctx: &WorkflowContext<W>,
+    activity: AD,
+    input: AD::Input,
+    step: &Step,
+) -> Result<AD::Output, Tried>
+where
+    AD: ActivityDefinition,
+    AD::Output: TemporalDeserializable,
+{
+    match step.mode {
+        StepMode::Remote => {
+            let mut options = ActivityOptions::with_close_timeouts(
+                ActivityCloseTimeouts::StartToClose(START_TO_CLOSE),
+            )
+            .retry_policy(retry())
+            .summary(step.summary.clone())
+            .build();
+            options.cancellation_token = step.token();
+            ctx.execute_activity(activity, input, options)
+                .await
+                .map_err(read)
+        }
+        StepMode::Local => {
+            let crash_name = crashpoints::ENABLED.then(|| activity.name().to_owned());
+            let options = LocalActivityOptions::builder()
+                .start_to_close_timeout(START_TO_CLOSE)
+                .retry_policy(retry())
+                .maybe_cancellation_token(step.token())
+                .summary(step.summary.clone())
+                .build();
+            let out = ctx.execute_local_activity(activity, input, options).await;
+            if let Some(name) = crash_name
+                && !ctx.is_replaying()
+            {
+                // The crash-point matrix: the workflow has the local step's result, the task
+                // that will carry it to the server has not completed (see `crashpoints`).
+                let name = name.rsplit("::").next().unwrap_or(&name);
+                crashpoints::hit(&format!("{name}.before_completion"), ctx.workflow_id());
+            }
+            out.map_err(read)
+        }
+    }
+}
+
+/// Reads a failed try: the business error somewhere in the chain (an ordinary activity's
+/// cause, a local one's failure itself), a cancellation, or anything else (technical).
+fn read(e: ActivityExecutionError) -> Tried {
+    match &e {
+        ActivityExecutionError::Cancelled(_) => Tried::Stopped(StepFailure::Cancelled),
+        ActivityExecutionError::Failed(f) => {
+            if let Some(err) = activities::error::business_error(f.failure()) {
+                return Tried::Stopped(StepFailure::Refused(err));
+            }
+            match f.cause() {
+                Some(IncomingError::Cancelled(_)) => Tried::Stopped(StepFailure::Cancelled),
+                Some(cause) => Tried::Technical(cause.to_string()),
+                None => Tried::Technical(e.to_string()),
+            }
+        }
+        _ => Tried::Technical(e.to_string()),
+    }
 }
 
 /// The data platform: always an ordinary activity, whose retries the server keeps for a week
@@ -207,7 +246,13 @@ pub fn notify(summary: String) -> ActivityOptions {
         schedule_to_close: Duration::from_secs(7 * 24 * 3600),
         start_to_close: Duration::from_secs(15),
     })
-    .retry_policy(retry(Duration::from_secs(1), Duration::from_secs(60)))
+    .retry_policy(
+        RetryPolicy::builder()
+            .initial_interval(Duration::from_secs(1))
+            .backoff_coefficient(2.0)
+            .maximum_interval(Duration::from_secs(60))
+            .build(),
+    )
     .cancellation_token(WorkflowCancellationToken::new())
     .summary(summary)
     .build()
