@@ -1,16 +1,26 @@
 //! `starter check`: CONTRACT §6 as a reconciliation job. It runs every rule against PostgreSQL
-//! (`activities::invariants`). Then, for every order the saga has not finished with, it asks the
-//! order's workflow: an order left `PENDING` or `PAID` by a workflow that has closed is stranded,
-//! and so is a `COMPLETED` order whose delivery to the data platform no workflow is still trying.
+//! (`activities::invariants`). Then it asks every order's workflow how it stands, because §6
+//! also says the row's status is the outcome of its workflow's latest run:
+//!
+//! - a closed workflow's outcome must equal the row: a completed run's result has the row's
+//!   status, a cancelled run left the row `CANCELED`; a terminated (or failed, timed out) run
+//!   left an order that `starter repair` closed (`REPAIRED`, or `COMPLETED` forward), never an
+//!   open one;
+//! - no `PENDING` or `PAID` row, and no `COMPLETED` row not yet delivered to the data platform,
+//!   outlives its workflow;
+//! - a running workflow agrees with the row (after a moment to settle: a step's write and the
+//!   workflow's record of it are a moment apart).
 
 use std::time::Duration;
 
-use domain::Order;
+use domain::{CancelCode, Order, OrderStatus};
+use futures::StreamExt;
 use serde::Serialize;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use temporalio_client::{
-    Client, WorkflowDescribeOptions, WorkflowExecutionStatus, WorkflowQueryOptions,
+    Client, WorkflowDescribeOptions, WorkflowExecutionStatus, WorkflowGetResultOptions,
+    WorkflowQueryOptions,
 };
 use workflows::OrderWorkflow;
 
@@ -30,84 +40,67 @@ pub enum CheckError {
     Db(#[from] sqlx::Error),
 }
 
-/// How long a workflow and the database may disagree about a status before it counts: a step's
-/// write and the workflow's record of it are a moment apart.
+/// How long a running workflow and the database may disagree about a status before it counts.
 const SETTLE: Duration = Duration::from_secs(2);
+
+/// Workflows asked at once.
+const CONCURRENCY: usize = 16;
+
+/// One order as the database has it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct Row {
+    id: String,
+    status: String,
+    cancel_code: Option<String>,
+    notified: bool,
+}
+
+impl Row {
+    /// The saga is not done with it: open, or completed and not yet delivered.
+    fn open(&self) -> bool {
+        matches!(self.status.as_str(), "PENDING" | "PAID")
+            || (self.status == "COMPLETED" && !self.notified)
+    }
+}
+
+/// What one order's check found.
+enum Finding {
+    Fine,
+    InFlight(String),
+    Violation(String),
+}
 
 pub async fn run(db: &PgPool, temporal: Option<&Client>) -> Result<CheckReport, CheckError> {
     let sql = activities::invariants::check(db).await?;
     let mut violations = sql.violations;
     let mut checked = sql.checked;
-    let mut in_flight = Vec::new();
-
-    // The orders the saga is not done with, as the database has them.
-    let open: Vec<(String, String, bool)> = sqlx::query_as(
-        "SELECT id, status, platform_notified_at IS NOT NULL FROM orders \
-         WHERE status IN ('PENDING', 'PAID') \
-            OR (status = 'COMPLETED' AND platform_notified_at IS NULL) ORDER BY id",
-    )
-    .fetch_all(db)
-    .await?;
-    checked["open_orders"] = json!(open.len());
+    let rows = rows(db).await?;
+    checked["open_orders"] = json!(rows.iter().filter(|r| r.open()).count());
     let Some(client) = temporal else {
         checked["workflows"] = json!("not checked: Temporal unreachable");
-        violations.extend(open.iter().map(|(id, status, _)| {
-            format!("[workflow_reachable] order {id} is {status} and its workflow cannot be asked")
+        violations.extend(rows.iter().filter(|r| r.open()).map(|r| {
+            format!(
+                "[workflow_reachable] order {} is {} and its workflow cannot be asked",
+                r.id, r.status
+            )
         }));
-        return Ok(report(checked, violations, in_flight));
+        return Ok(report(checked, violations, Vec::new()));
     };
-    for (id, status, _) in &open {
-        match ask(client, id).await {
-            Asked::Running(wf_status) => {
-                if wf_status.as_deref() != Some(status.as_str()) {
-                    // Maybe mid-step: look again once things had time to settle.
-                    tokio::time::sleep(SETTLE).await;
-                    let now = current_status(db, id).await?;
-                    let again = match ask(client, id).await {
-                        Asked::Running(s) => s,
-                        _ => None,
-                    };
-                    if now.is_some() && again.is_some() && now != again {
-                        violations.push(format!(
-                            "[workflow_agrees] order {id} is {} in the database but {} in its \
-                             workflow",
-                            now.unwrap_or_default(),
-                            again.unwrap_or_default()
-                        ));
-                        continue;
-                    }
-                }
-                in_flight.push(format!("order {id}: {status}, workflow running"));
-            }
-            Asked::Closed(wf) => {
-                // Closed after the query above? The database may have moved on meanwhile.
-                let now = current_status(db, id).await?;
-                let notified: Option<bool> = sqlx::query_scalar(
-                    "SELECT platform_notified_at IS NOT NULL FROM orders WHERE id = $1",
-                )
-                .bind(id)
-                .fetch_optional(db)
-                .await?;
-                let still_open = matches!(now.as_deref(), Some("PENDING") | Some("PAID"))
-                    || (now.as_deref() == Some("COMPLETED") && notified == Some(false));
-                if still_open {
-                    violations.push(format!(
-                        "[workflow_finishes_order] order {id} is {} (data platform notified: \
-                         {}) but its workflow is {wf}",
-                        now.unwrap_or_default(),
-                        notified.unwrap_or(false)
-                    ));
-                }
-            }
-            Asked::Missing => violations.push(format!(
-                "[workflow_exists] order {id} is {status} but has no workflow"
-            )),
-            Asked::Unreachable(e) => violations.push(format!(
-                "[workflow_reachable] order {id} is {status} and its workflow cannot be asked: {e}"
-            )),
+    let findings: Vec<Result<Finding, sqlx::Error>> = futures::stream::iter(rows.iter())
+        .map(|row| check_order(db, client, row))
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    let mut in_flight = Vec::new();
+    for finding in findings {
+        match finding? {
+            Finding::Fine => {}
+            Finding::InFlight(what) => in_flight.push(what),
+            Finding::Violation(what) => violations.push(what),
         }
     }
-    checked["workflows_asked"] = json!(open.len());
+    in_flight.sort();
+    checked["workflows_asked"] = json!(rows.len());
     Ok(report(checked, violations, in_flight))
 }
 
@@ -120,17 +113,118 @@ fn report(checked: Value, violations: Vec<String>, in_flight: Vec<String>) -> Ch
     }
 }
 
-async fn current_status(db: &PgPool, id: &str) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT status FROM orders WHERE id = $1")
-        .bind(id)
-        .fetch_optional(db)
-        .await
+async fn rows(db: &PgPool) -> Result<Vec<Row>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, status, cancel_code, platform_notified_at IS NOT NULL AS notified \
+         FROM orders ORDER BY id",
+    )
+    .fetch_all(db)
+    .await
+}
+
+async fn row_of(db: &PgPool, id: &str) -> Result<Option<Row>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, status, cancel_code, platform_notified_at IS NOT NULL AS notified \
+         FROM orders WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(db)
+    .await
+}
+
+/// One order against its workflow.
+async fn check_order(db: &PgPool, client: &Client, row: &Row) -> Result<Finding, sqlx::Error> {
+    let id = &row.id;
+    Ok(match ask(client, id).await {
+        Asked::Running(status) => running(db, client, row, status).await?,
+        Asked::Closed(outcome) => {
+            // Closed after the rows were read? The database may have moved on meanwhile.
+            let now = row_of(db, id).await?.unwrap_or_else(|| row.clone());
+            closed(&now, &outcome)
+        }
+        Asked::Missing if row.open() => Finding::Violation(format!(
+            "[workflow_exists] order {id} is {} but has no workflow",
+            row.status
+        )),
+        // A closed order whose workflow is gone: past the namespace's retention.
+        Asked::Missing => Finding::Fine,
+        Asked::Unreachable(e) if row.open() => Finding::Violation(format!(
+            "[workflow_reachable] order {id} is {} and its workflow cannot be asked: {e}",
+            row.status
+        )),
+        Asked::Unreachable(_) => Finding::Fine,
+    })
+}
+
+/// A running workflow: in flight, unless it and the row disagree after a moment to settle.
+async fn running(
+    db: &PgPool,
+    client: &Client,
+    row: &Row,
+    status: Option<String>,
+) -> Result<Finding, sqlx::Error> {
+    let id = &row.id;
+    let agrees = |s: &Option<String>, r: &str| s.as_deref().is_none_or(|s| s == r);
+    if !agrees(&status, &row.status) {
+        tokio::time::sleep(SETTLE).await;
+        let now = row_status(db, id).await?;
+        if let (Some(now), Asked::Running(again)) = (now, ask(client, id).await)
+            && !agrees(&again, &now)
+        {
+            return Ok(Finding::Violation(format!(
+                "[workflow_agrees] order {id} is {now} in the database but {} in its workflow",
+                again.unwrap_or_default()
+            )));
+        }
+    }
+    Ok(Finding::InFlight(format!(
+        "order {id}: {}, workflow running",
+        row.status
+    )))
+}
+
+async fn row_status(db: &PgPool, id: &str) -> Result<Option<String>, sqlx::Error> {
+    Ok(row_of(db, id).await?.map(|r| r.status))
+}
+
+/// How a closed workflow ended.
+enum Outcome {
+    /// Completed: the order status of its result (`None`: the placement was rejected).
+    Completed(Option<OrderStatus>),
+    Cancelled,
+    /// Terminated, failed, timed out: no outcome of its own.
+    Ended(String),
+}
+
+fn closed(row: &Row, outcome: &Outcome) -> Finding {
+    let id = &row.id;
+    let repaired = row.status == "COMPLETED"
+        || row.cancel_code.as_deref() == Some(CancelCode::Repaired.as_str());
+    let wrong = match outcome {
+        Outcome::Completed(Some(status)) if status.as_str() == row.status && !row.open() => None,
+        Outcome::Completed(status) => Some(format!(
+            "completed as {}",
+            status.map_or("REJECTED", |s| s.as_str())
+        )),
+        Outcome::Cancelled if row.status == "CANCELED" => None,
+        Outcome::Cancelled => Some("cancelled".to_owned()),
+        Outcome::Ended(_) if repaired && !row.open() => None,
+        Outcome::Ended(how) => Some(format!("{how} (`starter repair {id}` reconciles it)")),
+    };
+    match wrong {
+        None => Finding::Fine,
+        Some(how) => Finding::Violation(format!(
+            "[workflow_outcome] order {id} is {} (data platform notified: {}) but its \
+             workflow {how}",
+            row.status, row.notified
+        )),
+    }
 }
 
 enum Asked {
     /// Running; the order's status as the workflow has it.
     Running(Option<String>),
-    Closed(String),
+    Closed(Outcome),
     Missing,
     Unreachable(String),
 }
@@ -157,6 +251,13 @@ async fn ask(client: &Client, id: &str) -> Asked {
                 .flatten();
             Asked::Running(order.map(|o| o.status.as_str().to_owned()))
         }
-        other => Asked::Closed(format!("{other:?}")),
+        WorkflowExecutionStatus::Completed => {
+            match handle.get_result(WorkflowGetResultOptions::default()).await {
+                Ok(result) => Asked::Closed(Outcome::Completed(result.order.map(|o| o.status))),
+                Err(e) => Asked::Unreachable(e.to_string()),
+            }
+        }
+        WorkflowExecutionStatus::Canceled => Asked::Closed(Outcome::Cancelled),
+        other => Asked::Closed(Outcome::Ended(format!("{other:?}").to_lowercase())),
     }
 }
