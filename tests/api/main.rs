@@ -678,6 +678,56 @@ async fn idempotent_replays_of_placement_payment_and_top_up() -> R {
     api.finish().await
 }
 
+/// A top-up's answer is kept 7 days, its ledger row for good: once the answer is purged, the key
+/// with another amount is still refused (it hit the ledger's unique key and answered 200 with
+/// no effect), and the key with its own amount still answers the balance without a second
+/// top-up.
+#[tokio::test]
+async fn a_top_up_key_keeps_its_amount_after_its_answer_is_purged() -> R {
+    let api = spawn_api().await;
+    let user = api.app.user(1_000).await;
+    let me = api.customer(user);
+    let charge = "/api/v1/me/points/charge";
+    let first = api
+        .post_keyed(charge, &me, &json!({"amount": 500}), "t-purged")
+        .await;
+    assert_eq!(first.assert_ok(200)["points"], 1_500);
+    // The purge of old answers (idempotency::purge), as if 7 days had passed.
+    let purged = sqlx::query("DELETE FROM idempotency_keys WHERE user_id = $1")
+        .bind(user)
+        .execute(&api.app.db)
+        .await?
+        .rows_affected();
+    assert_eq!(purged, 1);
+
+    for _ in 0..2 {
+        api.post_keyed(charge, &me, &json!({"amount": 900}), "t-purged")
+            .await
+            .assert_error(409, "IDEMPOTENCY_KEY_REUSED");
+        assert_eq!(api.app.points(user).await, 1_500);
+    }
+    // The refusal was not kept as the key's answer: its own amount is still the same request.
+    for _ in 0..2 {
+        let same = api
+            .post_keyed(charge, &me, &json!({"amount": 500}), "t-purged")
+            .await;
+        assert_eq!(same.assert_ok(200), &first.body);
+        assert_eq!(api.app.points(user).await, 1_500);
+    }
+    api.post_keyed(charge, &me, &json!({"amount": 900}), "t-purged")
+        .await
+        .assert_error(409, "IDEMPOTENCY_KEY_REUSED");
+    let rows: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM point_ledger WHERE user_id = $1 AND idempotency_key = 't-purged'",
+    )
+    .bind(user)
+    .fetch_one(&api.app.db)
+    .await?;
+    assert_eq!(rows, 1);
+    assert_eq!(api.app.points(user).await, 1_500);
+    api.finish().await
+}
+
 async fn show(api: &ApiApp, token: &str, order_id: &str) -> Value {
     api.get(&format!("/api/v1/orders/{order_id}"), Some(token))
         .await

@@ -127,6 +127,7 @@ impl From<activities::StepError> for ApiError {
         match e {
             activities::StepError::Business(e) => e.into(),
             activities::StepError::Db(e) => e.into(),
+            activities::StepError::TopUpKeyReused { .. } => Self::KeyReused,
             other => Self::Internal(other.to_string()),
         }
     }
