@@ -76,7 +76,7 @@ where
     };
     match claim(state, user_id, &key, &fingerprint).await? {
         Claimed::Replay { status, body } => Ok(stored_response(status, body)),
-        Claimed::Run => {
+        Claimed::Run(lease) => {
             let result = within_deadline(run()).await;
             let (status, body) = match &result {
                 Ok(answer) => (answer.status, answer.body.clone()),
@@ -92,11 +92,11 @@ where
                 || status == StatusCode::INTERNAL_SERVER_ERROR
                 || matches!(result, Err(ApiError::KeyReused))
             {
-                forget(state, user_id, &key).await
+                lease.forget(state).await
             } else {
-                store(state, user_id, &key, status, &body).await
+                lease.store(state, status, &body).await
             };
-            if let Err(e) = kept {
+            if let Err(e) = kept.map(|_| ()) {
                 // The effect happened and the caller gets its answer; a repeat will run again,
                 // which the effects themselves make harmless.
                 tracing::warn!(error = %e, "could not record the idempotent answer");
@@ -144,12 +144,26 @@ fn stored_response(status: i32, body: String) -> Response {
 /// request_hash, state, status, body, whether the lease is over.
 type KeyRow = (String, String, Option<i32>, Option<String>, bool);
 
-enum Claimed {
-    Run,
+/// What a request found when it claimed its key.
+#[derive(Debug)]
+pub enum Claimed {
+    /// The request runs, holding the key's lease.
+    Run(Lease),
+    /// The key's answer, stored by an earlier request.
     Replay { status: i32, body: String },
 }
 
-async fn claim(
+/// A claim on a key: the right to run its request and to store or forget its answer.
+#[derive(Debug)]
+pub struct Lease {
+    user_id: UserId,
+    key: String,
+}
+
+/// Claims `key` for `user_id`'s request of `fingerprint`: runs it, or answers what an earlier
+/// one stored, or waits for one still running (up to [`WAIT_FOR_FIRST`]), or takes over a
+/// claim whose lease ran out. `IDEMPOTENCY_KEY_REUSED` for another request under the key.
+pub async fn claim(
     state: &AppState,
     user_id: UserId,
     key: &str,
@@ -171,7 +185,10 @@ async fn claim(
         .await?
         .rows_affected();
         if inserted == 1 {
-            return Ok(Claimed::Run);
+            return Ok(Claimed::Run(Lease {
+                user_id,
+                key: key.to_owned(),
+            }));
         }
         let row: Option<KeyRow> = sqlx::query_as(
             "SELECT request_hash, state, status, body, coalesce(locked_until < now(), false) \
@@ -206,7 +223,10 @@ async fn claim(
             .rows_affected();
             if taken == 1 {
                 tracing::warn!(key, "taking over an idempotency key whose request died");
-                return Ok(Claimed::Run);
+                return Ok(Claimed::Run(Lease {
+                    user_id,
+                    key: key.to_owned(),
+                }));
             }
         }
         if tokio::time::Instant::now() >= deadline {
@@ -218,35 +238,40 @@ async fn claim(
     }
 }
 
-async fn store(
-    state: &AppState,
-    user_id: UserId,
-    key: &str,
-    status: StatusCode,
-    body: &Value,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE idempotency_keys SET state = 'DONE', status = $3, body = $4, locked_until = NULL \
-         WHERE user_id = $1 AND key = $2",
-    )
-    .bind(user_id)
-    .bind(key)
-    .bind(i32::from(status.as_u16()))
-    .bind(body.to_string())
-    .execute(state.db())
-    .await?;
-    Ok(())
-}
+impl Lease {
+    /// Stores the answer as the key's; whether it was stored.
+    pub async fn store(
+        &self,
+        state: &AppState,
+        status: StatusCode,
+        body: &Value,
+    ) -> Result<bool, sqlx::Error> {
+        let stored = sqlx::query(
+            "UPDATE idempotency_keys SET state = 'DONE', status = $3, body = $4, \
+             locked_until = NULL WHERE user_id = $1 AND key = $2",
+        )
+        .bind(self.user_id)
+        .bind(&self.key)
+        .bind(i32::from(status.as_u16()))
+        .bind(body.to_string())
+        .execute(state.db())
+        .await?
+        .rows_affected();
+        Ok(stored == 1)
+    }
 
-async fn forget(state: &AppState, user_id: UserId, key: &str) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND state = 'RUNNING'",
-    )
-    .bind(user_id)
-    .bind(key)
-    .execute(state.db())
-    .await?;
-    Ok(())
+    /// Gives the key back, so that a repeat runs again; whether it was given back.
+    pub async fn forget(&self, state: &AppState) -> Result<bool, sqlx::Error> {
+        let forgotten = sqlx::query(
+            "DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND state = 'RUNNING'",
+        )
+        .bind(self.user_id)
+        .bind(&self.key)
+        .execute(state.db())
+        .await?
+        .rows_affected();
+        Ok(forgotten == 1)
+    }
 }
 
 /// Drops answers older than [`RETENTION`]; returns how many.

@@ -7,7 +7,7 @@
 mod auth;
 mod error;
 mod extract;
-mod idempotency;
+pub mod idempotency;
 pub mod metrics;
 mod routes;
 mod state;
