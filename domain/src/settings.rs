@@ -1,8 +1,13 @@
 //! Settings from the environment, each with the contract's default (CONTRACT §3).
 
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+/// The secret tokens are signed with when `AUTH_SECRET` is not set: for development only, so
+/// `starter serve` accepts it only on a loopback `HTTP_ADDR` (see [`Settings::check_auth_secret`]).
 pub const DEV_AUTH_SECRET: &str = "dev-secret-change-me";
+/// The shortest `AUTH_SECRET` accepted, in bytes: HS256's key is 256 bits.
+pub const MIN_AUTH_SECRET_BYTES: usize = 32;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -27,6 +32,19 @@ pub enum SettingsError {
     PaymentTimeout { value: String, reason: String },
     #[error("STEP_MODE={0:?} must be local or remote")]
     StepMode(String),
+    /// The secret itself is never shown.
+    #[error(
+        "AUTH_SECRET is {len} bytes long; it must be at least {MIN_AUTH_SECRET_BYTES} bytes \
+         (for example `openssl rand -hex 32`)"
+    )]
+    AuthSecretTooShort { len: usize },
+    #[error(
+        "AUTH_SECRET is not set: the development secret is accepted only while HTTP_ADDR is a \
+         loopback address (127.0.0.0/8, ::1 or localhost), and HTTP_ADDR is {http_addr:?}; set \
+         AUTH_SECRET to a secret of at least {MIN_AUTH_SECRET_BYTES} bytes \
+         (for example `openssl rand -hex 32`)"
+    )]
+    DevSecretOffLoopback { http_addr: String },
 }
 
 impl Settings {
@@ -49,6 +67,11 @@ impl Settings {
             Some(other) => return Err(SettingsError::StepMode(other.to_owned())),
         };
         let secret = get("AUTH_SECRET");
+        if let Some(len) = secret.as_ref().map(String::len)
+            && len < MIN_AUTH_SECRET_BYTES
+        {
+            return Err(SettingsError::AuthSecretTooShort { len });
+        }
         Ok(Self {
             temporal_address: or("TEMPORAL_ADDRESS", "127.0.0.1:7233"),
             temporal_namespace: or("TEMPORAL_NAMESPACE", "default"),
@@ -63,6 +86,19 @@ impl Settings {
         })
     }
 
+    /// Whether tokens may be checked with this secret on `HTTP_ADDR`: a secret given is (it
+    /// is long enough, or the settings would not have been read); the development secret only
+    /// while `HTTP_ADDR` is a loopback address. `starter serve` asks before it listens.
+    pub fn check_auth_secret(&self) -> Result<(), SettingsError> {
+        if self.auth_secret_from_env || is_loopback(&self.http_addr) {
+            Ok(())
+        } else {
+            Err(SettingsError::DevSecretOffLoopback {
+                http_addr: self.http_addr.clone(),
+            })
+        }
+    }
+
     /// `TEMPORAL_ADDRESS` as a URL the client accepts (`host:port` gets `http://`).
     pub fn temporal_url(&self) -> String {
         if self.temporal_address.contains("://") {
@@ -70,6 +106,20 @@ impl Settings {
         } else {
             format!("http://{}", self.temporal_address)
         }
+    }
+}
+
+/// Whether `host:port` can be reached from this machine only: an IPv4 address in
+/// 127.0.0.0/8, `::1` (also as `::ffff:127.x.y.z`), or `localhost`.
+pub fn is_loopback(addr: &str) -> bool {
+    if let Ok(socket) = addr.parse::<SocketAddr>() {
+        return socket.ip().to_canonical().is_loopback();
+    }
+    let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match host.parse::<IpAddr>() {
+        Ok(ip) => ip.to_canonical().is_loopback(),
+        Err(_) => host.eq_ignore_ascii_case("localhost"),
     }
 }
 
@@ -104,6 +154,80 @@ mod tests {
             Settings::from_lookup(|k| (k == "PAYMENT_TIMEOUT").then(|| "soon".into())).is_err()
         );
         assert!(Settings::from_lookup(|k| (k == "PAYMENT_TIMEOUT").then(|| "0s".into())).is_err());
+    }
+
+    #[test]
+    fn a_secret_given_has_at_least_32_bytes() {
+        let with = |v: String| Settings::from_lookup(|k| (k == "AUTH_SECRET").then(|| v.clone()));
+        for short in [
+            "tiny-secret".to_owned(),
+            DEV_AUTH_SECRET.to_owned(),
+            "s".repeat(31),
+        ] {
+            let e = with(short.clone()).unwrap_err();
+            assert!(
+                matches!(e, SettingsError::AuthSecretTooShort { len } if len == short.len()),
+                "{e:?}"
+            );
+            let message = e.to_string();
+            assert!(message.contains("AUTH_SECRET"), "{message}");
+            assert!(message.contains("at least 32 bytes"), "{message}");
+            assert!(
+                !message.contains(&short),
+                "the secret is not shown: {message}"
+            );
+        }
+        // Bytes, not characters: 11 three-byte characters are 33 bytes.
+        assert!(with("가".repeat(11)).is_ok());
+        assert!(with("가".repeat(10)).is_err());
+        let s = with("s".repeat(32)).unwrap();
+        assert_eq!(s.auth_secret, "s".repeat(32));
+        assert!(s.auth_secret_from_env);
+        // A secret given is accepted on any address.
+        let s = Settings::from_lookup(|k| match k {
+            "AUTH_SECRET" => Some("s".repeat(32)),
+            "HTTP_ADDR" => Some("0.0.0.0:8080".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert!(s.check_auth_secret().is_ok());
+    }
+
+    #[test]
+    fn the_development_secret_is_for_loopback_only() {
+        let on = |addr: &str| {
+            let addr = addr.to_owned();
+            Settings::from_lookup(|k| (k == "HTTP_ADDR").then(|| addr.clone())).unwrap()
+        };
+        let default = Settings::from_lookup(|_| None).unwrap();
+        assert_eq!(default.auth_secret, DEV_AUTH_SECRET);
+        assert!(default.check_auth_secret().is_ok());
+        for addr in [
+            "127.0.0.1:8080",
+            "127.8.9.10:1",
+            "[::1]:8080",
+            "[::ffff:127.0.0.1]:80",
+            "localhost:8080",
+            "LocalHost:8080",
+        ] {
+            assert!(on(addr).check_auth_secret().is_ok(), "{addr}");
+        }
+        for addr in [
+            "0.0.0.0:8080",
+            "[::]:8080",
+            "10.0.0.5:8080",
+            "128.0.0.1:8080",
+            "api.example.com:8080",
+            "localhost.example.com:8080",
+        ] {
+            let e = on(addr).check_auth_secret().unwrap_err();
+            let message = e.to_string();
+            assert!(
+                message.contains("AUTH_SECRET") && message.contains(addr),
+                "{message}"
+            );
+            assert!(message.contains("loopback"), "{message}");
+        }
     }
 
     #[test]
