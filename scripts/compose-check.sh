@@ -78,6 +78,7 @@ contract = {
     "TASK_QUEUE": "orders",
     "DATA_PLATFORM_URL": "http://data-platform:8090/events",
     "PAYMENT_TIMEOUT": "15m",
+    "RATE_LIMIT": "20/s",
 }
 for name in ("worker", "api", "db-setup"):
     e = env(name)

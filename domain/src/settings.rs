@@ -24,6 +24,63 @@ pub struct Settings {
     pub auth_secret: String,
     /// False when `AUTH_SECRET` was not set and the development secret is in use.
     pub auth_secret_from_env: bool,
+    /// `RATE_LIMIT`: requests per customer token, or `None` for `off`.
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// `RATE_LIMIT=N/s`: each customer token (keyed by its user) may send N requests a second, in
+/// bursts of up to 2N. Admin tokens are not limited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    per_second: u32,
+}
+
+impl RateLimit {
+    /// CONTRACT §3's default, `20/s`.
+    pub const DEFAULT: Self = Self { per_second: 20 };
+    /// The largest N of `N/s`.
+    pub const MAX_PER_SECOND: u32 = 1_000_000;
+
+    /// `N/s`, N from 1 to [`Self::MAX_PER_SECOND`].
+    pub fn per_second(n: u32) -> Option<Self> {
+        (1..=Self::MAX_PER_SECOND)
+            .contains(&n)
+            .then_some(Self { per_second: n })
+    }
+
+    /// Requests a second, in the long run.
+    pub fn rate(self) -> u32 {
+        self.per_second
+    }
+
+    /// Requests at once, from a full bucket: 2N.
+    pub fn burst(self) -> u32 {
+        2 * self.per_second
+    }
+
+    /// `N/s`, or `off` (`None`).
+    pub fn parse(s: &str) -> Result<Option<Self>, String> {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("off") {
+            return Ok(None);
+        }
+        let n = s
+            .strip_suffix("/s")
+            .ok_or_else(|| "not of the form N/s".to_owned())?;
+        let n: u32 = n
+            .trim()
+            .parse()
+            .map_err(|_| format!("{n:?} is not a whole number"))?;
+        Self::per_second(n)
+            .map(Some)
+            .ok_or_else(|| format!("N must be from 1 to {}", Self::MAX_PER_SECOND))
+    }
+}
+
+impl std::fmt::Display for RateLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/s", self.per_second)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +102,11 @@ pub enum SettingsError {
          (for example `openssl rand -hex 32`)"
     )]
     DevSecretOffLoopback { http_addr: String },
+    #[error(
+        "RATE_LIMIT={value:?} must be N/s (requests a second per customer token, bursts of 2N; \
+         N from 1 to 1000000, for example 20/s) or off: {reason}"
+    )]
+    RateLimit { value: String, reason: String },
 }
 
 impl Settings {
@@ -66,6 +128,13 @@ impl Settings {
             Some("remote") => true,
             Some(other) => return Err(SettingsError::StepMode(other.to_owned())),
         };
+        let rate_limit = match get("RATE_LIMIT") {
+            None => Some(RateLimit::DEFAULT),
+            Some(v) => RateLimit::parse(&v).map_err(|reason| SettingsError::RateLimit {
+                value: v.clone(),
+                reason,
+            })?,
+        };
         let secret = get("AUTH_SECRET");
         if let Some(len) = secret.as_ref().map(String::len)
             && len < MIN_AUTH_SECRET_BYTES
@@ -83,6 +152,7 @@ impl Settings {
             remote_steps,
             auth_secret_from_env: secret.is_some(),
             auth_secret: secret.unwrap_or_else(|| DEV_AUTH_SECRET.to_owned()),
+            rate_limit,
         })
     }
 
@@ -144,6 +214,47 @@ mod tests {
         assert_eq!(s.task_queue, "orders");
         assert_eq!(s.payment_timeout, Duration::from_secs(900));
         assert!(!s.auth_secret_from_env);
+        assert_eq!(s.rate_limit, RateLimit::per_second(20));
+    }
+
+    #[test]
+    fn rate_limit_is_n_per_second_or_off() {
+        let with = |v: &str| Settings::from_lookup(|k| (k == "RATE_LIMIT").then(|| v.to_owned()));
+        let limit = with("20/s").unwrap().rate_limit.unwrap();
+        assert_eq!((limit.rate(), limit.burst()), (20, 40));
+        assert_eq!(limit, RateLimit::DEFAULT);
+        assert_eq!(limit.to_string(), "20/s");
+        assert_eq!(
+            with(" 1/s ").unwrap().rate_limit.map(RateLimit::burst),
+            Some(2)
+        );
+        assert_eq!(
+            with("1000000/s").unwrap().rate_limit.map(RateLimit::rate),
+            Some(1_000_000)
+        );
+        assert_eq!(with("off").unwrap().rate_limit, None);
+        assert_eq!(with("OFF").unwrap().rate_limit, None);
+        for bad in [
+            "20",
+            "20/m",
+            "0/s",
+            "-1/s",
+            "1.5/s",
+            "/s",
+            "1000001/s",
+            "twenty/s",
+            "on",
+        ] {
+            let e = with(bad).unwrap_err();
+            assert!(matches!(e, SettingsError::RateLimit { .. }), "{bad}: {e:?}");
+            let message = e.to_string();
+            assert!(
+                message.contains(&format!("RATE_LIMIT={bad:?}"))
+                    && message.contains("N/s")
+                    && message.contains("off"),
+                "{message}"
+            );
+        }
     }
 
     #[test]

@@ -86,11 +86,14 @@ where
                     serde_json::to_value(e.body()).unwrap_or(Value::Null),
                 ),
             };
-            // A 503 or a 500 is not an answer to keep: a retry runs again. Neither is a key
-            // that its effect's own record refused (a top-up key whose stored answer was
-            // purged, used for another amount): kept, it would refuse the key's own request.
+            // A 503 or a 500 is not an answer to keep: a retry runs again. Neither is a 429
+            // (the rate is counted before the handler runs, so none gets here; should one, it
+            // is no answer to the request either). Nor a key that its effect's own record
+            // refused (a top-up key whose stored answer was purged, used for another amount):
+            // kept, it would refuse the key's own request.
             let kept = if status == StatusCode::SERVICE_UNAVAILABLE
                 || status == StatusCode::INTERNAL_SERVER_ERROR
+                || status == StatusCode::TOO_MANY_REQUESTS
                 || matches!(result, Err(ApiError::KeyReused))
             {
                 lease.forget(state).await
