@@ -29,7 +29,9 @@ RUN apt-get update \
 COPY --from=build /out/ /usr/local/bin/
 USER saga
 # Inside a container the services listen on every interface; docker-compose.yml decides what
-# the host sees. Every other setting keeps CONTRACT §3's default unless the environment says.
+# the host sees. Every other setting keeps CONTRACT §3's default unless the environment says,
+# except AUTH_SECRET, which has none here: on 0.0.0.0 `starter serve` refuses the development
+# secret, so run the API with AUTH_SECRET set to at least 32 bytes (`openssl rand -hex 32`).
 ENV HTTP_ADDR=0.0.0.0:8080 \
     API_METRICS_ADDR=0.0.0.0:9465 \
     WORKER_METRICS_ADDR=0.0.0.0:9464 \

@@ -24,19 +24,30 @@ fi
 python3 -c 'import yaml' 2>/dev/null || apt_install python3-yaml
 
 # A clean environment: the check is of the file's own defaults, not of this shell's settings
-# (lib.sh exports CONTRACT §3's variables for the local stack).
-compose() {
+# (lib.sh exports CONTRACT §3's variables for the local stack). AUTH_SECRET has no default in
+# the file, so the check passes a placeholder of the 32 bytes the API asks for at least.
+AUTH_SECRET_PLACEHOLDER="compose-check-placeholder-secret-of-44-bytes"
+compose_without_secret() {
     env -i PATH="$PATH" HOME="${HOME:-/root}" "${COMPOSE[@]}" -f "$FILE" --project-directory "$(dirname "$FILE")" "$@"
+}
+compose() {
+    env -i PATH="$PATH" HOME="${HOME:-/root}" AUTH_SECRET="$AUTH_SECRET_PLACEHOLDER" \
+        "${COMPOSE[@]}" -f "$FILE" --project-directory "$(dirname "$FILE")" "$@"
 }
 
 info "${COMPOSE[*]} config -q ($FILE)"
 compose config -q || die "$FILE is not a valid compose file"
+# Without AUTH_SECRET, Compose itself must stop, naming it.
+if out="$(compose_without_secret config -q 2>&1)"; then
+    die "$FILE runs without AUTH_SECRET: it must require one (\${AUTH_SECRET:?...})"
+fi
+[[ "$out" == *AUTH_SECRET* ]] || die "without AUTH_SECRET, Compose did not say why: $out"
 
 RESOLVED="$(mktemp)"
 trap 'rm -f "$RESOLVED"' EXIT
 compose config >"$RESOLVED"
 
-python3 - "$RESOLVED" <<'PY' || die "$FILE does not run the stack the README describes"
+python3 - "$RESOLVED" "$AUTH_SECRET_PLACEHOLDER" <<'PY' || die "$FILE does not run the stack the README describes"
 import sys
 import yaml
 
@@ -67,6 +78,7 @@ contract = {
     "TASK_QUEUE": "orders",
     "DATA_PLATFORM_URL": "http://data-platform:8090/events",
     "PAYMENT_TIMEOUT": "15m",
+    "RATE_LIMIT": "20/s",
 }
 for name in ("worker", "api", "db-setup"):
     e = env(name)
@@ -74,7 +86,7 @@ for name in ("worker", "api", "db-setup"):
         check(e.get(key) == value, f"{name}: {key}={e.get(key)!r}, expected {value!r}")
     check(str(e.get("DATABASE_URL", "")).endswith("@shop-db:5432/orders"),
           f"{name}: DATABASE_URL={e.get('DATABASE_URL')!r} is not the shop's database")
-    check("AUTH_SECRET" in e, f"{name}: AUTH_SECRET does not pass through")
+    check(e.get("AUTH_SECRET") == sys.argv[2], f"{name}: AUTH_SECRET does not pass through")
 check(env("api").get("HTTP_ADDR") == "0.0.0.0:8080", "api: HTTP_ADDR must listen on 0.0.0.0:8080")
 check(env("api").get("API_METRICS_ADDR") == "0.0.0.0:9465", "api: API_METRICS_ADDR")
 check(env("worker").get("WORKER_METRICS_ADDR") == "0.0.0.0:9464", "worker: WORKER_METRICS_ADDR")

@@ -32,8 +32,11 @@ export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/orders}"
 export HTTP_ADDR="${HTTP_ADDR:-127.0.0.1:8080}"
 export DATA_PLATFORM_URL="${DATA_PLATFORM_URL:-http://127.0.0.1:8090/events}"
 export PAYMENT_TIMEOUT="${PAYMENT_TIMEOUT:-15m}"
+export RATE_LIMIT="${RATE_LIMIT:-20/s}"
 # AUTH_SECRET has no default here on purpose: the binaries use their development secret and
-# warn about it when it is not set. Pass it through only when it is.
+# warn about it when it is not set, which `starter serve` accepts only on a loopback HTTP_ADDR.
+# A secret given must be at least 32 bytes (every binary refuses a shorter one). Pass it through
+# only when it is set.
 if [[ -n "${AUTH_SECRET:-}" ]]; then export AUTH_SECRET; fi
 # The Web UI port (CONTRACT §3: http://127.0.0.1:8233).
 TEMPORAL_UI_PORT="${TEMPORAL_UI_PORT:-8233}"

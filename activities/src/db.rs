@@ -264,8 +264,10 @@ pub async fn create_coupon(
 }
 
 /// Adds `amount` (≥ 1) points to the user (a `TOP_UP` ledger row) and returns the new balance.
-/// With an idempotency key, the same key for the same user takes effect once: a repeat only
-/// answers the current balance.
+/// With an idempotency key, the same key for the same user takes effect once: a repeat of the
+/// same amount only answers the current balance, and another amount under the key is
+/// [`StepError::TopUpKeyReused`], for as long as the ledger row is there (the HTTP API's stored
+/// answers are purged after a while; the ledger is not).
 pub async fn top_up(
     pool: &PgPool,
     user_id: UserId,
@@ -295,8 +297,24 @@ pub async fn top_up(
     .await?
     .rows_affected();
     if written == 0 {
+        // Only a keyed top-up can conflict: the key's row is there, locked out of change by
+        // the user's row lock above.
+        let earlier: Option<i64> = sqlx::query_scalar(
+            "SELECT amount FROM point_ledger \
+             WHERE user_id = $1 AND idempotency_key = $2 AND kind = 'TOP_UP'",
+        )
+        .bind(user_id)
+        .bind(idempotency_key)
+        .fetch_optional(&mut *tx)
+        .await?;
         tx.rollback().await?;
-        return Ok(current);
+        return match (earlier, idempotency_key) {
+            (Some(earlier), Some(key)) if earlier != amount => Err(StepError::TopUpKeyReused {
+                key: key.to_owned(),
+                amount: earlier,
+            }),
+            _ => Ok(current),
+        };
     }
     let points: i64 =
         sqlx::query_scalar("UPDATE users SET points = points + $2 WHERE id = $1 RETURNING points")

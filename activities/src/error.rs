@@ -1,4 +1,4 @@
-use domain::OrderError;
+use domain::{OrderError, Points};
 use temporalio_common::protos::temporal::api::failure::v1::{Failure, failure::FailureInfo};
 use temporalio_sdk::ApplicationFailure;
 use temporalio_sdk::activities::ActivityError;
@@ -13,6 +13,9 @@ pub enum StepError {
     Db(#[from] sqlx::Error),
     #[error("data platform: {0}")]
     Platform(String),
+    /// A keyed top-up whose key already stands in the ledger for another amount.
+    #[error("the top-up key {key:?} was used before for {amount} points")]
+    TopUpKeyReused { key: String, amount: Points },
 }
 
 impl StepError {

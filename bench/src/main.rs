@@ -53,7 +53,8 @@ struct Args {
     /// Skip the floor.
     #[arg(long)]
     no_floor: bool,
-    /// Customers to spread the orders over.
+    /// Customers to spread the orders over (through the API each may send RATE_LIMIT, 20/s by
+    /// default: a few customers at high concurrency are refused 429 `RATE_LIMITED`).
     #[arg(long, default_value_t = 50)]
     users: usize,
     /// Products to spread the lines over.

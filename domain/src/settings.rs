@@ -1,8 +1,13 @@
 //! Settings from the environment, each with the contract's default (CONTRACT §3).
 
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+/// The secret tokens are signed with when `AUTH_SECRET` is not set: for development only, so
+/// `starter serve` accepts it only on a loopback `HTTP_ADDR` (see [`Settings::check_auth_secret`]).
 pub const DEV_AUTH_SECRET: &str = "dev-secret-change-me";
+/// The shortest `AUTH_SECRET` accepted, in bytes: HS256's key is 256 bits.
+pub const MIN_AUTH_SECRET_BYTES: usize = 32;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -19,6 +24,63 @@ pub struct Settings {
     pub auth_secret: String,
     /// False when `AUTH_SECRET` was not set and the development secret is in use.
     pub auth_secret_from_env: bool,
+    /// `RATE_LIMIT`: requests per customer token, or `None` for `off`.
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// `RATE_LIMIT=N/s`: each customer token (keyed by its user) may send N requests a second, in
+/// bursts of up to 2N. Admin tokens are not limited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    per_second: u32,
+}
+
+impl RateLimit {
+    /// CONTRACT §3's default, `20/s`.
+    pub const DEFAULT: Self = Self { per_second: 20 };
+    /// The largest N of `N/s`.
+    pub const MAX_PER_SECOND: u32 = 1_000_000;
+
+    /// `N/s`, N from 1 to [`Self::MAX_PER_SECOND`].
+    pub fn per_second(n: u32) -> Option<Self> {
+        (1..=Self::MAX_PER_SECOND)
+            .contains(&n)
+            .then_some(Self { per_second: n })
+    }
+
+    /// Requests a second, in the long run.
+    pub fn rate(self) -> u32 {
+        self.per_second
+    }
+
+    /// Requests at once, from a full bucket: 2N.
+    pub fn burst(self) -> u32 {
+        2 * self.per_second
+    }
+
+    /// `N/s`, or `off` (`None`).
+    pub fn parse(s: &str) -> Result<Option<Self>, String> {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("off") {
+            return Ok(None);
+        }
+        let n = s
+            .strip_suffix("/s")
+            .ok_or_else(|| "not of the form N/s".to_owned())?;
+        let n: u32 = n
+            .trim()
+            .parse()
+            .map_err(|_| format!("{n:?} is not a whole number"))?;
+        Self::per_second(n)
+            .map(Some)
+            .ok_or_else(|| format!("N must be from 1 to {}", Self::MAX_PER_SECOND))
+    }
+}
+
+impl std::fmt::Display for RateLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/s", self.per_second)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +89,24 @@ pub enum SettingsError {
     PaymentTimeout { value: String, reason: String },
     #[error("STEP_MODE={0:?} must be local or remote")]
     StepMode(String),
+    /// The secret itself is never shown.
+    #[error(
+        "AUTH_SECRET is {len} bytes long; it must be at least {MIN_AUTH_SECRET_BYTES} bytes \
+         (for example `openssl rand -hex 32`)"
+    )]
+    AuthSecretTooShort { len: usize },
+    #[error(
+        "AUTH_SECRET is not set: the development secret is accepted only while HTTP_ADDR is a \
+         loopback address (127.0.0.0/8, ::1 or localhost), and HTTP_ADDR is {http_addr:?}; set \
+         AUTH_SECRET to a secret of at least {MIN_AUTH_SECRET_BYTES} bytes \
+         (for example `openssl rand -hex 32`)"
+    )]
+    DevSecretOffLoopback { http_addr: String },
+    #[error(
+        "RATE_LIMIT={value:?} must be N/s (requests a second per customer token, bursts of 2N; \
+         N from 1 to 1000000, for example 20/s) or off: {reason}"
+    )]
+    RateLimit { value: String, reason: String },
 }
 
 impl Settings {
@@ -48,7 +128,19 @@ impl Settings {
             Some("remote") => true,
             Some(other) => return Err(SettingsError::StepMode(other.to_owned())),
         };
+        let rate_limit = match get("RATE_LIMIT") {
+            None => Some(RateLimit::DEFAULT),
+            Some(v) => RateLimit::parse(&v).map_err(|reason| SettingsError::RateLimit {
+                value: v.clone(),
+                reason,
+            })?,
+        };
         let secret = get("AUTH_SECRET");
+        if let Some(len) = secret.as_ref().map(String::len)
+            && len < MIN_AUTH_SECRET_BYTES
+        {
+            return Err(SettingsError::AuthSecretTooShort { len });
+        }
         Ok(Self {
             temporal_address: or("TEMPORAL_ADDRESS", "127.0.0.1:7233"),
             temporal_namespace: or("TEMPORAL_NAMESPACE", "default"),
@@ -60,7 +152,21 @@ impl Settings {
             remote_steps,
             auth_secret_from_env: secret.is_some(),
             auth_secret: secret.unwrap_or_else(|| DEV_AUTH_SECRET.to_owned()),
+            rate_limit,
         })
+    }
+
+    /// Whether tokens may be checked with this secret on `HTTP_ADDR`: a secret given is (it
+    /// is long enough, or the settings would not have been read); the development secret only
+    /// while `HTTP_ADDR` is a loopback address. `starter serve` asks before it listens.
+    pub fn check_auth_secret(&self) -> Result<(), SettingsError> {
+        if self.auth_secret_from_env || is_loopback(&self.http_addr) {
+            Ok(())
+        } else {
+            Err(SettingsError::DevSecretOffLoopback {
+                http_addr: self.http_addr.clone(),
+            })
+        }
     }
 
     /// `TEMPORAL_ADDRESS` as a URL the client accepts (`host:port` gets `http://`).
@@ -70,6 +176,20 @@ impl Settings {
         } else {
             format!("http://{}", self.temporal_address)
         }
+    }
+}
+
+/// Whether `host:port` can be reached from this machine only: an IPv4 address in
+/// 127.0.0.0/8, `::1` (also as `::ffff:127.x.y.z`), or `localhost`.
+pub fn is_loopback(addr: &str) -> bool {
+    if let Ok(socket) = addr.parse::<SocketAddr>() {
+        return socket.ip().to_canonical().is_loopback();
+    }
+    let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match host.parse::<IpAddr>() {
+        Ok(ip) => ip.to_canonical().is_loopback(),
+        Err(_) => host.eq_ignore_ascii_case("localhost"),
     }
 }
 
@@ -94,6 +214,47 @@ mod tests {
         assert_eq!(s.task_queue, "orders");
         assert_eq!(s.payment_timeout, Duration::from_secs(900));
         assert!(!s.auth_secret_from_env);
+        assert_eq!(s.rate_limit, RateLimit::per_second(20));
+    }
+
+    #[test]
+    fn rate_limit_is_n_per_second_or_off() {
+        let with = |v: &str| Settings::from_lookup(|k| (k == "RATE_LIMIT").then(|| v.to_owned()));
+        let limit = with("20/s").unwrap().rate_limit.unwrap();
+        assert_eq!((limit.rate(), limit.burst()), (20, 40));
+        assert_eq!(limit, RateLimit::DEFAULT);
+        assert_eq!(limit.to_string(), "20/s");
+        assert_eq!(
+            with(" 1/s ").unwrap().rate_limit.map(RateLimit::burst),
+            Some(2)
+        );
+        assert_eq!(
+            with("1000000/s").unwrap().rate_limit.map(RateLimit::rate),
+            Some(1_000_000)
+        );
+        assert_eq!(with("off").unwrap().rate_limit, None);
+        assert_eq!(with("OFF").unwrap().rate_limit, None);
+        for bad in [
+            "20",
+            "20/m",
+            "0/s",
+            "-1/s",
+            "1.5/s",
+            "/s",
+            "1000001/s",
+            "twenty/s",
+            "on",
+        ] {
+            let e = with(bad).unwrap_err();
+            assert!(matches!(e, SettingsError::RateLimit { .. }), "{bad}: {e:?}");
+            let message = e.to_string();
+            assert!(
+                message.contains(&format!("RATE_LIMIT={bad:?}"))
+                    && message.contains("N/s")
+                    && message.contains("off"),
+                "{message}"
+            );
+        }
     }
 
     #[test]
@@ -104,6 +265,80 @@ mod tests {
             Settings::from_lookup(|k| (k == "PAYMENT_TIMEOUT").then(|| "soon".into())).is_err()
         );
         assert!(Settings::from_lookup(|k| (k == "PAYMENT_TIMEOUT").then(|| "0s".into())).is_err());
+    }
+
+    #[test]
+    fn a_secret_given_has_at_least_32_bytes() {
+        let with = |v: String| Settings::from_lookup(|k| (k == "AUTH_SECRET").then(|| v.clone()));
+        for short in [
+            "tiny-secret".to_owned(),
+            DEV_AUTH_SECRET.to_owned(),
+            "s".repeat(31),
+        ] {
+            let e = with(short.clone()).unwrap_err();
+            assert!(
+                matches!(e, SettingsError::AuthSecretTooShort { len } if len == short.len()),
+                "{e:?}"
+            );
+            let message = e.to_string();
+            assert!(message.contains("AUTH_SECRET"), "{message}");
+            assert!(message.contains("at least 32 bytes"), "{message}");
+            assert!(
+                !message.contains(&short),
+                "the secret is not shown: {message}"
+            );
+        }
+        // Bytes, not characters: 11 three-byte characters are 33 bytes.
+        assert!(with("가".repeat(11)).is_ok());
+        assert!(with("가".repeat(10)).is_err());
+        let s = with("s".repeat(32)).unwrap();
+        assert_eq!(s.auth_secret, "s".repeat(32));
+        assert!(s.auth_secret_from_env);
+        // A secret given is accepted on any address.
+        let s = Settings::from_lookup(|k| match k {
+            "AUTH_SECRET" => Some("s".repeat(32)),
+            "HTTP_ADDR" => Some("0.0.0.0:8080".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert!(s.check_auth_secret().is_ok());
+    }
+
+    #[test]
+    fn the_development_secret_is_for_loopback_only() {
+        let on = |addr: &str| {
+            let addr = addr.to_owned();
+            Settings::from_lookup(|k| (k == "HTTP_ADDR").then(|| addr.clone())).unwrap()
+        };
+        let default = Settings::from_lookup(|_| None).unwrap();
+        assert_eq!(default.auth_secret, DEV_AUTH_SECRET);
+        assert!(default.check_auth_secret().is_ok());
+        for addr in [
+            "127.0.0.1:8080",
+            "127.8.9.10:1",
+            "[::1]:8080",
+            "[::ffff:127.0.0.1]:80",
+            "localhost:8080",
+            "LocalHost:8080",
+        ] {
+            assert!(on(addr).check_auth_secret().is_ok(), "{addr}");
+        }
+        for addr in [
+            "0.0.0.0:8080",
+            "[::]:8080",
+            "10.0.0.5:8080",
+            "128.0.0.1:8080",
+            "api.example.com:8080",
+            "localhost.example.com:8080",
+        ] {
+            let e = on(addr).check_auth_secret().unwrap_err();
+            let message = e.to_string();
+            assert!(
+                message.contains("AUTH_SECRET") && message.contains(addr),
+                "{message}"
+            );
+            assert!(message.contains("loopback"), "{message}");
+        }
     }
 
     #[test]

@@ -300,9 +300,13 @@ async fn check(settings: &Settings) -> Result<String, Failure> {
 }
 
 async fn serve(settings: Settings) -> Result<String, Failure> {
+    // Before anything listens: tokens signed with a secret anyone can read are no tokens.
+    settings.check_auth_secret().map_err(anyhow::Error::from)?;
     if !settings.auth_secret_from_env {
         tracing::warn!(
-            "AUTH_SECRET is not set: tokens are signed and checked with the development secret"
+            http_addr = %settings.http_addr,
+            "AUTH_SECRET is not set: tokens are signed and checked with the development secret \
+             (accepted on a loopback HTTP_ADDR only; never use it in production)"
         );
     }
     let addr = settings.http_addr.clone();

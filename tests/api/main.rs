@@ -6,9 +6,12 @@
 use std::time::{Duration, Instant};
 
 use domain::Discount;
+use domain::settings::RateLimit;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use reqwest::Method;
-use saga_tests::http::{ApiApp, Reply, serve, spawn_api, spawn_api_with};
+use reqwest::{Method, StatusCode};
+use saga_tests::http::{
+    ApiApp, Reply, serve, spawn_api, spawn_api_with, spawn_api_with_rate_limit,
+};
 use saga_tests::spawn_app;
 use serde_json::{Value, json};
 use starter::http::AppState;
@@ -387,7 +390,8 @@ async fn unavailable_dependencies_are_503_never_a_hang_or_500() -> R {
 
 #[tokio::test]
 async fn input_rules_at_and_just_past_their_limits() -> R {
-    let api = spawn_api().await;
+    // Some sixty requests of one user's, as fast as they are answered: RATE_LIMIT off.
+    let api = spawn_api_with_rate_limit(None).await;
     let user = api.app.user(10_000_000).await;
     let me = api.customer(user);
     let mut products = Vec::new();
@@ -675,6 +679,241 @@ async fn idempotent_replays_of_placement_payment_and_top_up() -> R {
     assert_eq!(api.app.points(user).await, 10_700);
 
     api.app.service.cancel(&id_of(&theirs)).await?;
+    api.finish().await
+}
+
+/// A top-up's answer is kept 7 days, its ledger row for good: once the answer is purged, the key
+/// with another amount is still refused (it hit the ledger's unique key and answered 200 with
+/// no effect), and the key with its own amount still answers the balance without a second
+/// top-up.
+#[tokio::test]
+async fn a_top_up_key_keeps_its_amount_after_its_answer_is_purged() -> R {
+    let api = spawn_api().await;
+    let user = api.app.user(1_000).await;
+    let me = api.customer(user);
+    let charge = "/api/v1/me/points/charge";
+    let first = api
+        .post_keyed(charge, &me, &json!({"amount": 500}), "t-purged")
+        .await;
+    assert_eq!(first.assert_ok(200)["points"], 1_500);
+    // The purge of old answers (idempotency::purge), as if 7 days had passed.
+    let purged = sqlx::query("DELETE FROM idempotency_keys WHERE user_id = $1")
+        .bind(user)
+        .execute(&api.app.db)
+        .await?
+        .rows_affected();
+    assert_eq!(purged, 1);
+
+    for _ in 0..2 {
+        api.post_keyed(charge, &me, &json!({"amount": 900}), "t-purged")
+            .await
+            .assert_error(409, "IDEMPOTENCY_KEY_REUSED");
+        assert_eq!(api.app.points(user).await, 1_500);
+    }
+    // The refusal was not kept as the key's answer: its own amount is still the same request.
+    for _ in 0..2 {
+        let same = api
+            .post_keyed(charge, &me, &json!({"amount": 500}), "t-purged")
+            .await;
+        assert_eq!(same.assert_ok(200), &first.body);
+        assert_eq!(api.app.points(user).await, 1_500);
+    }
+    api.post_keyed(charge, &me, &json!({"amount": 900}), "t-purged")
+        .await
+        .assert_error(409, "IDEMPOTENCY_KEY_REUSED");
+    let rows: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM point_ledger WHERE user_id = $1 AND idempotency_key = 't-purged'",
+    )
+    .bind(user)
+    .fetch_one(&api.app.db)
+    .await?;
+    assert_eq!(rows, 1);
+    assert_eq!(api.app.points(user).await, 1_500);
+    api.finish().await
+}
+
+/// A request whose lease on its key ran out, and was taken over by a repeat, no longer owns the
+/// key: its late answer (or its 503, which gives a key back) must not touch the new claim.
+#[tokio::test]
+async fn a_request_that_lost_its_idempotency_lease_leaves_the_new_claim_alone() -> R {
+    use starter::http::idempotency::{self, Claimed};
+    let app = spawn_app().await;
+    let state = AppState::from_parts(app.settings.clone(), app.db.clone(), None);
+    let user = app.user(1_000).await;
+    let claim = |key: &'static str| idempotency::claim(&state, user, key, "request-hash");
+    let expire = |key: &'static str| {
+        sqlx::query(
+            "UPDATE idempotency_keys SET locked_until = now() - interval '1 second' \
+             WHERE user_id = $1 AND key = $2",
+        )
+        .bind(user)
+        .bind(key)
+        .execute(&app.db)
+    };
+    let row = |key: &'static str| {
+        sqlx::query_as::<_, (String, Option<i32>, Option<String>)>(
+            "SELECT state, status, body FROM idempotency_keys WHERE user_id = $1 AND key = $2",
+        )
+        .bind(user)
+        .bind(key)
+        .fetch_optional(&app.db)
+    };
+    let running = Some(("RUNNING".to_owned(), None, None));
+
+    // The first request's 503 after the takeover: the key stays the second's.
+    let Claimed::Run(first) = claim("k-forget").await? else {
+        panic!("a new key is claimed")
+    };
+    expire("k-forget").await?;
+    let Claimed::Run(second) = claim("k-forget").await? else {
+        panic!("a claim whose lease ran out is taken over")
+    };
+    assert!(!first.forget(&state).await?, "the first no longer owns it");
+    assert_eq!(row("k-forget").await?, running);
+    assert!(second.forget(&state).await?);
+    assert_eq!(row("k-forget").await?, None);
+
+    // The first request's late answer after the takeover: not stored; the second's is.
+    let Claimed::Run(first) = claim("k-store").await? else {
+        panic!("a new key is claimed")
+    };
+    expire("k-store").await?;
+    let Claimed::Run(second) = claim("k-store").await? else {
+        panic!("a claim whose lease ran out is taken over")
+    };
+    let late = json!({"from": "first"});
+    assert!(!first.store(&state, StatusCode::OK, &late).await?);
+    assert_eq!(row("k-store").await?, running);
+    let answer = json!({"from": "second"});
+    assert!(second.store(&state, StatusCode::CREATED, &answer).await?);
+    assert!(!first.store(&state, StatusCode::OK, &late).await?);
+    assert!(!first.forget(&state).await?);
+    match claim("k-store").await? {
+        Claimed::Replay { status, body } => {
+            assert_eq!(
+                (status, serde_json::from_str::<Value>(&body)?),
+                (201, answer)
+            );
+        }
+        other => panic!("the second's answer is the key's: {other:?}"),
+    }
+    app.finish().await
+}
+
+/// `n` requests of `token`'s at once.
+async fn burst(api: &ApiApp, token: &str, path: &str, n: usize) -> Vec<Reply> {
+    futures::future::join_all((0..n).map(|_| api.get(path, Some(token)))).await
+}
+
+/// Sends `token`'s requests, ten at a time, until one is refused for the rate; that refusal.
+async fn until_limited(api: &ApiApp, token: &str) -> Reply {
+    for _ in 0..100 {
+        if let Some(r) = burst(api, token, "/api/v1/me", 10)
+            .await
+            .into_iter()
+            .find(|r| r.status.as_u16() == 429)
+        {
+            return r;
+        }
+    }
+    panic!("a thousand requests, ten at a time, and none refused for the rate")
+}
+
+/// A 429's `Retry-After`: whole seconds, at least 1, and the same as `details.retry_after`.
+#[track_caller]
+fn retry_after(r: &Reply) -> u64 {
+    let details = r.assert_error(429, "RATE_LIMITED").clone();
+    let header = r
+        .headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let seconds: u64 = header
+        .parse()
+        .unwrap_or_else(|_| panic!("Retry-After {header:?}"));
+    assert!(seconds >= 1, "Retry-After {seconds}");
+    assert_eq!(details, json!({"retry_after": seconds}), "{}", r.text);
+    seconds
+}
+
+/// CONTRACT §3's default `RATE_LIMIT`, 20/s per customer token with bursts of 40, through the
+/// real API: counted per user after authentication, admins not counted, and a 429 never kept
+/// under an Idempotency-Key.
+#[tokio::test]
+async fn the_default_rate_limit_is_per_customer_and_never_kept_under_a_key() -> R {
+    let api = spawn_api_with_rate_limit(Some(RateLimit::DEFAULT)).await;
+    let alice = api.app.user(1_000).await;
+    let bob = api.app.user(1_000).await;
+    let (a, b, admin) = (api.customer(alice), api.customer(bob), api.admin());
+
+    // A burst of 40 is served (the bucket starts full and only fills up meanwhile) ...
+    for r in burst(&api, &a, "/api/v1/me", 40).await {
+        r.assert_ok(200);
+    }
+    // ... and what follows at once is refused, until the bucket fills again.
+    let refused = until_limited(&api, &a).await;
+    retry_after(&refused);
+    // Another user has a bucket of their own.
+    for r in burst(&api, &b, "/api/v1/products", 40).await {
+        r.assert_ok(200);
+    }
+    // An admin is not limited.
+    for r in burst(&api, &admin, "/api/v1/products", 200).await {
+        r.assert_ok(200);
+    }
+
+    // A keyed top-up refused for the rate is not the key's answer: repeated after the wait,
+    // it runs. (Its bucket may have refilled a token just before it: then it ran, and
+    // another key is tried.)
+    let charge = "/api/v1/me/points/charge";
+    let mut points = 1_000;
+    let (key, wait) = 'limited: {
+        for i in 0..20 {
+            until_limited(&api, &a).await;
+            let key = format!("rate-{i}");
+            let r = api
+                .post_keyed(charge, &a, &json!({"amount": 7}), &key)
+                .await;
+            if r.status.as_u16() == 429 {
+                break 'limited (key, retry_after(&r));
+            }
+            points += 7;
+            assert_eq!(r.assert_ok(200)["points"], points);
+        }
+        panic!("no keyed top-up was refused for the rate");
+    };
+    let kept: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM idempotency_keys WHERE user_id = $1 AND key = $2")
+            .bind(alice)
+            .bind(&key)
+            .fetch_one(&api.app.db)
+            .await?;
+    assert_eq!(kept, 0, "a 429 is not kept under its key");
+    assert_eq!(api.app.points(alice).await, points);
+    tokio::time::sleep(Duration::from_secs(wait)).await;
+    let answered = api
+        .post_keyed(charge, &a, &json!({"amount": 7}), &key)
+        .await;
+    points += 7;
+    assert_eq!(answered.assert_ok(200)["points"], points);
+    let again = api
+        .post_keyed(charge, &a, &json!({"amount": 7}), &key)
+        .await;
+    assert_eq!(
+        (again.status, &again.body),
+        (answered.status, &answered.body)
+    );
+    assert_eq!(api.app.points(alice).await, points);
+
+    // The document says so for every route a customer token reaches, and only for those.
+    let doc = api.get("/api/v1/openapi.json", None).await;
+    for (path, item) in doc.assert_ok(200)["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("a path item") {
+            let customer = operation.get("security").is_some() && !path.contains("/admin/");
+            let documented = operation["responses"].get("429").is_some();
+            assert_eq!(documented, customer, "{method} {path}");
+        }
+    }
     api.finish().await
 }
 

@@ -239,6 +239,106 @@ async fn api_metrics_count_and_time_requests_by_route_template_on_their_own_list
     app.finish().await
 }
 
+/// Clients choose the method and the path, so neither may become a label value as sent: a
+/// scanner sending `FOO1`, `FOO2`, … to every path must not grow the number of series.
+#[tokio::test]
+async fn api_metrics_label_only_known_methods_and_route_templates() -> R {
+    let app = spawn_app().await;
+    let state = AppState::from_parts(
+        app.settings.clone(),
+        app.db.clone(),
+        Some(app.client.clone()),
+    );
+    let api_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let metrics_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let api = format!("http://{}", api_listener.local_addr()?);
+    let metrics_url = format!("http://{}/metrics", metrics_listener.local_addr()?);
+    let server = tokio::spawn(starter::http::serve_with_metrics(
+        api_listener,
+        Some(metrics_listener),
+        state,
+        std::future::pending(),
+    ));
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()?;
+
+    let paths = [
+        "/health",
+        "/api/v1/orders",
+        "/api/v1/orders/ord-1",
+        "/no/such/route",
+    ];
+    let mut custom = 0.0;
+    for (i, path) in paths.iter().enumerate() {
+        for n in 0..5 {
+            let method = reqwest::Method::from_bytes(format!("FOO{i}{n}").as_bytes())?;
+            http.request(method, format!("{api}{path}")).send().await?;
+            custom += 1.0;
+        }
+        // Not GET: the method is case-sensitive.
+        let lower = reqwest::Method::from_bytes(b"get")?;
+        http.request(lower, format!("{api}{path}")).send().await?;
+        custom += 1.0;
+        for method in [
+            reqwest::Method::GET,
+            reqwest::Method::PUT,
+            reqwest::Method::PATCH,
+            reqwest::Method::DELETE,
+            reqwest::Method::HEAD,
+            reqwest::Method::OPTIONS,
+        ] {
+            http.request(method, format!("{api}{path}")).send().await?;
+        }
+    }
+    let doc: serde_json::Value = http
+        .get(format!("{api}/api/v1/openapi.json"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let mut routes: Vec<String> = doc["paths"]
+        .as_object()
+        .context("paths")?
+        .keys()
+        .cloned()
+        .collect();
+    routes.push("unmatched".to_owned());
+
+    let (text, samples) = scrape(&http, &metrics_url).await?;
+    let known = [
+        "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "CONNECT", "TRACE", "OTHER",
+    ];
+    for family in ["http_requests_total", "http_request_duration_seconds_count"] {
+        let series: Vec<&BTreeMap<String, String>> = samples
+            .iter()
+            .filter(|((name, _), _)| name == family)
+            .map(|((_, labels), _)| labels)
+            .collect();
+        assert!(!series.is_empty(), "{family}: {text}");
+        for labels in series {
+            let method = labels.get("method").map(String::as_str).unwrap_or("");
+            assert!(
+                known.contains(&method),
+                "{family}: method {method:?}: {text}"
+            );
+            let route = labels.get("route").cloned().unwrap_or_default();
+            assert!(routes.contains(&route), "{family}: route {route:?}: {text}");
+        }
+    }
+    assert_eq!(
+        sum(&samples, "http_requests_total", &[("method", "OTHER")]),
+        custom,
+        "{text}"
+    );
+    assert!(!text.contains("FOO"), "{text}");
+    assert!(!text.contains("/no/such/route"), "{text}");
+    assert!(!text.contains("ord-1"), "{text}");
+
+    server.abort();
+    app.finish().await
+}
+
 /// A worker like `worker`'s main: the SDK's Prometheus exporter on a free port and the order
 /// telemetry around every activity, on a task queue of its own. Returns the worker (dropping it
 /// stops it) and its metrics address.

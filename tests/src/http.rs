@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use anyhow::Result;
+use domain::settings::RateLimit;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use starter::http::AppState;
@@ -23,6 +24,7 @@ pub struct ApiApp {
 #[derive(Debug, Clone)]
 pub struct Reply {
     pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
     pub body: Value,
     pub text: String,
 }
@@ -66,6 +68,14 @@ impl Reply {
 
 pub async fn spawn_api() -> ApiApp {
     api_for(spawn_app().await).await
+}
+
+/// [`spawn_api`] with another `RATE_LIMIT` than the environment's (`None`: `off`, for tests
+/// that flood one user with requests on purpose).
+pub async fn spawn_api_with_rate_limit(rate_limit: Option<RateLimit>) -> ApiApp {
+    let mut app = spawn_app().await;
+    app.settings.rate_limit = rate_limit;
+    api_for(app).await
 }
 
 /// [`spawn_api`] with another payment timeout (for orders that must expire).
@@ -163,9 +173,15 @@ impl ApiApp {
     pub async fn reply(&self, req: reqwest::RequestBuilder) -> Reply {
         let response = req.send().await.expect("the API answers");
         let status = response.status();
+        let headers = response.headers().clone();
         let text = response.text().await.expect("a body");
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Reply { status, body, text }
+        Reply {
+            status,
+            headers,
+            body,
+            text,
+        }
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {

@@ -1,5 +1,6 @@
 //! Bearer tokens (CONTRACT §5): a customer token reaches the customer routes as its own user, an
-//! admin token the admin routes and the product routes. Anything else is 401 or 403.
+//! admin token the admin routes and the product routes. Anything else is 401 or 403. A customer
+//! token's requests are counted against `RATE_LIMIT` once authenticated (429 over it).
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
@@ -39,13 +40,17 @@ async fn principal(parts: &Parts, state: &AppState) -> Result<Principal, ApiErro
         tracing::info!(reason = %e, "token refused");
         ApiError::Unauthenticated(e.to_string())
     })?;
-    if let Principal::Customer(id) = principal
-        && !state.user_exists(id).await?
-    {
-        // A well-signed token for a user who does not exist speaks for nobody.
-        return Err(ApiError::Unauthenticated(format!(
-            "user {id} does not exist"
-        )));
+    if let Principal::Customer(id) = principal {
+        if !state.user_exists(id).await? {
+            // A well-signed token for a user who does not exist speaks for nobody.
+            return Err(ApiError::Unauthenticated(format!(
+                "user {id} does not exist"
+            )));
+        }
+        // Authenticated, and no body read yet (extractors of the parts run before the body's).
+        // Admin tokens are not counted.
+        tracing::Span::current().record("user_id", id);
+        state.count_request(id)?;
     }
     Ok(principal)
 }
@@ -54,9 +59,7 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        if let Principal::Customer(id) = principal(parts, state).await? {
-            tracing::Span::current().record("user_id", id);
-        }
+        principal(parts, state).await?;
         Ok(Self)
     }
 }
@@ -66,10 +69,7 @@ impl FromRequestParts<AppState> for Customer {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         match principal(parts, state).await? {
-            Principal::Customer(id) => {
-                tracing::Span::current().record("user_id", id);
-                Ok(Self(id))
-            }
+            Principal::Customer(id) => Ok(Self(id)),
             Principal::Admin => Err(ApiError::Forbidden(
                 "this route is for customers; an admin token has no user".into(),
             )),

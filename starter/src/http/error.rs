@@ -19,6 +19,9 @@ pub enum ApiError {
     Forbidden(String),
     #[error("this Idempotency-Key was used before with a different request")]
     KeyReused,
+    /// Over `RATE_LIMIT` for this user: 429 with `Retry-After`.
+    #[error("too many requests for this user: retry in {retry_after} s")]
+    RateLimited { retry_after: u64 },
     #[error("the request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     /// No such route (the contract is silent; see the README).
@@ -57,6 +60,7 @@ impl ApiError {
             Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::KeyReused => StatusCode::CONFLICT,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RouteNotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -71,6 +75,9 @@ impl ApiError {
             Self::Unauthenticated(_) => ("UNAUTHENTICATED", json!({})),
             Self::Forbidden(_) => ("FORBIDDEN", json!({})),
             Self::KeyReused => ("IDEMPOTENCY_KEY_REUSED", json!({})),
+            Self::RateLimited { retry_after } => {
+                ("RATE_LIMITED", json!({ "retry_after": retry_after }))
+            }
             Self::PayloadTooLarge { limit } => ("PAYLOAD_TOO_LARGE", json!({ "limit": limit })),
             Self::RouteNotFound(_) => ("NOT_FOUND", json!({})),
             Self::MethodNotAllowed => ("METHOD_NOT_ALLOWED", json!({})),
@@ -94,10 +101,13 @@ impl IntoResponse for ApiError {
         }
         let status = self.status();
         let mut response = (status, axum::Json(self.body())).into_response();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        let retry_after = match &self {
+            Self::Unavailable { .. } => Some(HeaderValue::from_static("1")),
+            Self::RateLimited { retry_after } => Some(HeaderValue::from(*retry_after)),
+            _ => None,
+        };
+        if let Some(value) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
         }
         response
     }
@@ -127,6 +137,7 @@ impl From<activities::StepError> for ApiError {
         match e {
             activities::StepError::Business(e) => e.into(),
             activities::StepError::Db(e) => e.into(),
+            activities::StepError::TopUpKeyReused { .. } => Self::KeyReused,
             other => Self::Internal(other.to_string()),
         }
     }

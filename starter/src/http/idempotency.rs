@@ -5,7 +5,8 @@
 //! A request claims its key with a lease before it runs. Its answer is stored unless it was a
 //! 503, which is forgotten so that a retry runs again. A repeat that arrives while the first
 //! request still runs waits for its answer. A lease that ran out (the process died mid-request)
-//! is taken over. Running again is safe because every effect behind these routes is itself
+//! is taken over. Each claim carries a token of its own, and only the key's current holder
+//! stores or forgets: a request whose lease was taken over keeps nothing. Running again is safe because every effect behind these routes is itself
 //! idempotent: placement derives its order id from the key, payment is fenced by the order's
 //! workflow, and a top-up's ledger row is unique per user and key.
 
@@ -76,7 +77,7 @@ where
     };
     match claim(state, user_id, &key, &fingerprint).await? {
         Claimed::Replay { status, body } => Ok(stored_response(status, body)),
-        Claimed::Run => {
+        Claimed::Run(lease) => {
             let result = within_deadline(run()).await;
             let (status, body) = match &result {
                 Ok(answer) => (answer.status, answer.body.clone()),
@@ -85,17 +86,32 @@ where
                     serde_json::to_value(e.body()).unwrap_or(Value::Null),
                 ),
             };
+            // A 503 or a 500 is not an answer to keep: a retry runs again. Neither is a 429
+            // (the rate is counted before the handler runs, so none gets here; should one, it
+            // is no answer to the request either). Nor a key that its effect's own record
+            // refused (a top-up key whose stored answer was purged, used for another amount):
+            // kept, it would refuse the key's own request.
             let kept = if status == StatusCode::SERVICE_UNAVAILABLE
                 || status == StatusCode::INTERNAL_SERVER_ERROR
+                || status == StatusCode::TOO_MANY_REQUESTS
+                || matches!(result, Err(ApiError::KeyReused))
             {
-                forget(state, user_id, &key).await
+                lease.forget(state).await
             } else {
-                store(state, user_id, &key, status, &body).await
+                lease.store(state, status, &body).await
             };
-            if let Err(e) = kept {
+            match kept {
+                Ok(true) => {}
+                // Its lease ran out and a repeat took the key over: that one's answer is the
+                // key's. This one still answers its caller; the effects are idempotent.
+                Ok(false) => tracing::warn!(
+                    key,
+                    "this request lost its lease on the Idempotency-Key to a repeat: \
+                     its answer is not kept"
+                ),
                 // The effect happened and the caller gets its answer; a repeat will run again,
                 // which the effects themselves make harmless.
-                tracing::warn!(error = %e, "could not record the idempotent answer");
+                Err(e) => tracing::warn!(error = %e, "could not record the idempotent answer"),
             }
             Ok(into_response(result))
         }
@@ -140,12 +156,38 @@ fn stored_response(status: i32, body: String) -> Response {
 /// request_hash, state, status, body, whether the lease is over.
 type KeyRow = (String, String, Option<i32>, Option<String>, bool);
 
-enum Claimed {
-    Run,
+/// What a request found when it claimed its key.
+#[derive(Debug)]
+pub enum Claimed {
+    /// The request runs, holding the key's lease.
+    Run(Lease),
+    /// The key's answer, stored by an earlier request.
     Replay { status: i32, body: String },
 }
 
-async fn claim(
+/// A claim on a key: the right to run its request and to store or forget its answer, for as
+/// long as the key's row carries this claim's token (a claim taken over writes its own).
+#[derive(Debug)]
+pub struct Lease {
+    user_id: UserId,
+    key: String,
+    token: String,
+}
+
+impl Lease {
+    fn new(user_id: UserId, key: &str) -> Self {
+        Self {
+            user_id,
+            key: key.to_owned(),
+            token: uuid::Uuid::new_v4().to_string(),
+        }
+    }
+}
+
+/// Claims `key` for `user_id`'s request of `fingerprint`: runs it, or answers what an earlier
+/// one stored, or waits for one still running (up to [`WAIT_FOR_FIRST`]), or takes over a
+/// claim whose lease ran out. `IDEMPOTENCY_KEY_REUSED` for another request under the key.
+pub async fn claim(
     state: &AppState,
     user_id: UserId,
     key: &str,
@@ -154,20 +196,23 @@ async fn claim(
     let db = state.db();
     let deadline = tokio::time::Instant::now() + WAIT_FOR_FIRST;
     loop {
+        let lease = Lease::new(user_id, key);
         let inserted = sqlx::query(
-            "INSERT INTO idempotency_keys (user_id, key, request_hash, state, locked_until) \
-             VALUES ($1, $2, $3, 'RUNNING', now() + make_interval(secs => $4)) \
+            "INSERT INTO idempotency_keys \
+             (user_id, key, request_hash, state, locked_until, lease_token) \
+             VALUES ($1, $2, $3, 'RUNNING', now() + make_interval(secs => $4), $5::uuid) \
              ON CONFLICT DO NOTHING",
         )
         .bind(user_id)
         .bind(key)
         .bind(fingerprint)
         .bind(LEASE.as_secs_f64())
+        .bind(&lease.token)
         .execute(db)
         .await?
         .rows_affected();
         if inserted == 1 {
-            return Ok(Claimed::Run);
+            return Ok(Claimed::Run(lease));
         }
         let row: Option<KeyRow> = sqlx::query_as(
             "SELECT request_hash, state, status, body, coalesce(locked_until < now(), false) \
@@ -191,18 +236,20 @@ async fn claim(
         }
         if lease_over {
             let taken = sqlx::query(
-                "UPDATE idempotency_keys SET locked_until = now() + make_interval(secs => $3) \
+                "UPDATE idempotency_keys \
+                 SET locked_until = now() + make_interval(secs => $3), lease_token = $4::uuid \
                  WHERE user_id = $1 AND key = $2 AND state = 'RUNNING' AND locked_until < now()",
             )
             .bind(user_id)
             .bind(key)
             .bind(LEASE.as_secs_f64())
+            .bind(&lease.token)
             .execute(db)
             .await?
             .rows_affected();
             if taken == 1 {
                 tracing::warn!(key, "taking over an idempotency key whose request died");
-                return Ok(Claimed::Run);
+                return Ok(Claimed::Run(lease));
             }
         }
         if tokio::time::Instant::now() >= deadline {
@@ -214,35 +261,45 @@ async fn claim(
     }
 }
 
-async fn store(
-    state: &AppState,
-    user_id: UserId,
-    key: &str,
-    status: StatusCode,
-    body: &Value,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE idempotency_keys SET state = 'DONE', status = $3, body = $4, locked_until = NULL \
-         WHERE user_id = $1 AND key = $2",
-    )
-    .bind(user_id)
-    .bind(key)
-    .bind(i32::from(status.as_u16()))
-    .bind(body.to_string())
-    .execute(state.db())
-    .await?;
-    Ok(())
-}
+impl Lease {
+    /// Stores the answer as the key's, if this claim still holds the key; whether it did.
+    pub async fn store(
+        &self,
+        state: &AppState,
+        status: StatusCode,
+        body: &Value,
+    ) -> Result<bool, sqlx::Error> {
+        let stored = sqlx::query(
+            "UPDATE idempotency_keys SET state = 'DONE', status = $3, body = $4, \
+             locked_until = NULL, lease_token = NULL \
+             WHERE user_id = $1 AND key = $2 AND state = 'RUNNING' AND lease_token = $5::uuid",
+        )
+        .bind(self.user_id)
+        .bind(&self.key)
+        .bind(i32::from(status.as_u16()))
+        .bind(body.to_string())
+        .bind(&self.token)
+        .execute(state.db())
+        .await?
+        .rows_affected();
+        Ok(stored == 1)
+    }
 
-async fn forget(state: &AppState, user_id: UserId, key: &str) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND state = 'RUNNING'",
-    )
-    .bind(user_id)
-    .bind(key)
-    .execute(state.db())
-    .await?;
-    Ok(())
+    /// Gives the key back, so that a repeat runs again, if this claim still holds the key;
+    /// whether it did.
+    pub async fn forget(&self, state: &AppState) -> Result<bool, sqlx::Error> {
+        let forgotten = sqlx::query(
+            "DELETE FROM idempotency_keys \
+             WHERE user_id = $1 AND key = $2 AND state = 'RUNNING' AND lease_token = $3::uuid",
+        )
+        .bind(self.user_id)
+        .bind(&self.key)
+        .bind(&self.token)
+        .execute(state.db())
+        .await?
+        .rows_affected();
+        Ok(forgotten == 1)
+    }
 }
 
 /// Drops answers older than [`RETENTION`]; returns how many.

@@ -1,5 +1,5 @@
 //! Prometheus metrics of the HTTP API: requests counted and timed by method, route template and
-//! status. They are served on a listener of their own (`API_METRICS_ADDR`), so the API's routes
+//! status, each from a bounded set of values. They are served on a listener of their own (`API_METRICS_ADDR`), so the API's routes
 //! and its OpenAPI document stay exactly CONTRACT §5 and `/metrics` is never public by accident.
 
 use std::net::SocketAddr;
@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::Method;
 use axum::http::header::CONTENT_TYPE;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -21,6 +22,27 @@ pub const DEFAULT_API_METRICS_ADDR: &str = "127.0.0.1:9465";
 /// Route label of a request that matched no route (404 `NOT_FOUND`): one value, so scanners
 /// probing random paths cannot grow the number of series.
 pub const UNMATCHED_ROUTE: &str = "unmatched";
+
+/// Method label of a request whose method is not one of HTTP's own (`FOO1`, `get`, …): one
+/// value, so clients inventing methods cannot grow the number of series either.
+pub const OTHER_METHOD: &str = "OTHER";
+
+/// The method as a label value: the methods HTTP defines as they are, any other as
+/// [`OTHER_METHOD`].
+pub fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => OTHER_METHOD,
+    }
+}
 
 /// Request latency buckets, in seconds: fast reads up to the 15 s request deadline.
 const BUCKETS: &[f64] = &[
@@ -94,7 +116,8 @@ impl HttpMetrics {
 }
 
 /// Middleware: times every request and counts its answer. Applied with `Router::layer`, so it
-/// runs after routing and sees the route template (`/api/v1/orders/{id}`), never the raw path.
+/// runs after routing and sees the route template (`/api/v1/orders/{id}`), never the raw path;
+/// the method is one of HTTP's or `OTHER`, never what the client made up.
 pub(super) async fn track(
     State(metrics): State<HttpMetrics>,
     req: Request,
@@ -105,12 +128,12 @@ pub(super) async fn track(
         .get::<MatchedPath>()
         .map_or(UNMATCHED_ROUTE, MatchedPath::as_str)
         .to_owned();
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method());
     let _in_flight = InFlight::enter(&metrics.in_flight);
     let started = Instant::now();
     let response = next.run(req).await;
     let status = response.status().as_u16().to_string();
-    let labels = [method.as_str(), route.as_str(), status.as_str()];
+    let labels = [method, route.as_str(), status.as_str()];
     metrics.requests.with_label_values(&labels).inc();
     metrics
         .duration

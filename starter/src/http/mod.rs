@@ -7,8 +7,9 @@
 mod auth;
 mod error;
 mod extract;
-mod idempotency;
+pub mod idempotency;
 pub mod metrics;
+mod rate_limit;
 mod routes;
 mod state;
 
@@ -73,9 +74,61 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
+/// The answer over `RATE_LIMIT` (429 `RATE_LIMITED` with `Retry-After`), in the document of
+/// every route a customer token reaches: those that take a bearer token, but the admin routes.
+fn document_rate_limit(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref, ResponseBuilder};
+    let response = ResponseBuilder::new()
+        .description("`RATE_LIMITED`: over `RATE_LIMIT` for this user; `details.retry_after`")
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .header(
+            "Retry-After",
+            HeaderBuilder::new()
+                .schema(
+                    ObjectBuilder::new()
+                        .schema_type(Type::Integer)
+                        .minimum(Some(1)),
+                )
+                .description(Some("whole seconds until the user may send again"))
+                .build(),
+        )
+        .build();
+    for item in doc.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+            &mut item.trace,
+        ];
+        for operation in operations.into_iter().flatten() {
+            let authenticated = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+            let admin_only = operation
+                .tags
+                .as_ref()
+                .is_some_and(|tags| tags.iter().any(|t| t == "admin"));
+            if authenticated && !admin_only {
+                operation
+                    .responses
+                    .responses
+                    .insert("429".to_owned(), response.clone().into());
+            }
+        }
+    }
+}
+
 /// The routes and their document, from one list.
 fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(routes::health))
         .routes(routes!(openapi_json))
         .routes(routes!(routes::list_products))
@@ -90,7 +143,9 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::create_user))
         .routes(routes!(routes::create_product))
         .routes(routes!(routes::create_coupon))
-        .split_for_parts()
+        .split_for_parts();
+    document_rate_limit(&mut doc);
+    (router, doc)
 }
 
 /// The OpenAPI 3 document of the whole API.

@@ -11,6 +11,7 @@ use sqlx::postgres::PgPoolOptions;
 use temporalio_client::Client;
 
 use super::error::ApiError;
+use super::rate_limit::{self, RateLimiter};
 use crate::OrderService;
 
 /// How long a caller waits for a connection to Temporal or PostgreSQL before the answer is 503.
@@ -32,6 +33,8 @@ struct Inner {
     known_users: Mutex<HashSet<UserId>>,
     /// This database's `installation.id`, read once.
     installation: tokio::sync::OnceCell<String>,
+    /// `RATE_LIMIT`, unless `off`.
+    rate_limiter: Option<RateLimiter>,
 }
 
 #[derive(Default)]
@@ -54,6 +57,7 @@ impl AppState {
     pub fn from_parts(settings: Settings, db: PgPool, client: Option<Client>) -> Self {
         Self {
             inner: Arc::new(Inner {
+                rate_limiter: settings.rate_limit.map(RateLimiter::new),
                 settings,
                 db,
                 temporal: tokio::sync::Mutex::new(Temporal {
@@ -124,6 +128,16 @@ impl AppState {
             })
             .await?;
         Ok(id)
+    }
+
+    /// Counts a request of `user`'s against `RATE_LIMIT`: 429 `RATE_LIMITED` over it.
+    pub fn count_request(&self, user: UserId) -> Result<(), ApiError> {
+        match &self.inner.rate_limiter {
+            None => Ok(()),
+            Some(limiter) => limiter.take(user).map_err(|wait| ApiError::RateLimited {
+                retry_after: rate_limit::retry_after_secs(wait),
+            }),
+        }
     }
 
     pub async fn user_exists(&self, id: UserId) -> Result<bool, ApiError> {
