@@ -88,13 +88,7 @@ pub async fn run(stack: &Stack, opts: &Options) -> Result<Outcome> {
 /// The line above the table: what ran, when, on which code, and how it went.
 fn summary(results: &[CellResult], quick: bool, secs: f64, opts: &Options) -> String {
     let failed = results.iter().filter(|r| !r.ok()).count();
-    let commit = std::process::Command::new("git")
-        .args(["rev-parse", "--short", "HEAD"])
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .filter(|c| !c.is_empty())
-        .unwrap_or_else(|| "unknown".into());
+    let commit = commit();
     let what = match (quick, &opts.cells) {
         (true, None) => "The quick sample (`--quick`)".to_owned(),
         (false, None) => "The full matrix".to_owned(),
@@ -110,6 +104,23 @@ fn summary(results: &[CellResult], quick: bool, secs: f64, opts: &Options) -> St
         secs,
         opts.parallel
     )
+}
+
+/// The commit the matrix ran on, and whether tracked files differed from it.
+fn commit() -> String {
+    let git = |args: &[&str]| std::process::Command::new("git").args(args).output().ok();
+    let Some(head) = git(&["rev-parse", "--short", "HEAD"])
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .filter(|c| !c.is_empty())
+    else {
+        return "unknown".into();
+    };
+    let dirty = git(&["diff", "--quiet", "HEAD"]).is_some_and(|o| !o.status.success());
+    if dirty {
+        format!("{head} (with uncommitted changes)")
+    } else {
+        head
+    }
 }
 
 fn outcome(results: &[CellResult], quick: bool, secs: f64, file: &str) -> Outcome {
