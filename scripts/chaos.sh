@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The reliability and security scenarios (`make chaos`): set-up, build, then the `chaos` binary.
 #
-#   scripts/chaos.sh               all seven scenarios at full size
+#   scripts/chaos.sh               all eight scenarios at full size (8: the whole crash matrix)
 #   scripts/chaos.sh --quick       the short form (`make test` runs it)
 #   scripts/chaos.sh --only 2,4    some of them; --seed N for other generated requests
+#   scripts/chaos.sh --only 8 --write-doc   the crash matrix, also into docs/RELIABILITY.md
 #
 # Nothing here touches the shared stack: `chaos` starts a Temporal dev server and a PostgreSQL
 # cluster of its own under .local/chaos/ (logs in .local/chaos/logs/, the figures in
@@ -37,6 +38,13 @@ fi
 info "cargo build ${CARGO_PROFILE_FLAGS[*]} --bin worker --bin starter --bin chaos"
 cargo build "${CARGO_PROFILE_FLAGS[@]}" --bin worker --bin starter --bin chaos ||
     die "the build failed"
+# The crash-point matrix (scenario 8) runs a worker that aborts at a named point. It is built
+# into a target directory of its own, so it never replaces the worker above (or `make up`'s).
+CRASH_TARGET_DIR="$TARGET_DIR/crashpoints"
+info "cargo build ${CARGO_PROFILE_FLAGS[*]} -p worker --features crashpoints --bin worker --target-dir $CRASH_TARGET_DIR"
+cargo build "${CARGO_PROFILE_FLAGS[@]}" -p worker --features crashpoints --bin worker \
+    --target-dir "$CRASH_TARGET_DIR" ||
+    die "the build of the crashpoints worker failed"
 
 info "chaos $*"
 # fd 9 (the lock) is not handed down: a leftover child must never keep the next run waiting.

@@ -240,20 +240,32 @@ impl Api {
         key: &str,
         patience: Duration,
     ) -> Result<(Reply, u32)> {
+        self.post_repeating(path, token, Some(body), Some(key), patience)
+            .await
+    }
+
+    /// [`post_until_answered`](Self::post_until_answered) for any POST, keyed or not (a
+    /// cancel has no key: its repeat is a second cancel, which must answer consistently too).
+    pub async fn post_repeating(
+        &self,
+        path: &str,
+        token: &str,
+        body: Option<&Value>,
+        key: Option<&str>,
+        patience: Duration,
+    ) -> Result<(Reply, u32)> {
         let deadline = Instant::now() + patience;
         let mut retries = 0;
         loop {
-            let last = match self
-                .send(Method::POST, path, Some(token), Some(body), Some(key))
-                .await
-            {
+            let last = match self.send(Method::POST, path, Some(token), body, key).await {
                 Ok(r) if r.status != 503 => return Ok((r, retries)),
                 Ok(r) => format!("503 {}", r.text),
                 Err(e) => format!("no answer: {e}"),
             };
             if Instant::now() > deadline {
                 bail!(
-                    "POST {path} (key {key}) still unanswered after {} s: {last}",
+                    "POST {path} (key {}) still unanswered after {} s: {last}",
+                    key.unwrap_or("none"),
                     patience.as_secs()
                 );
             }

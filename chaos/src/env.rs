@@ -176,6 +176,7 @@ pub struct Env {
     launcher: Launcher,
     worker: Arc<Mutex<Option<Watched>>>,
     deaths: Arc<Mutex<Vec<String>>>,
+    aborts: Arc<Mutex<Vec<String>>>,
     supervisor: JoinHandle<()>,
     api_proc: Option<Proc>,
     pub worker_log: PathBuf,
@@ -188,6 +189,27 @@ struct Watched {
     log_from: u64,
 }
 
+/// Which worker binary a scenario runs, and what it gets beyond the scenario's settings.
+#[derive(Debug, Clone)]
+pub struct WorkerSpec {
+    pub bin: PathBuf,
+    /// For the worker alone (the crash-point matrix's `CRASH_FILE`), not for the API.
+    pub env: Vec<(String, String)>,
+}
+
+impl WorkerSpec {
+    /// The worker built beside this binary, as `make up` runs it.
+    fn standard(paths: &Paths) -> Self {
+        Self {
+            bin: paths.bin("worker"),
+            env: Vec::new(),
+        }
+    }
+}
+
+/// What a worker logs when it aborts at a crash point on purpose (the `crashpoints` crate).
+pub const CRASH_MARK: &str = "crashpoints: aborting at";
+
 /// What starts a child process with this scenario's settings.
 #[derive(Clone)]
 struct Launcher {
@@ -195,11 +217,16 @@ struct Launcher {
     child_env: Vec<(String, String)>,
     name: String,
     worker_log: PathBuf,
+    worker: WorkerSpec,
 }
 
 impl Launcher {
     fn command(&self, bin: &str) -> Command {
-        let mut cmd = Command::new(self.paths.bin(bin));
+        self.command_of(&self.paths.bin(bin))
+    }
+
+    fn command_of(&self, program: &PathBuf) -> Command {
+        let mut cmd = Command::new(program);
         // Only what this run sets: nothing of the shared stack's settings (nor any TLS or API
         // key of a real cluster) leaks in.
         cmd.env_clear();
@@ -215,9 +242,11 @@ impl Launcher {
 
     fn spawn_worker(&self) -> Result<Watched> {
         let log_from = std::fs::metadata(&self.worker_log).map_or(0, |m| m.len());
+        let mut cmd = self.command_of(&self.worker.bin);
+        cmd.envs(self.worker.env.iter().map(|(k, v)| (k, v)));
         let proc = Proc::spawn(
             &format!("{}-worker", self.name),
-            self.command("worker"),
+            cmd,
             &self.worker_log,
             &self.paths.pids(),
         )?;
@@ -225,10 +254,15 @@ impl Launcher {
     }
 }
 
+/// What the worker logged since `from`.
+fn log_since(log: &PathBuf, from: u64) -> String {
+    let text = std::fs::read(log).unwrap_or_default();
+    String::from_utf8_lossy(text.get(from as usize..).unwrap_or_default()).into_owned()
+}
+
 /// Why the worker died, from what it logged since `from`: its panic, if it had one.
 fn cause_of_death(log: &PathBuf, from: u64) -> String {
-    let text = std::fs::read(log).unwrap_or_default();
-    let text = String::from_utf8_lossy(text.get(from as usize..).unwrap_or_default());
+    let text = log_since(log, from);
     let lines: Vec<&str> = text.lines().collect();
     match lines.iter().position(|l| l.contains("panicked at")) {
         Some(i) => format!(
@@ -257,6 +291,22 @@ impl Env {
     /// A fresh database, task queue and receiver, then the worker and the API as child
     /// processes with CONTRACT §3's settings pointing at them.
     pub async fn new(stack: &Stack, name: &str, payment_timeout: Duration) -> Result<Self> {
+        Self::with_worker(
+            stack,
+            name,
+            payment_timeout,
+            WorkerSpec::standard(&stack.paths),
+        )
+        .await
+    }
+
+    /// [`new`](Self::new), running `worker` instead of the standard worker binary.
+    pub async fn with_worker(
+        stack: &Stack,
+        name: &str,
+        payment_timeout: Duration,
+        worker: WorkerSpec,
+    ) -> Result<Self> {
         let db_name = format!("chaos_{}", name.replace('-', "_"));
         let url = stack.pg.url(&db_name);
         drop_database(&stack.pg.url("postgres"), &db_name).await;
@@ -267,50 +317,8 @@ impl Env {
         activities::db::migrate(&db).await?;
 
         let receiver = Receiver::start().await?;
-        let task_queue = format!(
-            "chaos-{name}-{}",
-            &uuid::Uuid::new_v4().simple().to_string()[..8]
-        );
         let http_addr = format!("127.0.0.1:{}", infra::free_port()?);
-        let mut child_env: Vec<(String, String)> = vec![
-            ("TEMPORAL_ADDRESS".into(), stack.temporal.address()),
-            ("TEMPORAL_NAMESPACE".into(), "default".into()),
-            ("TASK_QUEUE".into(), task_queue),
-            ("DATABASE_URL".into(), url),
-            ("HTTP_ADDR".into(), http_addr.clone()),
-            ("DATA_PLATFORM_URL".into(), receiver.url.clone()),
-            (
-                "PAYMENT_TIMEOUT".into(),
-                format!("{}ms", payment_timeout.as_millis()),
-            ),
-            ("AUTH_SECRET".into(), stack.secret.clone()),
-            (
-                "WORKER_METRICS_ADDR".into(),
-                format!("127.0.0.1:{}", infra::free_port()?),
-            ),
-            (
-                "API_METRICS_ADDR".into(),
-                format!("127.0.0.1:{}", infra::free_port()?),
-            ),
-            (
-                "RUST_LOG".into(),
-                std::env::var("CHAOS_CHILD_LOG")
-                    .unwrap_or_else(|_| "info,temporalio_sdk_core=warn,sqlx=warn".into()),
-            ),
-        ];
-        // The scenarios that flood one user on purpose (generated and forged requests, rounds
-        // of requests through an outage) run without RATE_LIMIT, as CONTRACT §3 allows; the
-        // others keep its default, as a shop would.
-        if UNLIMITED_SCENARIOS.contains(&name) {
-            child_env.push(("RATE_LIMIT".into(), "off".into()));
-        }
-        // Settings worth comparing runs by pass through (STEP_MODE=remote: every database
-        // step an ordinary activity).
-        for pass in ["STEP_MODE"] {
-            if let Ok(v) = std::env::var(pass) {
-                child_env.push((pass.to_owned(), v));
-            }
-        }
+        let child_env = child_env(stack, name, url, &receiver, &http_addr, payment_timeout)?;
         // The settings the children read, as they read them (so a setting added later gets
         // its default here too).
         let settings = Settings::from_lookup(|k| {
@@ -334,9 +342,11 @@ impl Env {
                 child_env,
                 name: name.to_owned(),
                 worker_log: logs.join(format!("{name}-worker.log")),
+                worker,
             },
             worker: Arc::new(Mutex::new(None)),
             deaths: Arc::new(Mutex::new(Vec::new())),
+            aborts: Arc::new(Mutex::new(Vec::new())),
             supervisor: tokio::spawn(async {}),
             api_proc: None,
             worker_log: logs.join(format!("{name}-worker.log")),
@@ -349,6 +359,7 @@ impl Env {
             env.launcher.clone(),
             env.worker.clone(),
             env.deaths.clone(),
+            env.aborts.clone(),
         ));
         env.start_worker().await?;
         env.start_api().await?;
@@ -390,6 +401,15 @@ impl Env {
     /// The worker's deaths that nobody asked for, each with its cause.
     pub fn worker_deaths(&self) -> Vec<String> {
         self.deaths
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The worker's aborts at a crash point (the line it logged), oldest first. The supervisor
+    /// leaves such a worker dead: whoever armed the point starts it again when it chooses.
+    pub fn aborts(&self) -> Vec<String> {
+        self.aborts
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
@@ -555,14 +575,23 @@ impl Env {
 
     async fn stop(&mut self) {
         if let Some(mut p) = self.api_proc.take() {
-            p.terminate(Duration::from_secs(5));
+            p.terminate_async(Duration::from_secs(5)).await;
         }
         self.supervisor.abort();
-        if let Some(mut w) = self.slot().take() {
-            w.proc.terminate(Duration::from_secs(5));
+        let worker = self.slot().take();
+        if let Some(mut w) = worker {
+            w.proc.terminate_async(Duration::from_secs(5)).await;
         }
         self.receiver.stop().await;
         self.db.close().await;
+    }
+}
+
+impl Drop for Env {
+    /// An Env dropped on an error: its supervisor must not keep the worker alive (or start it
+    /// again) after it; the process guards then kill the worker and the API.
+    fn drop(&mut self) {
+        self.supervisor.abort();
     }
 }
 
@@ -636,12 +665,69 @@ pub fn place_request(lines: &[(i64, i64)]) -> domain::PlaceOrderRequest {
     }
 }
 
+/// CONTRACT §3's settings for a scenario's worker and API, pointing at its own database, task
+/// queue, receiver and ports.
+fn child_env(
+    stack: &Stack,
+    name: &str,
+    database_url: String,
+    receiver: &Receiver,
+    http_addr: &str,
+    payment_timeout: Duration,
+) -> Result<Vec<(String, String)>> {
+    let task_queue = format!(
+        "chaos-{name}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let mut child_env: Vec<(String, String)> = vec![
+        ("TEMPORAL_ADDRESS".into(), stack.temporal.address()),
+        ("TEMPORAL_NAMESPACE".into(), "default".into()),
+        ("TASK_QUEUE".into(), task_queue),
+        ("DATABASE_URL".into(), database_url),
+        ("HTTP_ADDR".into(), http_addr.to_owned()),
+        ("DATA_PLATFORM_URL".into(), receiver.url.clone()),
+        (
+            "PAYMENT_TIMEOUT".into(),
+            format!("{}ms", payment_timeout.as_millis()),
+        ),
+        ("AUTH_SECRET".into(), stack.secret.clone()),
+        (
+            "WORKER_METRICS_ADDR".into(),
+            format!("127.0.0.1:{}", infra::free_port()?),
+        ),
+        (
+            "API_METRICS_ADDR".into(),
+            format!("127.0.0.1:{}", infra::free_port()?),
+        ),
+        (
+            "RUST_LOG".into(),
+            std::env::var("CHAOS_CHILD_LOG")
+                .unwrap_or_else(|_| "info,temporalio_sdk_core=warn,sqlx=warn".into()),
+        ),
+    ];
+    // The scenarios that flood one user on purpose (generated and forged requests, rounds
+    // of requests through an outage) run without RATE_LIMIT, as CONTRACT §3 allows; the
+    // others keep its default, as a shop would.
+    if UNLIMITED_SCENARIOS.contains(&name) {
+        child_env.push(("RATE_LIMIT".into(), "off".into()));
+    }
+    // Settings worth comparing runs by pass through (STEP_MODE=remote: every database
+    // step an ordinary activity).
+    for pass in ["STEP_MODE"] {
+        if let Ok(v) = std::env::var(pass) {
+            child_env.push((pass.to_owned(), v));
+        }
+    }
+    Ok(child_env)
+}
+
 /// Watches the worker as a process supervisor would (systemd, Docker's restart policy): when
 /// it dies without being told to, its death and cause are recorded and it is started again.
 async fn supervise(
     launcher: Launcher,
     worker: Arc<Mutex<Option<Watched>>>,
     deaths: Arc<Mutex<Vec<String>>>,
+    aborts: Arc<Mutex<Vec<String>>>,
 ) {
     loop {
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -650,6 +736,17 @@ async fn supervise(
         let Some(status) = w.proc.exited() else {
             continue;
         };
+        // An abort at an armed crash point is the fault a scenario asked for, not a death:
+        // recorded apart, and left to the scenario to start the worker again.
+        let log = log_since(&launcher.worker_log, w.log_from);
+        if let Some(line) = log.lines().find(|l| l.contains(CRASH_MARK)) {
+            aborts
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(line.trim().to_owned());
+            *slot = None;
+            continue;
+        }
         let cause = cause_of_death(&launcher.worker_log, w.log_from);
         eprintln!("chaos: the worker died ({status}): {cause}; starting it again");
         deaths

@@ -178,6 +178,19 @@ impl Proc {
         forget_pid(&self.pids, &self.name);
     }
 
+    /// [`terminate`](Self::terminate) without blocking the thread while it waits, for a run
+    /// whose other scenarios' stacks go on meanwhile (scenario 8 runs cells side by side).
+    pub async fn terminate_async(&mut self, grace: Duration) {
+        if let Some(c) = self.child.as_mut() {
+            signal(c.id(), "TERM");
+            let deadline = Instant::now() + grace;
+            while Instant::now() < deadline && matches!(c.try_wait(), Ok(None)) {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        self.kill9();
+    }
+
     /// SIGTERM, then SIGKILL after `grace`.
     pub fn terminate(&mut self, grace: Duration) {
         if let Some(c) = self.child.as_mut() {

@@ -5,9 +5,10 @@
 //! broken expectation.
 //!
 //! ```sh
-//! scripts/chaos.sh            # make chaos: all seven at full size
+//! scripts/chaos.sh            # make chaos: all eight at full size (8: the whole crash matrix)
 //! scripts/chaos.sh --quick    # the short form make test runs
 //! target/debug/chaos --only 2,4 --seed 7
+//! target/debug/chaos --only 8 --cells record_order --parallel 3
 //! ```
 
 mod api;
@@ -35,7 +36,7 @@ struct Args {
     /// Small counts and short outages (what `make test` runs).
     #[arg(long)]
     quick: bool,
-    /// Run only these scenarios (1 to 7), e.g. `--only 2,4`.
+    /// Run only these scenarios (1 to 8), e.g. `--only 2,4`.
     #[arg(long, value_delimiter = ',')]
     only: Vec<usize>,
     /// Seed of the generated cases and plans (the same seed, the same requests).
@@ -48,9 +49,29 @@ struct Args {
     /// before going on, to look at its workflows (`temporal workflow show --address ...`).
     #[arg(long, default_value_t = 0)]
     hold: u64,
+    /// Scenario 8: cells of the crash-point matrix run at once (each waits out Temporal's
+    /// workflow task timeout after its crash, so they overlap well).
+    #[arg(long, default_value_t = 6)]
+    parallel: usize,
+    /// Scenario 8: only the cells whose label (`point × event (S1)`) contains this.
+    #[arg(long)]
+    cells: Option<String>,
+    /// Scenario 8: also write the matrix into docs/RELIABILITY.md (between its markers).
+    #[arg(long)]
+    write_doc: bool,
 }
 
-const NAMES: [&str; 7] = [
+impl Args {
+    fn matrix(&self) -> scenarios::crash_points::Options {
+        scenarios::crash_points::Options {
+            parallel: self.parallel,
+            cells: self.cells.clone(),
+            write_doc: self.write_doc,
+        }
+    }
+}
+
+const NAMES: [&str; 8] = [
     "1 contention",
     "2 worker crash",
     "3 Temporal restart",
@@ -58,6 +79,7 @@ const NAMES: [&str; 7] = [
     "5 data platform down",
     "6 hostile input",
     "7 auth attacks",
+    "8 crash points",
 ];
 
 struct Row {
@@ -77,7 +99,7 @@ impl Row {
     }
 }
 
-async fn scenario(n: usize, stack: &mut Stack) -> Result<Outcome> {
+async fn scenario(n: usize, stack: &mut Stack, args: &Args) -> Result<Outcome> {
     match n {
         1 => scenarios::contention::run(stack).await,
         2 => scenarios::worker_crash::run(stack).await,
@@ -85,8 +107,18 @@ async fn scenario(n: usize, stack: &mut Stack) -> Result<Outcome> {
         4 => scenarios::pg_restart::run(stack).await,
         5 => scenarios::platform::run(stack).await,
         6 => scenarios::hostile::run(stack).await,
-        _ => scenarios::auth::run(stack).await,
+        7 => scenarios::auth::run(stack).await,
+        _ => scenarios::crash_points::run(stack, &args.matrix()).await,
     }
+}
+
+/// A bound only a hang reaches. The full matrix is hundreds of cells, each bounded on its own.
+fn limit(n: usize, quick: bool) -> Duration {
+    Duration::from_secs(match (n, quick) {
+        (_, true) => 300,
+        (8, false) => 4 * 3600,
+        _ => 1200,
+    })
 }
 
 fn wrap(text: &str, width: usize) -> Vec<String> {
@@ -180,7 +212,7 @@ fn print_table(rows: &[Row], quick: bool, total: Duration) {
 }
 
 async fn run(args: Args) -> Result<bool> {
-    let root = match args.root {
+    let root = match args.root.clone() {
         Some(r) => r,
         None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/..")),
     };
@@ -189,21 +221,20 @@ async fn run(args: Args) -> Result<bool> {
     let started = Instant::now();
     let mut stack = Stack::start(paths.clone(), args.quick, args.seed).await?;
     let chosen: Vec<usize> = if args.only.is_empty() {
-        (1..=7).collect()
+        (1..=NAMES.len()).collect()
     } else {
         args.only.clone()
     };
-    // A bound that only a hang reaches.
-    let limit = Duration::from_secs(if args.quick { 300 } else { 1200 });
     let mut rows = Vec::new();
     for n in chosen {
         let Some(name) = NAMES.get(n.wrapping_sub(1)) else {
-            anyhow::bail!("there is no scenario {n} (1 to 7)");
+            anyhow::bail!("there is no scenario {n} (1 to {})", NAMES.len());
         };
         eprintln!("chaos: ==> scenario {name}");
         let t = Instant::now();
+        let limit = limit(n, args.quick);
         let (figures, verdict, error) =
-            match tokio::time::timeout(limit, scenario(n, &mut stack)).await {
+            match tokio::time::timeout(limit, scenario(n, &mut stack, &args)).await {
                 Ok(Ok(o)) => (o.figures, o.verdict, None),
                 Ok(Err(e)) => (
                     Figures::default(),

@@ -1,8 +1,10 @@
-//! The seven scenarios. Each makes its own [`Env`](crate::env::Env), does its damage, checks
-//! what a client saw, and ends with the CONTRACT §6 check of its database.
+//! The eight scenarios. Each makes its own [`Env`](crate::env::Env) (the crash-point matrix one
+//! per cell), does its damage, checks what a client saw, and ends with the CONTRACT §6 check of
+//! its database.
 
 pub mod auth;
 pub mod contention;
+pub mod crash_points;
 pub mod hostile;
 pub mod pg_restart;
 pub mod platform;
