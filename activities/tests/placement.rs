@@ -1,17 +1,19 @@
-//! `check_placement` against a real PostgreSQL (a fresh database per test, on the server of
-//! `DATABASE_URL`, like `steps.rs`): every error of the three placement checks it merges, in
-//! their order, its result, and that it answers exactly what the three answer one by one.
+//! Placement against a real PostgreSQL (a fresh database per test, on the server of
+//! `DATABASE_URL`, like `steps.rs`): every error of `check_placement`, in its order, and its
+//! result; `orders::place`, which runs the same checks and records the order in one keyed step,
+//! answers what `check_placement` answers; and once an order is recorded under an id, placing
+//! that id again answers the recorded order without checking again.
 use activities::placement::{self, CheckPlacementInput, PlacementCheck};
-use activities::{StepError, coupons, db, orders, points, stock};
-use chrono::{Duration, SubsecRound, Utc};
-use domain::saga::{
-    ChargePointsInput, CheckPointsInput, DeductStockInput, RedeemCouponInput, StepKey,
-    ValidateCouponInput,
+use activities::{StepError, db, orders};
+use chrono::{Duration, Utc};
+use domain::{
+    CancelCode, CouponInvalidReason, CouponStatus, Discount, OrderError, OrderStatus, Pricing,
 };
-use domain::{CouponInvalidReason, Discount, Order, OrderError, OrderStatus, Pricing, Shipping};
 use sqlx::PgPool;
 
 mod common;
+use common::reads::{count, coupon_of, points_of, stock_of};
+use common::saga::{self, business, close, pay, place, place_input, retried};
 use common::{TestDb, in_days, lines};
 
 // ---------------------------------------------------------------- harness
@@ -27,60 +29,16 @@ fn input(user_id: i64, items: &[(i64, i64)], coupon_id: Option<i64>) -> CheckPla
 async fn check(pool: &PgPool, input: &CheckPlacementInput) -> Result<PlacementCheck, OrderError> {
     placement::check_placement(pool, input)
         .await
-        .map_err(|e| match e {
-            StepError::Business(b) => b,
-            other => panic!("expected a business error, got {other:?}"),
-        })
-}
-
-/// What the workflow's placement did before `placement-one-check`: the three activities, one
-/// after another, each stopping the placement on its error.
-async fn three_checks(
-    pool: &PgPool,
-    input: &CheckPlacementInput,
-) -> Result<PlacementCheck, StepError> {
-    let items = placement::validate_lines(pool, &input.lines).await?;
-    let subtotal = Pricing::subtotal(&items);
-    let discount = match input.coupon_id {
-        None => 0,
-        Some(coupon_id) => {
-            placement::validate_coupon(
-                pool,
-                &ValidateCouponInput {
-                    user_id: input.user_id,
-                    coupon_id,
-                    subtotal,
-                },
-            )
-            .await?
-        }
-    };
-    placement::check_points(
-        pool,
-        &CheckPointsInput {
-            user_id: input.user_id,
-            total: subtotal - discount,
-        },
-    )
-    .await?;
-    Ok(PlacementCheck { items, discount })
-}
-
-async fn scalar(pool: &PgPool, sql: &str, id: i64) -> i64 {
-    sqlx::query_scalar(sql)
-        .bind(id)
-        .fetch_one(pool)
-        .await
-        .unwrap()
+        .map_err(business)
 }
 
 /// Users, products and coupons for every outcome of the checks.
 struct Shop {
-    /// 10 000 points.
+    /// 10 000 points, less the 1 999 of the order that used `used`.
     user: i64,
     /// 100 points.
     poor: i64,
-    /// 1 000 × 10.
+    /// 1 000 × 10, less the 2 of the order that used `used`.
     pencil: i64,
     /// 2 500 × 3.
     notebook: i64,
@@ -106,6 +64,10 @@ async fn shop(pool: &PgPool) -> Shop {
             .unwrap()
     };
     let fixed_1 = Discount::Fixed { amount: 1 };
+    let percent = Discount::Percent {
+        percent: 10,
+        max_amount: Some(300),
+    };
     let shop = Shop {
         user,
         poor,
@@ -123,16 +85,7 @@ async fn shop(pool: &PgPool) -> Shop {
             in_days(30),
         )
         .await,
-        percent: coupon(
-            user,
-            Discount::Percent {
-                percent: 10,
-                max_amount: Some(300),
-            },
-            None,
-            in_days(30),
-        )
-        .await,
+        percent: coupon(user, percent, None, in_days(30)).await,
         theirs: coupon(poor, fixed_1, None, in_days(30)).await,
         expired: coupon(user, fixed_1, None, in_days(-1)).await,
         used: coupon(user, fixed_1, None, in_days(30)).await,
@@ -141,79 +94,25 @@ async fn shop(pool: &PgPool) -> Shop {
     shop
 }
 
-/// Uses `shop.used` the way a completed order does, step by step.
+/// Uses `shop.used` the way a completed order does: placed, then paid step by step.
 async fn use_coupon(pool: &PgPool, s: &Shop) {
-    let now = Utc::now().trunc_subsecs(6);
-    let order = Order {
-        id: "o-used".into(),
-        user_id: s.user,
-        status: OrderStatus::Pending,
-        items: placement::validate_lines(pool, &lines(&[(s.pencil, 2)]))
-            .await
-            .unwrap(),
-        subtotal: 2_000,
-        discount: 1,
-        total: 1_999,
-        coupon_id: Some(s.used),
-        shipping: Shipping {
-            recipient: "Kim Minji".into(),
-            address: "1 Sejong-daero, Seoul".into(),
-            phone: "010-1234-5678".into(),
-        },
-        created_at: now,
-        expires_at: now + Duration::minutes(15),
-        paid_at: None,
-        completed_at: None,
-        canceled_at: None,
-        cancel_reason: None,
-        platform_notified_at: None,
-    };
-    orders::record(pool, &order).await.unwrap();
-    let key = StepKey {
-        order_id: order.id.clone(),
-        attempt: 1,
-    };
-    points::charge(
-        pool,
-        &ChargePointsInput {
-            key: key.clone(),
-            user_id: s.user,
-            amount: order.total,
-        },
-    )
-    .await
-    .unwrap();
-    coupons::redeem(
-        pool,
-        &RedeemCouponInput {
-            key: key.clone(),
-            user_id: s.user,
-            coupon_id: s.used,
-        },
-    )
-    .await
-    .unwrap();
-    stock::deduct(
-        pool,
-        &DeductStockInput {
-            key,
-            lines: lines(&[(s.pencil, 2)]),
-        },
-    )
-    .await
-    .unwrap();
-    orders::complete(pool, &order.id).await.unwrap();
+    let order = place(pool, "o-used", s.user, &[(s.pencil, 2)], Some(s.used))
+        .await
+        .unwrap();
+    assert_eq!(
+        (order.subtotal, order.discount, order.total),
+        (2_000, 1, 1_999)
+    );
+    pay(pool, &order, "pay-used").await.unwrap();
 }
 
-// ---------------------------------------------------------------- tests
+// ---------------------------------------------------------------- check_placement
 
 #[tokio::test]
 async fn check_placement_prices_the_lines_and_the_discount() {
     let t = TestDb::new().await;
     let pool = &t.pool;
     let s = shop(pool).await;
-    // The completed order above took 1 999 points and 2 pencils.
-    let points = 10_000 - 1_999;
 
     // Lines in request order, priced now; FIXED over its minimum.
     let got = check(
@@ -255,6 +154,14 @@ async fn check_placement_prices_the_lines_and_the_discount() {
         .unwrap();
     assert_eq!(none.discount, 0);
     assert_eq!(none.items[0].line_total, 1_000);
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn check_placement_passes_exact_amounts_and_reserves_nothing() {
+    let t = TestDb::new().await;
+    let pool = &t.pool;
+    let s = shop(pool).await;
 
     // Exactly the points for the total after the discount is enough; all the stock is too.
     check(pool, &input(s.poor, &[(s.pencil, 1)], Some(s.theirs)))
@@ -273,32 +180,29 @@ async fn check_placement_prices_the_lines_and_the_discount() {
         .await
         .unwrap();
 
-    // Read-only: nothing reserved, nothing used.
-    let points_sql = "SELECT points FROM users WHERE id = $1";
-    let stock_sql = "SELECT stock FROM products WHERE id = $1";
-    assert_eq!(scalar(pool, points_sql, s.user).await, points);
-    assert_eq!(scalar(pool, points_sql, s.poor).await, 100);
-    assert_eq!(scalar(pool, stock_sql, s.notebook).await, 3);
-    assert_eq!(scalar(pool, stock_sql, s.pencil).await, 8);
-    let (status, _) = coupons::get(pool, s.fixed)
-        .await
-        .unwrap()
-        .map(|c| (c.status, c.order_id))
-        .unwrap();
-    assert_eq!(status, domain::CouponStatus::Available);
+    // Read-only: nothing reserved, nothing used (the completed order took 1 999 points and
+    // 2 pencils).
+    assert_eq!(points_of(pool, s.user).await, 10_000 - 1_999);
+    assert_eq!(points_of(pool, s.poor).await, 100);
+    assert_eq!(stock_of(pool, s.notebook).await, 3);
+    assert_eq!(stock_of(pool, s.pencil).await, 8);
+    assert_eq!(
+        coupon_of(pool, s.fixed).await,
+        (CouponStatus::Available, None)
+    );
+    assert_eq!(count(pool, "SELECT count(*) FROM orders").await, 1);
     t.finish().await;
 }
 
 #[tokio::test]
-async fn check_placement_refuses_with_the_first_failing_check() {
+async fn check_placement_refuses_bad_lines_before_the_coupon_and_the_points() {
     let t = TestDb::new().await;
     let pool = &t.pool;
     let s = shop(pool).await;
-    let coupon = |reason| OrderError::CouponInvalid { reason };
     let code = |r: Result<PlacementCheck, OrderError>| r.unwrap_err().code();
 
-    // The lines: malformed, then the first missing product in request order, then the first
-    // short line, then a total too large, each before the coupon and the points.
+    // Malformed, then the first missing product in request order, then the first short line,
+    // then a total too large, each before the coupon and the points.
     assert_eq!(
         code(check(pool, &input(s.poor, &[], Some(s.expired))).await),
         OrderError::INVALID_REQUEST
@@ -307,20 +211,14 @@ async fn check_placement_refuses_with_the_first_failing_check() {
         code(check(pool, &input(s.poor, &[(s.pencil, 0)], Some(s.expired))).await),
         OrderError::INVALID_REQUEST
     );
+    let missing = input(s.poor, &[(s.notebook, 99), (999, 1), (998, 1)], Some(404));
     assert_eq!(
-        check(
-            pool,
-            &input(s.poor, &[(s.notebook, 99), (999, 1), (998, 1)], Some(404))
-        )
-        .await,
+        check(pool, &missing).await,
         Err(OrderError::ProductNotFound { product_id: 999 })
     );
+    let short = input(s.poor, &[(s.pencil, 1), (s.notebook, 4)], Some(404));
     assert_eq!(
-        check(
-            pool,
-            &input(s.poor, &[(s.pencil, 1), (s.notebook, 4)], Some(404))
-        )
-        .await,
+        check(pool, &short).await,
         Err(OrderError::InsufficientStock {
             product_id: s.notebook,
             available: 3
@@ -331,43 +229,47 @@ async fn check_placement_refuses_with_the_first_failing_check() {
         OrderError::INVALID_REQUEST,
         "a line total that overflows"
     );
+    let overflow = input(s.user, &[(s.jewel, 2), (s.jewel - 1, 1)], None);
     assert_eq!(
-        code(
-            check(
-                pool,
-                &input(s.user, &[(s.jewel, 2), (s.jewel - 1, 1)], None)
-            )
-            .await
-        ),
+        code(check(pool, &overflow).await),
         OrderError::INVALID_REQUEST,
         "a subtotal that overflows"
     );
+    t.finish().await;
+}
 
-    // The coupon, every reason, each before the points (the poor user cannot pay 2 000).
+#[tokio::test]
+async fn check_placement_refuses_the_coupon_before_the_points() {
+    let t = TestDb::new().await;
+    let pool = &t.pool;
+    let s = shop(pool).await;
+    let coupon = |reason| Err(OrderError::CouponInvalid { reason });
+
+    // Every reason, each before the points (the poor user cannot pay 2 000).
     let two = [(s.pencil, 2)];
     assert_eq!(
         check(pool, &input(s.poor, &two, Some(404))).await,
-        Err(coupon(CouponInvalidReason::NotFound))
+        coupon(CouponInvalidReason::NotFound)
     );
     assert_eq!(
         check(pool, &input(s.poor, &two, Some(s.fixed))).await,
-        Err(coupon(CouponInvalidReason::NotOwned))
+        coupon(CouponInvalidReason::NotOwned)
     );
     assert_eq!(
         check(pool, &input(s.user, &two, Some(s.used))).await,
-        Err(coupon(CouponInvalidReason::AlreadyUsed))
+        coupon(CouponInvalidReason::AlreadyUsed)
     );
     assert_eq!(
         check(pool, &input(s.user, &two, Some(s.expired))).await,
-        Err(coupon(CouponInvalidReason::Expired))
+        coupon(CouponInvalidReason::Expired)
     );
     assert_eq!(
         check(pool, &input(s.user, &[(s.pencil, 4)], Some(s.fixed))).await,
-        Err(coupon(CouponInvalidReason::MinOrderAmount)),
+        coupon(CouponInvalidReason::MinOrderAmount),
         "4 000 is under the 5 000 minimum"
     );
 
-    // The points, for the total after the discount; an unknown user is a bad request.
+    // The points last, for the total after the discount; an unknown user is a bad request.
     assert_eq!(
         check(pool, &input(s.poor, &two, Some(s.theirs))).await,
         Err(OrderError::InsufficientPoints {
@@ -376,16 +278,22 @@ async fn check_placement_refuses_with_the_first_failing_check() {
         })
     );
     assert_eq!(
-        code(check(pool, &input(777, &two, None)).await),
+        check(pool, &input(777, &two, None))
+            .await
+            .unwrap_err()
+            .code(),
         OrderError::INVALID_REQUEST
     );
     t.finish().await;
 }
 
-/// The merged check answers what the three answered one after another, for every outcome:
-/// a workflow that moves to it changes nothing its caller can see.
+// ---------------------------------------------------------------- place
+
+/// `place` answers what `check_placement` answers, for every outcome: the quote and the order
+/// page never disagree with the placement. A refused placement records nothing; an accepted one
+/// records exactly the checked lines and discount.
 #[tokio::test]
-async fn check_placement_answers_what_the_three_checks_answered() {
+async fn place_answers_what_check_placement_answers() {
     let t = TestDb::new().await;
     let pool = &t.pool;
     let s = shop(pool).await;
@@ -408,16 +316,259 @@ async fn check_placement_answers_what_the_three_checks_answered() {
         input(777, &[(s.pencil, 2)], None),
         input(777, &[(s.pencil, 2)], Some(s.fixed)),
     ];
-    for case in &cases {
-        let merged = placement::check_placement(pool, case).await;
-        let three = three_checks(pool, case).await;
-        match (merged, three) {
-            (Ok(a), Ok(b)) => assert_eq!(a, b, "{case:?}"),
-            (Err(StepError::Business(a)), Err(StepError::Business(b))) => {
-                assert_eq!(a, b, "{case:?}")
+    for (i, case) in cases.iter().enumerate() {
+        let id = format!("o-case-{i}");
+        let checked = placement::check_placement(pool, case).await;
+        let items: Vec<_> = case
+            .lines
+            .iter()
+            .map(|l| (l.product_id, l.quantity))
+            .collect();
+        let placed = place(pool, &id, case.user_id, &items, case.coupon_id).await;
+        let recorded = orders::load(pool, &id).await.unwrap();
+        match (checked, placed) {
+            (Ok(c), Ok(o)) => {
+                assert_eq!((&c.items, c.discount), (&o.items, o.discount), "{case:?}");
+                assert_eq!(recorded.as_ref(), Some(&o), "{case:?}");
+                close(pool, &id, OrderStatus::Canceled, CancelCode::UserCanceled)
+                    .await
+                    .unwrap();
             }
-            (a, b) => panic!("{case:?}: check_placement {a:?}, the three checks {b:?}"),
+            (Err(StepError::Business(a)), Err(StepError::Business(b))) => {
+                assert_eq!(a, b, "{case:?}");
+                assert_eq!(
+                    recorded, None,
+                    "a refused placement records nothing: {case:?}"
+                );
+            }
+            (a, b) => panic!("{case:?}: check_placement {a:?}, place {b:?}"),
         }
     }
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn place_records_the_order_pending_as_placed() {
+    let t = TestDb::new().await;
+    let pool = &t.pool;
+    let s = shop(pool).await;
+    let mut request = place_input(
+        "o-1",
+        s.user,
+        &[(s.notebook, 2), (s.pencil, 1)],
+        Some(s.fixed),
+    );
+    request.payment_timeout_ms = 1_234_567;
+    let before = Utc::now() - Duration::seconds(5);
+    let order = orders::place(pool, &request).await.unwrap();
+    let after = Utc::now() + Duration::seconds(5);
+
+    assert_eq!(order.id, "o-1");
+    assert_eq!(order.status, OrderStatus::Pending);
+    assert_eq!(
+        (order.subtotal, order.discount, order.total),
+        (6_000, 1_500, 4_500)
+    );
+    assert_eq!(order.coupon_id, Some(s.fixed));
+    assert_eq!(order.shipping, saga::shipping());
+    assert!(
+        before < order.created_at && order.created_at < after,
+        "{order:?}"
+    );
+    assert_eq!(
+        order.expires_at - order.created_at,
+        Duration::milliseconds(1_234_567),
+        "expires_at is created_at plus the payment timeout"
+    );
+    assert_eq!(
+        (order.paid_at, order.completed_at, order.canceled_at),
+        (None, None, None)
+    );
+    assert_eq!(
+        (order.cancel_reason.as_deref(), order.cancel_code),
+        (None, None)
+    );
+
+    // Read back exactly as placed; placing reserves nothing.
+    assert_eq!(
+        orders::load(pool, "o-1").await.unwrap(),
+        Some(order.clone())
+    );
+    assert_eq!(
+        count(
+            pool,
+            "SELECT count(*) FROM order_lines WHERE order_id = 'o-1'"
+        )
+        .await,
+        2
+    );
+    assert_eq!(points_of(pool, s.user).await, 10_000 - 1_999);
+    assert_eq!(stock_of(pool, s.notebook).await, 3);
+    assert_eq!(
+        coupon_of(pool, s.fixed).await,
+        (CouponStatus::Available, None)
+    );
+    assert!(orders::load(pool, "nope").await.unwrap().is_none());
+    t.finish().await;
+}
+
+/// Two users, two products (1 000 × 5 each) and a coupon of the first user's, 500 off.
+struct Keyed {
+    /// 8 000 points.
+    user: i64,
+    other: i64,
+    pencil: i64,
+    eraser: i64,
+    coupon: i64,
+}
+
+async fn keyed_shop(pool: &PgPool) -> Keyed {
+    let user = db::create_user(pool, "Kim", 8_000).await.unwrap();
+    let fixed = Discount::Fixed { amount: 500 };
+    Keyed {
+        user,
+        other: db::create_user(pool, "Lee", 100_000).await.unwrap(),
+        pencil: db::create_product(pool, "Pencil", 1_000, 5).await.unwrap(),
+        eraser: db::create_product(pool, "Eraser", 1_000, 5).await.unwrap(),
+        coupon: db::create_coupon(pool, user, &fixed, None, in_days(3))
+            .await
+            .unwrap(),
+    }
+}
+
+/// Once recorded, placing the same id again answers the recorded order, whatever has changed
+/// since (the checks would all fail now), and records nothing more; another user's placement
+/// cannot take the id.
+#[tokio::test]
+async fn place_is_keyed_by_the_order_id() {
+    let t = TestDb::new().await;
+    let pool = &t.pool;
+    let Keyed {
+        user,
+        other,
+        pencil,
+        eraser,
+        coupon,
+    } = keyed_shop(pool).await;
+    let request = place_input("o-keyed", user, &[(pencil, 5)], Some(coupon));
+    let first = orders::place(pool, &request).await.unwrap();
+    assert_eq!(first.total, 4_500);
+
+    // A rival order takes every pencil, the coupon and the points the first one needs.
+    let rival = place(
+        pool,
+        "o-rival",
+        user,
+        &[(pencil, 5), (eraser, 1)],
+        Some(coupon),
+    )
+    .await
+    .unwrap();
+    pay(pool, &rival, "pay-rival").await.unwrap();
+    assert_eq!(stock_of(pool, pencil).await, 0);
+    assert_eq!(coupon_of(pool, coupon).await.0, CouponStatus::Used);
+    assert!(points_of(pool, user).await < first.total);
+    let now = check(pool, &input(user, &[(pencil, 5)], Some(coupon))).await;
+    assert!(now.is_err(), "the checks would refuse it now: {now:?}");
+
+    let again = orders::place(pool, &request).await.unwrap();
+    assert_eq!(
+        again, first,
+        "the same order, created_at and expires_at included"
+    );
+    assert_eq!(
+        count(pool, "SELECT count(*) FROM orders WHERE id = 'o-keyed'").await,
+        1
+    );
+    assert_eq!(
+        count(
+            pool,
+            "SELECT count(*) FROM order_lines WHERE order_id = 'o-keyed'"
+        )
+        .await,
+        1
+    );
+
+    // Another user's placement under the id, however valid, is refused and changes nothing.
+    let stolen = place(pool, "o-keyed", other, &[(eraser, 1)], None).await;
+    assert_eq!(
+        business(stolen.unwrap_err()).code(),
+        OrderError::INVALID_REQUEST
+    );
+    assert_eq!(
+        orders::load(pool, "o-keyed").await.unwrap(),
+        Some(first.clone())
+    );
+
+    // A closed order placed again answers the order as it now stands.
+    let closed = close(
+        pool,
+        "o-keyed",
+        OrderStatus::Expired,
+        CancelCode::PaymentExpired,
+    )
+    .await
+    .unwrap();
+    assert_eq!(orders::place(pool, &request).await.unwrap(), closed);
+    t.finish().await;
+}
+
+/// Runs of one placement racing each other record one order, and every run answers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn racing_placements_of_one_id_record_one_order() {
+    let t = TestDb::new().await;
+    let pool = &t.pool;
+    let user = db::create_user(pool, "Kim", 10_000).await.unwrap();
+    let pencil = db::create_product(pool, "Pencil", 1_000, 5).await.unwrap();
+    let request = place_input("o-race", user, &[(pencil, 2)], None);
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(8));
+    let runs: Vec<_> = (0..8)
+        .map(|_| {
+            let (pool, request, barrier) = (pool.clone(), request.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                retried(|| orders::place(&pool, &request)).await
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for run in runs {
+        answers.push(run.await.unwrap().unwrap());
+    }
+    assert!(answers.iter().all(|o| *o == answers[0]), "{answers:#?}");
+    assert_eq!(count(pool, "SELECT count(*) FROM orders").await, 1);
+    assert_eq!(count(pool, "SELECT count(*) FROM order_lines").await, 1);
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn orders_are_listed_newest_first() {
+    let t = TestDb::new().await;
+    let pool = &t.pool;
+    let s = shop(pool).await;
+    let first = place(pool, "o-1", s.user, &[(s.pencil, 1)], None)
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let second = place(pool, "o-2", s.user, &[(s.notebook, 1)], None)
+        .await
+        .unwrap();
+
+    let listed = orders::list_for_user(pool, s.user, 10).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|o| o.id.as_str()).collect::<Vec<_>>(),
+        vec!["o-2", "o-1", "o-used"]
+    );
+    assert_eq!((&listed[0], &listed[1]), (&second, &first));
+    assert_eq!(
+        orders::list_for_user(pool, s.user, 1).await.unwrap().len(),
+        1
+    );
+    assert!(
+        orders::list_for_user(pool, s.poor, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     t.finish().await;
 }

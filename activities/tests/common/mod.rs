@@ -1,7 +1,11 @@
-//! The harness both activity test binaries share: a fresh, migrated database per test on the
+//! The harness the activity test binaries share: a fresh, migrated database per test on the
 //! server of `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/`), checked against
-//! every invariant and dropped when the test ends.
+//! every invariant and dropped when the test ends; the saga's steps as the workflow drives them
+//! ([`saga`]); and reads of what the database holds ([`reads`]).
 #![allow(dead_code)] // each test binary uses its own part of it
+
+pub mod reads;
+pub mod saga;
 
 use std::str::FromStr;
 
