@@ -47,26 +47,18 @@ pub(crate) struct Attempt {
 /// statement of its own (committed at once), so that a step whose transaction rolls back
 /// leaves its payment numbered.
 pub(crate) async fn attempt_of(db: &PgPool, key: &StepKey) -> Result<Attempt, StepError> {
-    let n: Option<i64> = sqlx::query_scalar(
-        "WITH new AS ( \
-             INSERT INTO payments (order_id, payment_id, attempt) \
-             SELECT $1, $2, coalesce(max(attempt), 0) + 1 FROM payments WHERE order_id = $1 \
-             ON CONFLICT (order_id, payment_id) DO NOTHING RETURNING attempt) \
-         SELECT attempt FROM new \
-         UNION ALL SELECT attempt FROM payments WHERE order_id = $1 AND payment_id = $2 \
-         LIMIT 1",
+    // A payment numbered concurrently by another of its steps: the conflict waits for it, and
+    // the no-op update answers its number.
+    let n: i64 = sqlx::query_scalar(
+        "INSERT INTO payments (order_id, payment_id, attempt) \
+         SELECT $1, $2, coalesce(max(attempt), 0) + 1 FROM payments WHERE order_id = $1 \
+         ON CONFLICT (order_id, payment_id) DO UPDATE SET attempt = payments.attempt \
+         RETURNING attempt",
     )
     .bind(&key.order_id)
     .bind(&key.payment_id)
-    .fetch_optional(db)
+    .fetch_one(db)
     .await?;
-    // None: another transaction numbered this very payment a moment ago; a retry finds it.
-    let n = n.ok_or_else(|| {
-        StepError::Db(sqlx::Error::Protocol(format!(
-            "payment {} of order {} is being numbered concurrently",
-            key.payment_id, key.order_id
-        )))
-    })?;
     Ok(Attempt {
         order_id: key.order_id.clone(),
         n,
@@ -113,11 +105,29 @@ pub(crate) async fn forward<T>(
         Some(status) => match claim_forward(&mut tx, step, &attempt).await {
             Ok(Forward::Done(detail)) => done(&detail),
             Ok(Forward::Claimed) if status != needs => Err(OrderError::not_payable(status).into()),
+            // The steps after the charge never go on with a payment whose charge was refunded,
+            // fenced or refused (a refunded order stays PAID until it is closed).
+            Ok(Forward::Claimed) if step != CHARGE_POINTS && undone(&mut tx, &attempt).await? => {
+                Err(OrderError::not_payable(OrderStatus::Canceled).into())
+            }
             Ok(Forward::Claimed) => apply(&mut tx, &attempt).await,
             Err(e) => Err(e),
         },
     };
     finish(db, tx, step, &attempt, result).await
+}
+
+/// Whether `attempt`'s charge is on record as anything but done.
+async fn undone(tx: &mut PgConnection, attempt: &Attempt) -> Result<bool, sqlx::Error> {
+    let state: Option<String> = sqlx::query_scalar(
+        "SELECT state FROM saga_steps WHERE order_id = $1 AND step = 'charge_points' \
+         AND attempt = $2",
+    )
+    .bind(&attempt.order_id)
+    .bind(attempt.n)
+    .fetch_optional(&mut *tx)
+    .await?;
+    Ok(state.is_some_and(|s| s != "DONE"))
 }
 
 /// What a forward step found when it claimed its key.

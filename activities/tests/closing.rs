@@ -513,3 +513,44 @@ async fn mark_notified_records_the_first_receipt() {
     );
     t.finish().await;
 }
+
+/// A payment's later steps never go on once its charge was refunded: the order is still
+/// `PAID` until it is closed, and a late redemption or deduction of that payment (its undo
+/// never registered, say) must not complete an order whose points were given back.
+#[tokio::test]
+async fn no_step_goes_on_with_a_refunded_charge() {
+    let t = TestDb::new().await;
+    let pool = &t.pool;
+    let s = shop(pool).await;
+    let order = place(pool, "o-refunded", s.user, &[(s.cheap, 2)], Some(s.coupon))
+        .await
+        .unwrap();
+    points::charge(pool, &charge_input(&order, "p1"))
+        .await
+        .unwrap();
+    points::refund(pool, &common::saga::key(&order, "p1"))
+        .await
+        .unwrap();
+    assert_eq!(status_of(pool, "o-refunded").await, OrderStatus::Paid);
+    let before = effects(pool).await;
+    let canceled = OrderError::not_payable(OrderStatus::Canceled);
+    let e = coupons::redeem(pool, &redeem_input(&order, "p1"))
+        .await
+        .unwrap_err();
+    assert_eq!(business(e), canceled);
+    let e = stock::deduct_and_complete(pool, &deduct_input(&order, "p1"))
+        .await
+        .unwrap_err();
+    assert_eq!(business(e), canceled);
+    assert_eq!(effects(pool).await, before, "nothing changed");
+    close(
+        pool,
+        "o-refunded",
+        OrderStatus::Canceled,
+        CancelCode::OperatorCanceled,
+    )
+    .await
+    .unwrap();
+    assert_invariants(pool).await;
+    t.finish().await;
+}
