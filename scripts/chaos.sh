@@ -38,12 +38,11 @@ fi
 info "cargo build ${CARGO_PROFILE_FLAGS[*]} --bin worker --bin starter --bin chaos"
 cargo build "${CARGO_PROFILE_FLAGS[@]}" --bin worker --bin starter --bin chaos ||
     die "the build failed"
-# The crash-point matrix (scenario 8) runs a worker that aborts at a named point. It is built
-# into a target directory of its own, so it never replaces the worker above (or `make up`'s).
-CRASH_TARGET_DIR="$TARGET_DIR/crashpoints"
-info "cargo build ${CARGO_PROFILE_FLAGS[*]} -p worker --features crashpoints --bin worker --target-dir $CRASH_TARGET_DIR"
-cargo build "${CARGO_PROFILE_FLAGS[@]}" -p worker --features crashpoints --bin worker \
-    --target-dir "$CRASH_TARGET_DIR" ||
+# The crash-point matrix (scenario 8) runs a worker that aborts at a named point: a binary of
+# its own name (worker-crashpoints), so it never replaces the worker above (or `make up`'s),
+# built in a cargo run of its own so that the feature reaches no other binary.
+info "cargo build ${CARGO_PROFILE_FLAGS[*]} -p worker --features crashpoints --bin worker-crashpoints"
+cargo build "${CARGO_PROFILE_FLAGS[@]}" -p worker --features crashpoints --bin worker-crashpoints ||
     die "the build of the crashpoints worker failed"
 
 info "chaos $*"

@@ -56,3 +56,14 @@ mod armed {
         std::process::abort();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// `cargo test --workspace` builds what `make up` and the image run: no crate of it may turn
+    /// the crash points on.
+    #[test]
+    fn the_default_build_cannot_crash_on_purpose() {
+        assert!(!super::ENABLED);
+        super::hit("any.point", "any order");
+    }
+}

@@ -360,15 +360,12 @@ async fn judge(env: Env, state: &Shared, out: &mut CellResult) -> Result<()> {
 
 /// The crashpoints worker, built by scripts/chaos.sh beside the standard one.
 pub fn crash_worker(bin_dir: &Path) -> Result<PathBuf> {
-    let profile = bin_dir.file_name().context("the binary's directory")?;
-    let target = bin_dir.parent().context("the target directory")?;
-    let worker = target.join("crashpoints").join(profile).join("worker");
+    let worker = bin_dir.join("worker-crashpoints");
     if !worker.exists() {
         anyhow::bail!(
             "{} is missing: build it with `cargo build -p worker --features crashpoints --bin \
-             worker --target-dir {}` (scripts/chaos.sh does)",
+             worker-crashpoints` (scripts/chaos.sh does)",
             worker.display(),
-            target.join("crashpoints").display()
         );
     }
     Ok(worker)
