@@ -9,41 +9,50 @@ use saga_tests::{business, spawn_app, spawn_app_with};
 
 use super::R;
 
-/// The placement's database is out of reach (its tables locked) for longer than any bound a
-/// placement ever had (30 s): the placement waits, and is answered once the database is back,
-/// instead of being rejected `UNAVAILABLE` for good.
+/// The placement's table is gone for longer than any bound a placement ever had (30 s): every
+/// try fails at once with a database error, and the placement keeps trying and is answered once
+/// the table is back, instead of being rejected `UNAVAILABLE` for good. Under both step modes
+/// (local activities time out in the worker, ordinary ones on the server).
 #[tokio::test]
 async fn a_placement_outlasts_a_database_outage() -> R {
     let app = spawn_app().await;
     let user = app.user(10_000).await;
     let a = app.product(1_000, 5).await;
-    let mut outage = app.db.begin().await?;
-    sqlx::query("LOCK TABLE products IN ACCESS EXCLUSIVE MODE")
-        .execute(&mut *outage)
+    sqlx::query("ALTER TABLE products RENAME TO products_away")
+        .execute(&app.db)
         .await?;
-    let service = app.service.clone();
-    let id = starter::OrderService::new_order_id();
-    let placing = {
-        let id = id.clone();
-        tokio::spawn(async move {
-            service
-                .place(&id, user, saga_tests::request(&[(a, 2)], None))
-                .await
-        })
-    };
+    let mut placing = Vec::new();
+    for remote in [false, true] {
+        let service = app.service.clone().with_remote_steps(remote);
+        let id = starter::OrderService::new_order_id();
+        placing.push((
+            id.clone(),
+            tokio::spawn(async move {
+                service
+                    .place(&id, user, saga_tests::request(&[(a, 2)], None))
+                    .await
+            }),
+        ));
+    }
     tokio::time::sleep(Duration::from_secs(35)).await;
-    assert!(!placing.is_finished(), "answered during the outage");
-    outage.rollback().await?;
-
-    let placed = placing.await??;
-    assert_eq!(placed.status, OrderStatus::Pending);
-    // And a repeat under the same id attaches to the same order.
-    let again = app
-        .service
-        .place(&id, user, saga_tests::request(&[(a, 2)], None))
+    for (_, task) in &placing {
+        assert!(!task.is_finished(), "answered during the outage");
+    }
+    sqlx::query("ALTER TABLE products_away RENAME TO products")
+        .execute(&app.db)
         .await?;
-    assert_eq!(again, placed);
-    app.service.pay(&id).await?;
+
+    for (id, task) in placing {
+        let placed = task.await??;
+        assert_eq!(placed.status, OrderStatus::Pending);
+        // And a repeat under the same id attaches to the same order.
+        let again = app
+            .service
+            .place(&id, user, saga_tests::request(&[(a, 2)], None))
+            .await?;
+        assert_eq!(again, placed);
+        app.service.pay(&id).await?;
+    }
     app.finish().await
 }
 
