@@ -1,42 +1,38 @@
-use domain::{OrderError, Points};
+use domain::OrderError;
+use store::StoreError;
 use temporalio_common::protos::temporal::api::failure::v1::{Failure, failure::FailureInfo};
 use temporalio_sdk::ApplicationFailure;
 use temporalio_sdk::activities::ActivityError;
 
-/// What a step can fail with: a business outcome that retrying cannot change, or trouble with
-/// the database or the network that a retry may cure.
+/// The data platform did not take the order (a network error, or an answer that is not 2xx):
+/// always worth another try.
 #[derive(Debug, thiserror::Error)]
-pub enum StepError {
-    #[error(transparent)]
-    Business(#[from] OrderError),
-    #[error("database: {0}")]
-    Db(#[from] sqlx::Error),
-    #[error("data platform: {0}")]
-    Platform(String),
-    /// A keyed top-up whose key already stands in the ledger for another amount.
-    #[error("the top-up key {key:?} was used before for {amount} points")]
-    TopUpKeyReused { key: String, amount: Points },
-}
+#[error("data platform: {0}")]
+pub struct PlatformError(pub String);
 
-impl StepError {
-    /// Business errors become non-retryable typed failures; everything else stays retryable.
-    /// (The SDK's blanket `From` would make every error retryable, hence this explicit step.)
-    pub fn into_activity_error(self) -> ActivityError {
-        match self {
-            StepError::Business(err) => ActivityError::application(business_failure(err)),
-            other => ActivityError::application(ApplicationFailure::new(other)),
-        }
+/// Business errors become non-retryable typed failures; everything else stays retryable.
+/// (The SDK's blanket `From` would make every error retryable, hence this explicit step.)
+fn activity_error(e: StoreError) -> ActivityError {
+    match e {
+        StoreError::Business(err) => ActivityError::application(business_failure(err)),
+        other => ActivityError::application(ApplicationFailure::new(other)),
     }
 }
 
-/// `result.activity()`: a step's result as an activity's result.
+/// `result.activity()`: a store call's or the data platform's result as an activity's.
 pub trait ActivityResult<T> {
     fn activity(self) -> Result<T, ActivityError>;
 }
 
-impl<T> ActivityResult<T> for Result<T, StepError> {
+impl<T> ActivityResult<T> for Result<T, StoreError> {
     fn activity(self) -> Result<T, ActivityError> {
-        self.map_err(StepError::into_activity_error)
+        self.map_err(activity_error)
+    }
+}
+
+impl<T> ActivityResult<T> for Result<T, PlatformError> {
+    fn activity(self) -> Result<T, ActivityError> {
+        self.map_err(|e| ActivityError::application(ApplicationFailure::new(e)))
     }
 }
 

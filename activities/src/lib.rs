@@ -1,22 +1,14 @@
-//! The order saga's side effects. Every activity is idempotent by a business key, and every
-//! forward payment step sits beside its compensation (`points`, `coupons`, `stock`), sharing a
-//! [`StepKey`] so that a compensation that runs first fences out a late retry of its step.
+//! The order saga's activities: thin wrappers, one per step, around the `store` (each forward
+//! payment step beside its compensation, sharing a [`StepKey`] so that a compensation that runs
+//! first fences out a late retry of its step) and the data platform's client.
 //!
 //! Business failures are non-retryable application failures whose type is the contract's error
 //! code and whose details are the contract's error body; database and network errors are
 //! ordinary (retryable) failures.
 
-pub mod coupons;
-pub mod db;
 pub mod error;
-mod fence;
 pub mod floor;
-pub mod invariants;
-pub mod orders;
-pub mod placement;
 pub mod platform;
-pub mod points;
-pub mod stock;
 
 use std::sync::Arc;
 
@@ -30,8 +22,8 @@ use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 
 use error::ActivityResult;
-pub use error::StepError;
 pub use platform::PlatformClient;
+use store::{coupons, orders, points, stock};
 
 /// The activity implementer the worker registers: a database pool and the data platform.
 pub struct OrderActivities {

@@ -1,7 +1,7 @@
 //! The external data platform: one POST per completed order, keyed by the order id.
 use domain::Order;
 
-use crate::StepError;
+use crate::error::PlatformError;
 
 const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -20,8 +20,8 @@ impl PlatformClient {
     }
 
     /// POSTs the order as JSON with `Idempotency-Key: <order id>` (10 s timeout). Any 2xx is
-    /// success; any other answer or a network error is a retryable [`StepError::Platform`].
-    pub async fn send(&self, order: &Order) -> Result<(), StepError> {
+    /// success; any other answer or a network error is a [`PlatformError`], retried.
+    pub async fn send(&self, order: &Order) -> Result<(), PlatformError> {
         let response = self
             .http
             .post(&self.url)
@@ -30,14 +30,14 @@ impl PlatformClient {
             .json(order)
             .send()
             .await
-            .map_err(|e| StepError::Platform(format!("POST {}: {e}", self.url)))?;
+            .map_err(|e| PlatformError(format!("POST {}: {e}", self.url)))?;
         let status = response.status();
         if status.is_success() {
             return Ok(());
         }
         let body = response.text().await.unwrap_or_default();
         let excerpt: String = body.chars().take(200).collect();
-        Err(StepError::Platform(format!(
+        Err(PlatformError(format!(
             "POST {} answered {status}: {excerpt}",
             self.url
         )))

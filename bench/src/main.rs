@@ -20,9 +20,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
-use domain::{LineRequest, PlaceOrderRequest, Settings, Shipping};
+use domain::{LineRequest, PlaceOrderRequest, Shipping};
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
+use runtime::Settings;
 use serde::Serialize;
 use serde_json::json;
 use starter::OrderService;
@@ -147,16 +148,16 @@ struct Ctx {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    worker::init_tracing();
+    runtime::init_tracing();
     let args = Args::parse();
     if args.orders == 0 || args.concurrency.contains(&0) {
         bail!("--orders and every --concurrency must be at least 1");
     }
     let settings = Settings::from_env()?;
-    let db = activities::db::connect(&settings.database_url)
+    let db = store::db::connect(&settings.database_url)
         .await
         .with_context(|| format!("PostgreSQL at {}", settings.database_url))?;
-    let client = worker::connect_temporal(&settings).await?;
+    let client = runtime::connect_temporal(&settings).await?;
     let service = OrderService::new(
         client.clone(),
         db.clone(),
@@ -315,8 +316,8 @@ async fn make_shop(
         products: Vec::new(),
     };
     for i in 0..users.max(1) {
-        let id = activities::db::create_user(db, &format!("bench customer {i}"), 1_000_000_000_000)
-            .await?;
+        let id =
+            store::db::create_user(db, &format!("bench customer {i}"), 1_000_000_000_000).await?;
         let t = token::mint(
             &settings.auth_secret,
             &id.to_string(),
@@ -328,7 +329,7 @@ async fn make_shop(
     for i in 0..products.max(1) {
         let price = 1_000 + 500 * (i as i64 % 9);
         shop.products.push(
-            activities::db::create_product(db, &format!("bench product {i}"), price, 1_000_000_000)
+            store::db::create_product(db, &format!("bench product {i}"), price, 1_000_000_000)
                 .await?,
         );
     }

@@ -10,9 +10,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use domain::Settings;
 use futures::StreamExt;
 use receiver::ReceiverState;
+use runtime::Settings;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use temporalio_client::{Client, WorkflowGetResultOptions};
@@ -86,7 +86,7 @@ impl Stack {
             temporal_address: self.temporal.address(),
             ..Settings::from_lookup(|_| None)?
         };
-        Ok(worker::connect_temporal(&settings).await?)
+        Ok(runtime::connect_temporal(&settings).await?)
     }
 }
 
@@ -310,11 +310,11 @@ impl Env {
         let db_name = format!("chaos_{}", name.replace('-', "_"));
         let url = stack.pg.url(&db_name);
         drop_database(&stack.pg.url("postgres"), &db_name).await;
-        activities::db::ensure_database(&url)
+        store::db::ensure_database(&url)
             .await
             .with_context(|| format!("cannot create database {db_name}"))?;
-        let db = activities::db::connect(&url).await?;
-        activities::db::migrate(&db).await?;
+        let db = store::db::connect(&url).await?;
+        store::db::migrate(&db).await?;
 
         let receiver = Receiver::start().await?;
         let http_addr = format!("127.0.0.1:{}", infra::free_port()?);
@@ -444,16 +444,16 @@ impl Env {
     }
 
     pub async fn user(&self, name: &str, points: i64) -> Result<i64> {
-        Ok(activities::db::create_user(&self.db, name, points).await?)
+        Ok(store::db::create_user(&self.db, name, points).await?)
     }
 
     pub async fn product(&self, name: &str, price: i64, stock: i64) -> Result<i64> {
-        Ok(activities::db::create_product(&self.db, name, price, stock).await?)
+        Ok(store::db::create_product(&self.db, name, price, stock).await?)
     }
 
     pub async fn coupon(&self, user: i64, amount: i64) -> Result<i64> {
         let expires = chrono::Utc::now() + chrono::Duration::days(30);
-        Ok(activities::db::create_coupon(
+        Ok(store::db::create_coupon(
             &self.db,
             user,
             &domain::Discount::Fixed { amount },
@@ -511,7 +511,7 @@ impl Env {
 
         let report = starter::check::run(&self.db, Some(&self.client)).await?;
         violations.extend(report.violations);
-        violations.extend(activities::invariants::check_notified(&self.db).await?);
+        violations.extend(store::invariants::check_notified(&self.db).await?);
 
         let completed: HashSet<String> =
             sqlx::query_scalar("SELECT id FROM orders WHERE status = 'COMPLETED'")
@@ -597,7 +597,7 @@ impl Drop for Env {
 
 /// Drops a database of an earlier run, if any.
 async fn drop_database(admin_url: &str, name: &str) {
-    if let Ok(pool) = activities::db::connect(admin_url).await {
+    if let Ok(pool) = store::db::connect(admin_url).await {
         let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
             .execute(&pool)
             .await;

@@ -295,11 +295,11 @@ impl TemporalServer {
     /// Whether the server answers and knows the namespace.
     pub async fn serving(&self) -> bool {
         use temporalio_common::protos::temporal::api::workflowservice::v1::DescribeNamespaceRequest;
-        let settings = domain::Settings {
+        let settings = runtime::Settings {
             temporal_address: self.address(),
-            ..domain::Settings::from_lookup(|_| None).expect("default settings")
+            ..runtime::Settings::from_lookup(|_| None).expect("default settings")
         };
-        let Ok(client) = worker::connect_temporal_with(&settings, Duration::from_secs(2)).await
+        let Ok(client) = runtime::connect_temporal_with(&settings, Duration::from_secs(2)).await
         else {
             return false;
         };

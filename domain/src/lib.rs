@@ -9,14 +9,12 @@ pub mod input;
 pub mod order;
 pub mod pricing;
 pub mod saga;
-pub mod settings;
 
 pub use coupon::{Coupon, CouponInvalidReason, CouponStatus, Discount};
 pub use error::{ErrorBody, MAX_PAYMENT_ATTEMPTS, OrderError};
 pub use input::{LineRequest, PlaceOrderRequest, Shipping};
 pub use order::{CancelCode, Order, OrderLine, OrderStatus};
 pub use pricing::Pricing;
-pub use settings::Settings;
 
 /// Money is whole points, a KRW-like integer: there are no fractions anywhere.
 pub type Points = i64;

@@ -1,5 +1,5 @@
 //! `starter check`: CONTRACT §6 as a reconciliation job. It runs every rule against PostgreSQL
-//! (`activities::invariants`). Then it asks every order's workflow how it stands, because §6
+//! (`store::invariants`). Then it asks every order's workflow how it stands, because §6
 //! also says the row's status is the outcome of its workflow's latest run:
 //!
 //! - a closed workflow's outcome must equal the row: a completed run's result has the row's
@@ -71,7 +71,7 @@ enum Finding {
 }
 
 pub async fn run(db: &PgPool, temporal: Option<&Client>) -> Result<CheckReport, CheckError> {
-    let sql = activities::invariants::check(db).await?;
+    let sql = store::invariants::check(db).await?;
     let mut violations = sql.violations;
     let mut checked = sql.checked;
     let rows = rows(db).await?;

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use domain::{Discount, LineRequest, OrderError, PlaceOrderRequest, Settings, Shipping};
+use domain::{Discount, LineRequest, OrderError, PlaceOrderRequest, Shipping};
+use runtime::Settings;
 use starter::token::{self, Role};
 use starter::{OrderService, ServiceError};
 
@@ -71,7 +72,7 @@ enum AdminCommand {
         #[arg(long)]
         min_order_amount: Option<i64>,
         /// How long from now it stays valid.
-        #[arg(long, default_value = "30days", value_parser = domain::settings::parse_duration)]
+        #[arg(long, default_value = "30days", value_parser = runtime::settings::parse_duration)]
         valid_for: Duration,
     },
     /// Add points to a user; prints the user.
@@ -131,7 +132,7 @@ struct TokenArgs {
     #[arg(long)]
     admin: bool,
     /// How long the token is valid.
-    #[arg(long, default_value = "24h", value_parser = domain::settings::parse_duration)]
+    #[arg(long, default_value = "24h", value_parser = runtime::settings::parse_duration)]
     ttl: Duration,
 }
 
@@ -163,10 +164,10 @@ fn parse_item(s: &str) -> Result<LineRequest, String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    worker::init_tracing();
+    runtime::init_tracing();
     let outcome = run(Cli::parse()).await;
     // `serve` ends here too: the spans of its last requests are sent before the process goes.
-    worker::shutdown_tracing();
+    runtime::shutdown_tracing();
     match outcome {
         Ok(json) => {
             println!("{json}");
@@ -227,17 +228,17 @@ async fn run(cli: Cli) -> Result<String, Failure> {
         }
         Command::Db(DbCommand::Setup { no_seed }) => {
             let url = &settings.database_url;
-            activities::db::ensure_database(url)
+            store::db::ensure_database(url)
                 .await
                 .with_context(|| format!("cannot create the database of {url}"))?;
-            let pool = activities::db::connect(url)
+            let pool = store::db::connect(url)
                 .await
                 .with_context(|| format!("cannot reach PostgreSQL at {url}"))?;
-            activities::db::migrate(&pool)
+            store::db::migrate(&pool)
                 .await
                 .context("migrations failed")?;
             if !no_seed {
-                activities::db::seed_demo(&pool)
+                store::db::seed_demo(&pool)
                     .await
                     .context("seeding failed")?;
             }
@@ -275,10 +276,10 @@ async fn run(cli: Cli) -> Result<String, Failure> {
 }
 
 async fn check(settings: &Settings) -> Result<String, Failure> {
-    let db = activities::db::connect(&settings.database_url)
+    let db = store::db::connect(&settings.database_url)
         .await
         .with_context(|| format!("cannot reach PostgreSQL at {}", settings.database_url))?;
-    let temporal = match worker::connect_temporal(settings).await {
+    let temporal = match runtime::connect_temporal(settings).await {
         Ok(client) => Some(client),
         Err(e) => {
             tracing::warn!(error = %e, "Temporal unreachable: running orders cannot be checked");
@@ -341,12 +342,12 @@ async fn shutdown_signal() {
 }
 
 async fn admin(settings: &Settings, cmd: AdminCommand) -> Result<String, Failure> {
-    use activities::db;
+    use store::db;
     let pool = db::connect(&settings.database_url)
         .await
         .with_context(|| format!("cannot reach PostgreSQL at {}", settings.database_url))?;
-    let step = |e: activities::StepError| match e {
-        activities::StepError::Business(e) => Failure::Order(e),
+    let step = |e: store::StoreError| match e {
+        store::StoreError::Business(e) => Failure::Order(e),
         other => Failure::Other(other.into()),
     };
     let value = match cmd {
@@ -387,7 +388,7 @@ async fn admin(settings: &Settings, cmd: AdminCommand) -> Result<String, Failure
                 .await
                 .map_err(step)?;
             serde_json::to_value(
-                activities::coupons::get(&pool, id)
+                store::coupons::get(&pool, id)
                     .await
                     .map_err(anyhow::Error::from)?,
             )
@@ -416,10 +417,10 @@ async fn admin(settings: &Settings, cmd: AdminCommand) -> Result<String, Failure
 }
 
 async fn connect(settings: &Settings) -> anyhow::Result<OrderService> {
-    let db = activities::db::connect(&settings.database_url)
+    let db = store::db::connect(&settings.database_url)
         .await
         .with_context(|| format!("cannot reach PostgreSQL at {}", settings.database_url))?;
-    let client = worker::connect_temporal(settings).await?;
+    let client = runtime::connect_temporal(settings).await?;
     Ok(
         OrderService::new(client, db, &settings.task_queue, settings.payment_timeout)
             .with_remote_steps(settings.remote_steps),

@@ -133,7 +133,7 @@ impl OrderService {
     /// Placing again under the id of an order whose workflow has closed: the same answer as
     /// the first time (the order as it stands now, or the error that rejected it).
     async fn placed_before(&self, order_id: &str, user_id: UserId) -> Result<Order, ServiceError> {
-        if let Some(order) = activities::orders::load(&self.db, order_id).await? {
+        if let Some(order) = store::orders::load(&self.db, order_id).await? {
             if order.user_id == user_id {
                 return Ok(order);
             }
@@ -200,7 +200,7 @@ impl OrderService {
 
     /// The order as recorded in PostgreSQL.
     pub async fn show(&self, order_id: &str) -> Result<Order, ServiceError> {
-        activities::orders::load(&self.db, order_id)
+        store::orders::load(&self.db, order_id)
             .await?
             .ok_or_else(|| {
                 OrderError::OrderNotFound {
@@ -227,7 +227,7 @@ impl OrderService {
     }
 
     async fn closed_order(&self, order_id: &str) -> ServiceError {
-        match activities::orders::load(&self.db, order_id).await {
+        match store::orders::load(&self.db, order_id).await {
             Ok(Some(order)) => OrderError::not_payable(order.status).into(),
             Ok(None) => OrderError::OrderNotFound {
                 order_id: order_id.to_owned(),

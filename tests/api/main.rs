@@ -6,9 +6,9 @@
 use std::time::{Duration, Instant};
 
 use domain::Discount;
-use domain::settings::RateLimit;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::{Method, StatusCode};
+use runtime::settings::RateLimit;
 use saga_tests::http::{
     ApiApp, Reply, serve, spawn_api, spawn_api_with, spawn_api_with_rate_limit,
 };
@@ -268,7 +268,7 @@ async fn every_error_of_the_table_with_its_details() -> R {
     let fixed = Discount::Fixed { amount: 500 };
     let theirs = api.app.coupon(other, fixed, None).await;
     let min = api.app.coupon(user, fixed, Some(4_001)).await;
-    let expired = activities::db::create_coupon(
+    let expired = store::db::create_coupon(
         &api.app.db,
         user,
         &fixed,

@@ -8,14 +8,15 @@ use std::time::Duration;
 
 use activities::{OrderActivities, PlatformClient};
 use anyhow::{Context, Result, bail};
-use domain::{Discount, OrderError, OrderStatus, Settings};
+use domain::{Discount, OrderError, OrderStatus};
+use runtime::Settings;
+use runtime::telemetry::{self, OrderTelemetry, WorkerMetrics};
 use saga_tests::{TestApp, WorkerThread, business, request, spawn_app};
 use serde_json::json;
 use starter::OrderService;
 use starter::http::AppState;
 use starter::token::{self, Role};
 use temporalio_client::{WorkflowCountOptions, WorkflowDescribeOptions};
-use worker::telemetry::{self, OrderTelemetry, WorkerMetrics};
 use workflows::OrderWorkflow;
 
 type R = Result<()>;
@@ -348,8 +349,8 @@ fn start_instrumented_worker(
 ) -> Result<(WorkerThread, std::net::SocketAddr)> {
     WorkerThread::spawn(format!("worker-{task_queue}"), move || async move {
         let metrics = WorkerMetrics::start("127.0.0.1:0".parse()?)?;
-        let db = activities::db::connect(&settings.database_url).await?;
-        let client = worker::connect_temporal_metered(&settings, metrics.client_meter()).await?;
+        let db = store::db::connect(&settings.database_url).await?;
+        let client = runtime::connect_temporal_metered(&settings, metrics.client_meter()).await?;
         let runtime = telemetry::runtime(Some(&metrics))?;
         let activities = OrderActivities::new(db, PlatformClient::new(&settings.data_platform_url));
         let worker = telemetry::build_instrumented_worker(

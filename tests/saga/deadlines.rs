@@ -147,7 +147,7 @@ async fn an_order_takes_at_most_twenty_payment_attempts() -> R {
         serde_json::to_value(&refused)?["details"],
         serde_json::json!({"status": "PENDING", "reason": "TOO_MANY_ATTEMPTS"})
     );
-    activities::db::top_up(&app.db, user, 10_000, None).await?;
+    store::db::top_up(&app.db, user, 10_000, None).await?;
     let still = business(app.service.pay(&starved.id).await);
     assert_eq!(still, OrderError::TooManyAttempts);
     assert_eq!(

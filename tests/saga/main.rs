@@ -151,7 +151,7 @@ async fn every_coupon_invalid_reason() -> R {
     let ok = app.place(user, &[(a, 1)], Some(exact)).await?;
     app.service.cancel(&ok.id).await?;
     // EXPIRED
-    let expired = activities::db::create_coupon(
+    let expired = store::db::create_coupon(
         &app.db,
         user,
         &fixed,
@@ -233,7 +233,7 @@ async fn insufficient_points_at_payment_then_top_up_and_pay_again() -> R {
         OrderStatus::Pending
     );
 
-    activities::db::top_up(&app.db, user, 5_000, Some("top-up-1")).await?;
+    store::db::top_up(&app.db, user, 5_000, Some("top-up-1")).await?;
     let paid = app.service.pay(&placed.id).await?;
     assert_eq!(paid.status, OrderStatus::Completed);
     assert_eq!(app.points(user).await, 0);
@@ -736,7 +736,7 @@ async fn the_checker_finds_stranded_orders_and_broken_ledgers() -> R {
         .bind(user)
         .execute(&app.db)
         .await?;
-    activities::orders::close(
+    store::orders::close(
         &app.db,
         &domain::saga::CloseOrderInput {
             order_id: stranded.id.clone(),

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use domain::settings::RateLimit;
 use reqwest::{Method, StatusCode};
+use runtime::settings::RateLimit;
 use serde_json::Value;
 use starter::http::AppState;
 use starter::token::{self, Role};

@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use activities::{OrderActivities, PlatformClient};
 use anyhow::{Context, Result, bail, ensure};
-use domain::{Discount, Order, OrderError, PlaceOrderRequest, Settings, Shipping};
+use domain::{Discount, Order, OrderError, PlaceOrderRequest, Shipping};
 use receiver::RunningReceiver;
+use runtime::Settings;
 use sqlx::PgPool;
 use starter::{OrderService, ServiceError};
 use temporalio_client::{Client, WorkflowGetResultOptions};
@@ -111,14 +112,14 @@ pub async fn spawn_app_with(payment_timeout: Duration) -> TestApp {
 }
 
 async fn try_spawn_app(payment_timeout: Duration) -> Result<TestApp> {
-    worker::init_tracing();
+    runtime::init_tracing();
     let base = Settings::from_env()?;
     let id = uuid::Uuid::new_v4().simple().to_string();
     let db_name = format!("orders_test_{}", &id[..12]);
     let database_url = with_database(&base.database_url, &db_name);
-    activities::db::ensure_database(&database_url).await?;
-    let db = activities::db::connect(&database_url).await?;
-    activities::db::migrate(&db).await?;
+    store::db::ensure_database(&database_url).await?;
+    let db = store::db::connect(&database_url).await?;
+    store::db::migrate(&db).await?;
 
     let platform = receiver::spawn(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
     let settings = Settings {
@@ -129,7 +130,7 @@ async fn try_spawn_app(payment_timeout: Duration) -> Result<TestApp> {
         ..base
     };
     let worker = start_worker(settings.clone())?;
-    let client = worker::connect_temporal(&settings).await?;
+    let client = runtime::connect_temporal(&settings).await?;
     let service = OrderService::new(
         client.clone(),
         db.clone(),
@@ -150,11 +151,11 @@ async fn try_spawn_app(payment_timeout: Duration) -> Result<TestApp> {
 fn start_worker(settings: Settings) -> Result<WorkerThread> {
     let name = format!("worker-{}", settings.task_queue);
     let (worker, ()) = WorkerThread::spawn(name, move || async move {
-        let db = activities::db::connect(&settings.database_url).await?;
-        let client = worker::connect_temporal(&settings).await?;
+        let db = store::db::connect(&settings.database_url).await?;
+        let client = runtime::connect_temporal(&settings).await?;
         let runtime = temporalio_sdk::Runtime::from_current_tokio(Default::default())?;
         let activities = OrderActivities::new(db, PlatformClient::new(&settings.data_platform_url));
-        let worker = worker::build_worker(&runtime, client, &settings.task_queue, activities)?;
+        let worker = runtime::build_worker(&runtime, client, &settings.task_queue, activities)?;
         Ok((worker, runtime, ()))
     })?;
     Ok(worker)
@@ -209,20 +210,20 @@ pub fn business(result: Result<Order, ServiceError>) -> OrderError {
 
 impl TestApp {
     pub async fn user(&self, points: i64) -> i64 {
-        activities::db::create_user(&self.db, "Test user", points)
+        store::db::create_user(&self.db, "Test user", points)
             .await
             .expect("create user")
     }
 
     pub async fn product(&self, price: i64, stock: i64) -> i64 {
-        activities::db::create_product(&self.db, "Test product", price, stock)
+        store::db::create_product(&self.db, "Test product", price, stock)
             .await
             .expect("create product")
     }
 
     pub async fn coupon(&self, user_id: i64, discount: Discount, min: Option<i64>) -> i64 {
         let expires = chrono::Utc::now() + chrono::Duration::days(30);
-        activities::db::create_coupon(&self.db, user_id, &discount, min, expires)
+        store::db::create_coupon(&self.db, user_id, &discount, min, expires)
             .await
             .expect("create coupon")
     }
@@ -344,13 +345,13 @@ impl TestApp {
             .await
             .with_context(|| format!("workflow {id} did not finish"))?;
         }
-        let report = activities::invariants::check(&self.db).await?;
+        let report = store::invariants::check(&self.db).await?;
         ensure!(
             report.is_ok(),
             "invariant violations: {:#?}",
             report.violations
         );
-        let unnotified = activities::invariants::check_notified(&self.db).await?;
+        let unnotified = store::invariants::check_notified(&self.db).await?;
         ensure!(
             unnotified.is_empty(),
             "completed orders not notified: {unnotified:?}"
@@ -394,7 +395,7 @@ impl TestApp {
 
 async fn drop_database(url: &str, name: &str) {
     let admin = with_database(url, "postgres");
-    if let Ok(pool) = activities::db::connect(&admin).await {
+    if let Ok(pool) = store::db::connect(&admin).await {
         let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
             .execute(&pool)
             .await;

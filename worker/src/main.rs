@@ -1,15 +1,16 @@
-//! `worker`: runs the order workflow and activity worker until SIGINT/SIGTERM.
+// `worker`: runs the order workflow and activity worker until SIGINT/SIGTERM. (Plain comments:
+// `worker-crashpoints` is this file too, `include!`d by src/crashpoints.rs.)
 
 use activities::{OrderActivities, PlatformClient};
 use anyhow::Context;
-use domain::Settings;
-use worker::telemetry::{self, OrderTelemetry, WorkerMetrics};
+use runtime::Settings;
+use runtime::telemetry::{self, OrderTelemetry, WorkerMetrics};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    worker::init_tracing();
+    runtime::init_tracing();
     let result = run().await;
-    worker::shutdown_tracing();
+    runtime::shutdown_tracing();
     result
 }
 
@@ -25,12 +26,12 @@ async fn run() -> anyhow::Result<()> {
         .map(WorkerMetrics::start)
         .transpose()
         .context("set WORKER_METRICS_ADDR to a free host:port, or to `off`")?;
-    let db = activities::db::connect(&settings.database_url)
+    let db = store::db::connect(&settings.database_url)
         .await
         .with_context(|| format!("cannot reach PostgreSQL at {}", settings.database_url))?;
     let client = match &metrics {
-        Some(m) => worker::connect_temporal_metered(&settings, m.client_meter()).await?,
-        None => worker::connect_temporal(&settings).await?,
+        Some(m) => runtime::connect_temporal_metered(&settings, m.client_meter()).await?,
+        None => runtime::connect_temporal(&settings).await?,
     };
     let runtime = telemetry::runtime(metrics.as_ref())?;
     let activities = OrderActivities::new(db, PlatformClient::new(&settings.data_platform_url));

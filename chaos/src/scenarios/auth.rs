@@ -254,7 +254,7 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
         sign(&good, Algorithm::HS512, secret.as_bytes()),
     );
     for (what, key) in [
-        ("the development secret", domain::settings::DEV_AUTH_SECRET),
+        ("the development secret", runtime::settings::DEV_AUTH_SECRET),
         ("an empty secret", ""),
         ("\"secret\"", "secret"),
         ("\"null\"", "null"),

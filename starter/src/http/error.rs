@@ -132,13 +132,12 @@ impl From<ServiceError> for ApiError {
     }
 }
 
-impl From<activities::StepError> for ApiError {
-    fn from(e: activities::StepError) -> Self {
+impl From<store::StoreError> for ApiError {
+    fn from(e: store::StoreError) -> Self {
         match e {
-            activities::StepError::Business(e) => e.into(),
-            activities::StepError::Db(e) => e.into(),
-            activities::StepError::TopUpKeyReused { .. } => Self::KeyReused,
-            other => Self::Internal(other.to_string()),
+            store::StoreError::Business(e) => e.into(),
+            store::StoreError::Db(e) => e.into(),
+            store::StoreError::TopUpKeyReused { .. } => Self::KeyReused,
         }
     }
 }

@@ -181,16 +181,17 @@ pub(super) async fn serve(listener: tokio::net::TcpListener, metrics: HttpMetric
 /// A bad or taken address is logged and the API runs without metrics: answering customers
 /// matters more than being scraped.
 pub(super) async fn listen_from_env() -> Option<tokio::net::TcpListener> {
-    let addr: SocketAddr =
-        match worker::telemetry::listen_addr_from_env("API_METRICS_ADDR", DEFAULT_API_METRICS_ADDR)
-        {
-            Ok(Some(addr)) => addr,
-            Ok(None) => return None,
-            Err(e) => {
-                tracing::warn!(error = %e, "no metrics endpoint");
-                return None;
-            }
-        };
+    let addr: SocketAddr = match runtime::telemetry::listen_addr_from_env(
+        "API_METRICS_ADDR",
+        DEFAULT_API_METRICS_ADDR,
+    ) {
+        Ok(Some(addr)) => addr,
+        Ok(None) => return None,
+        Err(e) => {
+            tracing::warn!(error = %e, "no metrics endpoint");
+            return None;
+        }
+    };
     match tokio::net::TcpListener::bind(addr).await {
         Ok(listener) => Some(listener),
         Err(e) => {

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use domain::UserId;
-use domain::settings::RateLimit;
+use runtime::settings::RateLimit;
 
 /// Buckets are forgotten once full (a full bucket is what a new one is) when there are more
 /// than this many; the limit then doubles with the buckets still in use.

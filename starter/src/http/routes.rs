@@ -1,7 +1,6 @@
 //! The routes of CONTRACT §5. Handlers stay thin: input rules, ownership, then the order's
 //! workflow (placement, payment, cancellation) or a read of PostgreSQL.
 
-use activities::db::{Product, User};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -9,6 +8,7 @@ use domain::input::MAX_TOP_UP;
 use domain::{Coupon, Discount, ErrorBody, Order, OrderError, PlaceOrderRequest, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use store::db::{Product, User};
 use utoipa::ToSchema;
 
 use super::auth::{Admin, Caller, Customer};
@@ -99,7 +99,7 @@ pub async fn health(State(state): State<AppState>) -> Response {
 #[utoipa::path(get, path = "/api/v1/products", tag = "products", security(("bearer" = [])),
     responses((status = 200, body = Vec<Product>), (status = 401, body = ErrorBody)))]
 pub async fn list_products(State(state): State<AppState>, _caller: Caller) -> Result<Answer> {
-    Answer::ok(&activities::db::list_products(state.db()).await?)
+    Answer::ok(&store::db::list_products(state.db()).await?)
 }
 
 /// One product.
@@ -116,7 +116,7 @@ pub async fn get_product(
     _caller: Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Answer> {
-    match activities::db::get_product(state.db(), id).await? {
+    match store::db::get_product(state.db(), id).await? {
         Some(p) => Answer::ok(&p),
         None => Err(OrderError::ProductNotFound { product_id: id }.into()),
     }
@@ -125,7 +125,7 @@ pub async fn get_product(
 // ---- me ----
 
 async fn me_of(state: &AppState, user: UserId) -> Result<User> {
-    activities::db::get_user(state.db(), user)
+    store::db::get_user(state.db(), user)
         .await?
         .ok_or_else(|| ApiError::Unauthenticated(format!("user {user} does not exist")))
 }
@@ -166,7 +166,7 @@ pub async fn top_up(
     let ledger_key = key.clone();
     let st = state.clone();
     idempotency::once(&state, user, key, fingerprint, move || async move {
-        activities::db::top_up(st.db(), user, req.amount, ledger_key.as_deref()).await?;
+        store::db::top_up(st.db(), user, req.amount, ledger_key.as_deref()).await?;
         Answer::ok(&me_of(&st, user).await?)
     })
     .await
@@ -176,7 +176,7 @@ pub async fn top_up(
 #[utoipa::path(get, path = "/api/v1/me/coupons", tag = "me", security(("bearer" = [])),
     responses((status = 200, body = Vec<Coupon>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn my_coupons(State(state): State<AppState>, Customer(user): Customer) -> Result<Answer> {
-    Answer::ok(&activities::coupons::list_for_user(state.db(), user).await?)
+    Answer::ok(&store::coupons::list_for_user(state.db(), user).await?)
 }
 
 // ---- orders ----
@@ -241,7 +241,7 @@ pub async fn list_orders(
 ) -> Result<Answer> {
     let limit = q.limit.unwrap_or(DEFAULT_ORDER_PAGE);
     in_range("limit", limit, 1, MAX_ORDER_PAGE)?;
-    Answer::ok(&activities::orders::list_for_user(state.db(), user, limit).await?)
+    Answer::ok(&store::orders::list_for_user(state.db(), user, limit).await?)
 }
 
 /// `ORDER_NOT_FOUND` for `order_id`: no such order, or not the caller's (its existence is not
@@ -262,7 +262,7 @@ fn order_id_of_request(order_id: &str) -> Result<()> {
 /// The order, if it is the caller's; otherwise `ORDER_NOT_FOUND`.
 async fn owned(state: &AppState, user: UserId, order_id: &str) -> Result<Order> {
     order_id_of_request(order_id)?;
-    match activities::orders::load(state.db(), order_id).await? {
+    match store::orders::load(state.db(), order_id).await? {
         Some(order) if order.user_id == user => Ok(order),
         _ => Err(order_not_found(order_id)),
     }
@@ -380,8 +380,8 @@ pub async fn create_user(
     ApiJson(req): ApiJson<NewUser>,
 ) -> Result<Answer> {
     in_range("points", req.points, 0, MAX_AMOUNT)?;
-    let id = activities::db::create_user(state.db(), &req.name, req.points).await?;
-    let user = activities::db::get_user(state.db(), id)
+    let id = store::db::create_user(state.db(), &req.name, req.points).await?;
+    let user = store::db::get_user(state.db(), id)
         .await?
         .ok_or_else(|| ApiError::Internal(format!("user {id} vanished")))?;
     Answer::created(&user)
@@ -410,8 +410,8 @@ pub async fn create_product(
 ) -> Result<Answer> {
     in_range("price", req.price, 1, MAX_AMOUNT)?;
     in_range("stock", req.stock, 0, MAX_STOCK)?;
-    let id = activities::db::create_product(state.db(), &req.name, req.price, req.stock).await?;
-    let product = activities::db::get_product(state.db(), id)
+    let id = store::db::create_product(state.db(), &req.name, req.price, req.stock).await?;
+    let product = store::db::get_product(state.db(), id)
         .await?
         .ok_or_else(|| ApiError::Internal(format!("product {id} vanished")))?;
     Answer::created(&product)
@@ -454,7 +454,7 @@ pub async fn create_coupon(
     if let Some(min) = req.min_order_amount {
         in_range("min_order_amount", min, 0, MAX_AMOUNT)?;
     }
-    let id = activities::db::create_coupon(
+    let id = store::db::create_coupon(
         state.db(),
         req.user_id,
         &req.discount,
@@ -462,7 +462,7 @@ pub async fn create_coupon(
         req.expires_at,
     )
     .await?;
-    let coupon = activities::coupons::get(state.db(), id)
+    let coupon = store::coupons::get(state.db(), id)
         .await?
         .ok_or_else(|| ApiError::Internal(format!("coupon {id} vanished")))?;
     Answer::created(&coupon)

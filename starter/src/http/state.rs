@@ -5,7 +5,8 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use domain::{Settings, UserId};
+use domain::UserId;
+use runtime::Settings;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use temporalio_client::Client;
@@ -91,7 +92,7 @@ impl AppState {
         if t.failed_at.is_some_and(|at| at.elapsed() < RECONNECT_PAUSE) {
             return Err(ApiError::unavailable("Temporal: not connected (retrying)"));
         }
-        match worker::connect_temporal_with(&self.inner.settings, CONNECT_TIMEOUT).await {
+        match runtime::connect_temporal_with(&self.inner.settings, CONNECT_TIMEOUT).await {
             Ok(client) => {
                 t.client = Some(client.clone());
                 t.failed_at = None;

@@ -5,7 +5,7 @@ use domain::{OrderError, OrderStatus};
 use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 
-use crate::StepError;
+use crate::StoreError;
 use crate::fence::{self, Attempt, CHARGE_POINTS};
 
 /// Charges the order's total to its user and marks the order `PAID`, in one transaction.
@@ -15,7 +15,7 @@ use crate::fence::{self, Attempt, CHARGE_POINTS};
 /// [`fence::forward`]). A refusal (`INSUFFICIENT_POINTS`, `ORDER_NOT_PAYABLE`,
 /// `ORDER_NOT_FOUND`) leaves nothing behind but its record under the key, so the same order
 /// can be paid again later under a new attempt.
-pub async fn charge(db: &PgPool, input: &ChargePointsInput) -> Result<Stamp, StepError> {
+pub async fn charge(db: &PgPool, input: &ChargePointsInput) -> Result<Stamp, StoreError> {
     fence::forward(
         db,
         CHARGE_POINTS,
@@ -27,9 +27,9 @@ pub async fn charge(db: &PgPool, input: &ChargePointsInput) -> Result<Stamp, Ste
     .await
 }
 
-fn stamp_of(detail: &serde_json::Value) -> Result<Stamp, StepError> {
+fn stamp_of(detail: &serde_json::Value) -> Result<Stamp, StoreError> {
     let at: DateTime<Utc> = serde_json::from_value(detail["at"].clone())
-        .map_err(|e| StepError::Db(sqlx::Error::Decode(Box::new(e))))?;
+        .map_err(|e| StoreError::Db(sqlx::Error::Decode(Box::new(e))))?;
     Ok(Stamp { at })
 }
 
@@ -37,7 +37,7 @@ async fn apply_charge(
     tx: &mut PgConnection,
     input: &ChargePointsInput,
     attempt: &Attempt,
-) -> Result<Stamp, StepError> {
+) -> Result<Stamp, StoreError> {
     let key = &input.key;
     // The usual case in two statements: the order goes PENDING → PAID (its row locked), then
     // the points, the ledger row and the step's record change together. Anything unusual is
@@ -95,7 +95,7 @@ async fn apply_charge(
 
 /// Why an order cannot be charged as asked: it does not exist, it is not `PENDING`, or the
 /// charge does not match it.
-async fn refusal(tx: &mut PgConnection, input: &ChargePointsInput) -> StepError {
+async fn refusal(tx: &mut PgConnection, input: &ChargePointsInput) -> StoreError {
     let key = &input.key;
     let order: Result<Option<(i64, String, i64)>, sqlx::Error> =
         sqlx::query_as("SELECT user_id, status, total FROM orders WHERE id = $1")
@@ -123,7 +123,7 @@ async fn refusal(tx: &mut PgConnection, input: &ChargePointsInput) -> StepError 
 /// or, when the charge never committed, fences it out for good; nothing for a `COMPLETED`
 /// order (see [`fence::compensate`]). Never fails for a business reason; running it again does
 /// nothing.
-pub async fn refund(db: &PgPool, key: &StepKey) -> Result<(), StepError> {
+pub async fn refund(db: &PgPool, key: &StepKey) -> Result<(), StoreError> {
     fence::compensate(db, CHARGE_POINTS, key, async |tx, attempt| {
         undo_charge(tx, attempt).await
     })
@@ -132,7 +132,10 @@ pub async fn refund(db: &PgPool, key: &StepKey) -> Result<(), StepError> {
 
 /// Refunds what `attempt` charged, with its `REFUND` ledger row (none when it charged nothing:
 /// a fully discounted order). The caller holds the order's lock and marks the step.
-pub(crate) async fn undo_charge(tx: &mut PgConnection, attempt: &Attempt) -> Result<(), StepError> {
+pub(crate) async fn undo_charge(
+    tx: &mut PgConnection,
+    attempt: &Attempt,
+) -> Result<(), StoreError> {
     let charged: Option<(i64, i64)> = sqlx::query_as(
         "SELECT user_id, amount FROM point_ledger \
          WHERE order_id = $1 AND attempt = $2 AND kind = 'CHARGE'",

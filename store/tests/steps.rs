@@ -4,10 +4,10 @@
 //! finding nothing wrong. Each forward step beside its compensation, keyed by payment; the
 //! payments numbered by the database; the admin helpers, the invariant check itself and the
 //! data platform client. The end of an order (the pivot, the close) is `closing.rs`.
-use activities::{StepError, coupons, db, invariants, orders, points, stock};
 use domain::saga::{ChargePointsInput, DeductStockInput, RedeemCouponInput, StepKey};
 use domain::{CouponInvalidReason, CouponStatus, Discount, Order, OrderError, OrderStatus};
 use sqlx::PgPool;
+use store::{coupons, db, invariants, orders, points, stock};
 
 mod common;
 use common::reads::{
@@ -1324,94 +1324,4 @@ async fn ensure_database_tolerates_a_race() {
     assert!(invariants::check(&pool).await.unwrap().is_ok());
     pool.close().await;
     drop_database(&name).await;
-}
-// ---------------------------------------------------------------- the data platform
-
-/// A one-shot-per-connection HTTP server answering each request with the next status of
-/// `statuses`; every request it saw (head and body) comes back on the channel.
-async fn fake_platform(
-    statuses: Vec<u16>,
-) -> (
-    String,
-    tokio::sync::mpsc::UnboundedReceiver<(String, String)>,
-) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/events", listener.local_addr().unwrap());
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        for status in statuses {
-            let (mut sock, _) = listener.accept().await.unwrap();
-            let mut buf = Vec::new();
-            let mut chunk = [0_u8; 4096];
-            let (head, body) = loop {
-                let n = sock.read(&mut chunk).await.unwrap();
-                buf.extend_from_slice(&chunk[..n]);
-                let text = String::from_utf8_lossy(&buf).to_string();
-                if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                    let len: usize = head
-                        .lines()
-                        .find_map(|l| {
-                            let (k, v) = l.split_once(':')?;
-                            k.eq_ignore_ascii_case("content-length")
-                                .then(|| v.trim().parse().unwrap())
-                        })
-                        .unwrap_or(0);
-                    if body.len() >= len {
-                        break (head.to_owned(), body.to_owned());
-                    }
-                }
-                assert!(n > 0, "client closed early");
-            };
-            tx.send((head, body)).unwrap();
-            let answer =
-                format!("HTTP/1.1 {status} X\r\ncontent-length: 2\r\nconnection: close\r\n\r\nno");
-            sock.write_all(answer.as_bytes()).await.unwrap();
-            sock.shutdown().await.unwrap();
-        }
-    });
-    (url, rx)
-}
-
-#[tokio::test]
-async fn platform_send_posts_with_idempotency_key() {
-    let t = TestDb::new().await;
-    let pool = &t.pool;
-    let s = shop(pool).await;
-    let order = place(pool, "o-notify", s.user, &[(s.cheap, 1)], None)
-        .await
-        .unwrap();
-    pay(pool, &order, "p1").await.unwrap();
-    let order = orders::load(pool, &order.id).await.unwrap().unwrap();
-
-    let (url, mut seen) = fake_platform(vec![503, 200, 201]).await;
-    let client = activities::PlatformClient::new(url);
-    match client.send(&order).await {
-        Err(StepError::Platform(msg)) => assert!(msg.contains("503"), "{msg}"),
-        other => panic!("a 503 must be a retryable platform error, got {other:?}"),
-    }
-    client.send(&order).await.unwrap();
-    client.send(&order).await.unwrap();
-    for _ in 0..3 {
-        let (head, body) = seen.recv().await.unwrap();
-        assert!(head.starts_with("POST /events "), "{head}");
-        assert!(
-            head.lines()
-                .any(|l| l.eq_ignore_ascii_case("idempotency-key: o-notify")),
-            "{head}"
-        );
-        let sent: Order = serde_json::from_str(&body).unwrap();
-        assert_eq!(sent, order);
-    }
-    orders::mark_notified(pool, &order.id).await.unwrap();
-
-    // Nobody listening: a retryable platform error too.
-    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let dead = format!("http://{}/events", closed.local_addr().unwrap());
-    drop(closed);
-    assert!(matches!(
-        activities::PlatformClient::new(dead).send(&order).await,
-        Err(StepError::Platform(_))
-    ));
-    t.finish().await;
 }

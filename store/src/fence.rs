@@ -30,7 +30,7 @@ use domain::{OrderError, OrderStatus};
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 
-use crate::StepError;
+use crate::StoreError;
 
 pub(crate) const CHARGE_POINTS: &str = "charge_points";
 pub(crate) const REDEEM_COUPON: &str = "redeem_coupon";
@@ -46,7 +46,7 @@ pub(crate) struct Attempt {
 /// The attempt number of the payment `key`, given now if no step of it ran before. In a
 /// statement of its own (committed at once), so that a step whose transaction rolls back
 /// leaves its payment numbered.
-pub(crate) async fn attempt_of(db: &PgPool, key: &StepKey) -> Result<Attempt, StepError> {
+pub(crate) async fn attempt_of(db: &PgPool, key: &StepKey) -> Result<Attempt, StoreError> {
     // A payment numbered concurrently by another of its steps: the conflict waits for it, and
     // the no-op update answers its number.
     let n: i64 = sqlx::query_scalar(
@@ -92,9 +92,9 @@ pub(crate) async fn forward<T>(
     step: &str,
     key: &StepKey,
     needs: OrderStatus,
-    done: impl FnOnce(&Value) -> Result<T, StepError>,
-    apply: impl AsyncFnOnce(&mut PgConnection, &Attempt) -> Result<T, StepError>,
-) -> Result<T, StepError> {
+    done: impl FnOnce(&Value) -> Result<T, StoreError>,
+    apply: impl AsyncFnOnce(&mut PgConnection, &Attempt) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
     let attempt = attempt_of(db, key).await?;
     let mut tx = db.begin().await?;
     let result = match lock_order(&mut tx, &key.order_id).await? {
@@ -145,7 +145,7 @@ async fn claim_forward(
     tx: &mut PgConnection,
     step: &str,
     attempt: &Attempt,
-) -> Result<Forward, StepError> {
+) -> Result<Forward, StoreError> {
     let inserted = sqlx::query(
         "INSERT INTO saga_steps (order_id, step, attempt, state) VALUES ($1, $2, $3, 'DONE') \
          ON CONFLICT DO NOTHING",
@@ -224,8 +224,8 @@ pub(crate) async fn compensate(
     db: &PgPool,
     step: &str,
     key: &StepKey,
-    undo: impl AsyncFnOnce(&mut PgConnection, &Attempt) -> Result<(), StepError>,
-) -> Result<(), StepError> {
+    undo: impl AsyncFnOnce(&mut PgConnection, &Attempt) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
     let attempt = attempt_of(db, key).await?;
     let mut tx = db.begin().await?;
     if lock_order(&mut tx, &key.order_id).await? != Some(OrderStatus::Completed)
@@ -337,8 +337,8 @@ async fn finish<T>(
     tx: sqlx::Transaction<'_, sqlx::Postgres>,
     step: &str,
     attempt: &Attempt,
-    result: Result<T, StepError>,
-) -> Result<T, StepError> {
+    result: Result<T, StoreError>,
+) -> Result<T, StoreError> {
     match result {
         Ok(v) => {
             tx.commit().await?;
@@ -347,7 +347,7 @@ async fn finish<T>(
         Err(e) => {
             // A failed rollback is harmless: the connection drops the transaction anyway.
             let _ = tx.rollback().await;
-            if let StepError::Business(refusal) = &e {
+            if let StoreError::Business(refusal) = &e {
                 // Best effort: without the record a re-run answers what it then finds, which
                 // is what it did before refusals were recorded.
                 if let Err(db_error) = record_refusal(db, step, attempt, refusal).await {

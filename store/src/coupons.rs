@@ -7,7 +7,7 @@ use domain::{
 use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 
-use crate::StepError;
+use crate::StoreError;
 use crate::fence::{self, Attempt, REDEEM_COUPON};
 
 /// Marks the coupon `USED` by this order (`AVAILABLE`, the user's, unexpired), in one
@@ -15,7 +15,7 @@ use crate::fence::{self, Attempt, REDEEM_COUPON};
 /// `release` ran for this key it redeems nothing and answers what undid the attempt (see
 /// [`fence::forward`]). A refusal (`COUPON_INVALID` with the reason) leaves nothing
 /// behind but its record under the key.
-pub async fn redeem(db: &PgPool, input: &RedeemCouponInput) -> Result<(), StepError> {
+pub async fn redeem(db: &PgPool, input: &RedeemCouponInput) -> Result<(), StoreError> {
     fence::forward(
         db,
         REDEEM_COUPON,
@@ -31,7 +31,7 @@ async fn apply_redeem(
     tx: &mut PgConnection,
     input: &RedeemCouponInput,
     attempt: &Attempt,
-) -> Result<(), StepError> {
+) -> Result<(), StoreError> {
     let key = &input.key;
     let redeemed: Option<i64> = sqlx::query_scalar(
         "UPDATE coupons SET status = 'USED', used_at = now(), order_id = $3 \
@@ -81,7 +81,7 @@ async fn apply_redeem(
 /// `AVAILABLE` again, or, when the redeem never committed, it is fenced out for good; nothing
 /// for a `COMPLETED` order (see [`fence::compensate`]). Never fails for a business reason;
 /// running it again does nothing.
-pub async fn release(db: &PgPool, key: &StepKey) -> Result<(), StepError> {
+pub async fn release(db: &PgPool, key: &StepKey) -> Result<(), StoreError> {
     fence::compensate(db, REDEEM_COUPON, key, async |tx, attempt| {
         undo_redeem(tx, attempt).await
     })
@@ -90,7 +90,10 @@ pub async fn release(db: &PgPool, key: &StepKey) -> Result<(), StepError> {
 
 /// Makes the coupon `attempt` redeemed `AVAILABLE` again, with its `RELEASE` ledger row. The
 /// caller holds the order's lock and marks the step.
-pub(crate) async fn undo_redeem(tx: &mut PgConnection, attempt: &Attempt) -> Result<(), StepError> {
+pub(crate) async fn undo_redeem(
+    tx: &mut PgConnection,
+    attempt: &Attempt,
+) -> Result<(), StoreError> {
     let coupon_id: Option<i64> = sqlx::query_scalar(
         "SELECT coupon_id FROM coupon_ledger \
          WHERE order_id = $1 AND attempt = $2 AND kind = 'REDEEM'",

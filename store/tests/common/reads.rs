@@ -1,7 +1,7 @@
 //! Reads of what the database holds, for the tests' assertions.
-use activities::{coupons, db, orders};
 use domain::{CouponStatus, OrderStatus};
 use sqlx::PgPool;
+use store::{coupons, db, orders};
 
 pub async fn points_of(pool: &PgPool, user: i64) -> i64 {
     db::get_user(pool, user).await.unwrap().unwrap().points

@@ -9,11 +9,11 @@ pub mod saga;
 
 use std::str::FromStr;
 
-use activities::{db, invariants};
 use chrono::{Duration, SubsecRound, Utc};
 use domain::LineRequest;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, PgPool};
+use store::{db, invariants};
 
 fn server_url() -> String {
     std::env::var("DATABASE_URL")

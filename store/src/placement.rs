@@ -9,7 +9,7 @@ use domain::{
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
 
-use crate::StepError;
+use crate::StoreError;
 use crate::coupons;
 
 /// What the placement checks need: whose order, its lines, and the coupon if one is used.
@@ -34,7 +34,7 @@ pub struct PlacementCheck {
 pub async fn check_placement(
     db: &PgPool,
     input: &CheckPlacementInput,
-) -> Result<PlacementCheck, StepError> {
+) -> Result<PlacementCheck, StoreError> {
     let mut tx = db
         .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .await?;
@@ -48,7 +48,7 @@ pub async fn check_placement(
 pub(crate) async fn check_in(
     conn: &mut PgConnection,
     input: &CheckPlacementInput,
-) -> Result<PlacementCheck, StepError> {
+) -> Result<PlacementCheck, StoreError> {
     let items = lines_in(conn, &input.lines).await?;
     let subtotal = Pricing::subtotal(&items);
     let discount = match input.coupon_id {
@@ -65,7 +65,7 @@ pub(crate) async fn check_in(
 async fn lines_in(
     conn: &mut PgConnection,
     lines: &[LineRequest],
-) -> Result<Vec<OrderLine>, StepError> {
+) -> Result<Vec<OrderLine>, StoreError> {
     if lines.is_empty() {
         return Err(OrderError::invalid("an order has at least one line").into());
     }
@@ -130,7 +130,7 @@ async fn coupon_in(
     user_id: UserId,
     coupon_id: CouponId,
     subtotal: Points,
-) -> Result<Points, StepError> {
+) -> Result<Points, StoreError> {
     let Some(coupon) = coupons::load_in(conn, coupon_id).await? else {
         return Err(OrderError::CouponInvalid {
             reason: CouponInvalidReason::NotFound,
@@ -149,7 +149,7 @@ async fn points_in(
     conn: &mut PgConnection,
     user_id: UserId,
     total: Points,
-) -> Result<(), StepError> {
+) -> Result<(), StoreError> {
     let points: Option<i64> = sqlx::query_scalar("SELECT points FROM users WHERE id = $1")
         .bind(user_id)
         .fetch_optional(&mut *conn)

@@ -3,9 +3,9 @@
 //! does nothing); `orders::close` undoes whatever the order's ledger shows done, whatever the
 //! workflow run remembers, and answers the order as it then stands; after a close no late
 //! forward step commits; and the data platform's receipt is recorded once.
-use activities::{coupons, db, invariants, orders, points, stock};
 use domain::{CancelCode, CouponStatus, Discount, Order, OrderError, OrderStatus};
 use sqlx::PgPool;
+use store::{coupons, db, invariants, orders, points, stock};
 
 mod common;
 use common::reads::{count, coupon_of, effects, points_of, status_of, steps_of, stock_of};

@@ -1,11 +1,15 @@
-//! Wiring only: connecting to Temporal, building the worker, and logging.
+//! What every process of the order saga runs on: its [`settings`] (CONTRACT §3), the Temporal
+//! connection, the worker's wiring (the one workflow and its activities), logging, and the
+//! [`telemetry`] (metrics, spans, OpenTelemetry). Wiring only: no business rule lives here.
 
+pub mod settings;
 pub mod telemetry;
+
+pub use settings::Settings;
 
 use std::time::Duration;
 
 use activities::OrderActivities;
-use domain::Settings;
 use temporalio_client::envconfig::LoadClientConfigProfileOptions;
 use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions};
 use temporalio_sdk::{Worker, WorkerOptions};

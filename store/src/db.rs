@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 
-use crate::StepError;
+use crate::StoreError;
 
 /// A pool of at most 20 connections; waiting more than 5 s for one is an error.
 pub async fn connect(url: &str) -> Result<PgPool, sqlx::Error> {
@@ -206,7 +206,7 @@ fn check_name(name: &str) -> Result<(), OrderError> {
 }
 
 /// Creates a user with `points` (an `INITIAL` ledger row). `points` must not be negative.
-pub async fn create_user(pool: &PgPool, name: &str, points: Points) -> Result<UserId, StepError> {
+pub async fn create_user(pool: &PgPool, name: &str, points: Points) -> Result<UserId, StoreError> {
     check_name(name)?;
     if points < 0 {
         return Err(OrderError::invalid("points must not be negative").into());
@@ -223,7 +223,7 @@ pub async fn create_product(
     name: &str,
     price: Points,
     stock: i64,
-) -> Result<ProductId, StepError> {
+) -> Result<ProductId, StoreError> {
     check_name(name)?;
     if price < 1 {
         return Err(OrderError::invalid("price must be at least 1").into());
@@ -245,7 +245,7 @@ pub async fn create_coupon(
     discount: &Discount,
     min_order_amount: Option<Points>,
     expires_at: DateTime<Utc>,
-) -> Result<CouponId, StepError> {
+) -> Result<CouponId, StoreError> {
     discount.validate().map_err(OrderError::invalid)?;
     if min_order_amount.is_some_and(|m| m < 0) {
         return Err(OrderError::invalid("min_order_amount must not be negative").into());
@@ -266,14 +266,14 @@ pub async fn create_coupon(
 /// Adds `amount` (≥ 1) points to the user (a `TOP_UP` ledger row) and returns the new balance.
 /// With an idempotency key, the same key for the same user takes effect once: a repeat of the
 /// same amount only answers the current balance, and another amount under the key is
-/// [`StepError::TopUpKeyReused`], for as long as the ledger row is there (the HTTP API's stored
+/// [`StoreError::TopUpKeyReused`], for as long as the ledger row is there (the HTTP API's stored
 /// answers are purged after a while; the ledger is not).
 pub async fn top_up(
     pool: &PgPool,
     user_id: UserId,
     amount: Points,
     idempotency_key: Option<&str>,
-) -> Result<Points, StepError> {
+) -> Result<Points, StoreError> {
     if amount < 1 {
         return Err(OrderError::invalid("amount must be at least 1").into());
     }
@@ -309,7 +309,7 @@ pub async fn top_up(
         .await?;
         tx.rollback().await?;
         return match (earlier, idempotency_key) {
-            (Some(earlier), Some(key)) if earlier != amount => Err(StepError::TopUpKeyReused {
+            (Some(earlier), Some(key)) if earlier != amount => Err(StoreError::TopUpKeyReused {
                 key: key.to_owned(),
                 amount: earlier,
             }),
@@ -331,7 +331,7 @@ pub async fn restock(
     pool: &PgPool,
     product_id: ProductId,
     quantity: i64,
-) -> Result<i64, StepError> {
+) -> Result<i64, StoreError> {
     if quantity < 1 {
         return Err(OrderError::invalid("quantity must be at least 1").into());
     }

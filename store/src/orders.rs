@@ -8,7 +8,7 @@ use domain::{CancelCode, Order, OrderError, OrderLine, OrderStatus, Pricing, Shi
 use sqlx::{FromRow, PgConnection, PgPool};
 
 use crate::placement::{self, CheckPlacementInput, PlacementCheck};
-use crate::{StepError, coupons, fence, points, stock};
+use crate::{StoreError, coupons, fence, points, stock};
 
 /// Places the order (CONTRACT §2.1), keyed by its id: checks the lines, the coupon and the
 /// points, and records the order `PENDING` with its lines, in one transaction. Once recorded,
@@ -18,7 +18,7 @@ use crate::{StepError, coupons, fence, points, stock};
 ///
 /// `created_at` is the moment the row is written and `expires_at` that plus the payment
 /// timeout; the workflow's timer runs to `expires_at` itself.
-pub async fn place(db: &PgPool, input: &PlaceOrderInput) -> Result<Order, StepError> {
+pub async fn place(db: &PgPool, input: &PlaceOrderInput) -> Result<Order, StoreError> {
     if let Some(order) = recorded(db, input).await? {
         return Ok(order);
     }
@@ -81,7 +81,7 @@ pub async fn place(db: &PgPool, input: &PlaceOrderInput) -> Result<Order, StepEr
 }
 
 /// The order already recorded under this placement's id, if any; another user's is refused.
-async fn recorded(db: &PgPool, input: &PlaceOrderInput) -> Result<Option<Order>, StepError> {
+async fn recorded(db: &PgPool, input: &PlaceOrderInput) -> Result<Option<Order>, StoreError> {
     match load(db, &input.order_id).await? {
         Some(order) if order.user_id != input.user_id => {
             Err(OrderError::invalid(format!("order id {} is taken", order.id)).into())
@@ -116,7 +116,7 @@ async fn insert_lines(
     Ok(())
 }
 
-fn not_found(order_id: &str) -> StepError {
+fn not_found(order_id: &str) -> StoreError {
     OrderError::OrderNotFound {
         order_id: order_id.to_owned(),
     }
@@ -131,7 +131,7 @@ fn not_found(order_id: &str) -> StepError {
 ///   asked to expire, it is `CANCELED` with the code asked for.
 /// - `COMPLETED`: left alone. The pivot: the workflow that finds it goes forward.
 /// - `CANCELED` or `EXPIRED`: already closed (a repeat, or an earlier run); left as it is.
-pub async fn close(db: &PgPool, input: &CloseOrderInput) -> Result<Order, StepError> {
+pub async fn close(db: &PgPool, input: &CloseOrderInput) -> Result<Order, StoreError> {
     if !matches!(input.status, OrderStatus::Canceled | OrderStatus::Expired) {
         return Err(OrderError::invalid(format!(
             "an order is closed as CANCELED or EXPIRED, not {}",
@@ -178,7 +178,7 @@ pub async fn close(db: &PgPool, input: &CloseOrderInput) -> Result<Order, StepEr
 
 /// Records that the data platform has the order. The first time counts: a repeat keeps (and
 /// answers) the first stamp.
-pub async fn mark_notified(db: &PgPool, order_id: &str) -> Result<Stamp, StepError> {
+pub async fn mark_notified(db: &PgPool, order_id: &str) -> Result<Stamp, StoreError> {
     let at: Option<Option<DateTime<Utc>>> = sqlx::query_scalar(
         "UPDATE orders SET platform_notified_at = COALESCE(platform_notified_at, now()) \
          WHERE id = $1 RETURNING platform_notified_at",

@@ -7,7 +7,7 @@ use domain::{LineRequest, OrderError, OrderStatus, ProductId};
 use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 
-use crate::StepError;
+use crate::StoreError;
 use crate::fence::{self, Attempt, DEDUCT_STOCK};
 
 /// The last step of a payment: deducts every line's quantity at once, or nothing, and moves
@@ -21,7 +21,7 @@ use crate::fence::{self, Attempt, DEDUCT_STOCK};
 pub async fn deduct_and_complete(
     db: &PgPool,
     input: &DeductStockInput,
-) -> Result<Stamp, StepError> {
+) -> Result<Stamp, StoreError> {
     fence::forward(
         db,
         DEDUCT_STOCK,
@@ -36,9 +36,9 @@ pub async fn deduct_and_complete(
     .await
 }
 
-fn completed_at(detail: &serde_json::Value) -> Result<Stamp, StepError> {
+fn completed_at(detail: &serde_json::Value) -> Result<Stamp, StoreError> {
     let at: DateTime<Utc> = serde_json::from_value(detail["completed_at"].clone())
-        .map_err(|e| StepError::Db(sqlx::Error::Decode(Box::new(e))))?;
+        .map_err(|e| StoreError::Db(sqlx::Error::Decode(Box::new(e))))?;
     Ok(Stamp { at })
 }
 
@@ -85,7 +85,7 @@ async fn apply_deduct(
     tx: &mut PgConnection,
     input: &DeductStockInput,
     attempt: &Attempt,
-) -> Result<DateTime<Utc>, StepError> {
+) -> Result<DateTime<Utc>, StoreError> {
     let wanted = quantities(&input.lines)?;
     let mut ids: Vec<ProductId> = wanted.iter().map(|(id, _)| *id).collect();
     ids.sort_unstable();
@@ -143,7 +143,7 @@ async fn apply_deduct(
 /// rows deducted, or, when the deduction never committed, fences it out for good; nothing for
 /// a `COMPLETED` order (see [`fence::compensate`]). Never fails for a business reason; running
 /// it again does nothing.
-pub async fn restore(db: &PgPool, key: &StepKey) -> Result<(), StepError> {
+pub async fn restore(db: &PgPool, key: &StepKey) -> Result<(), StoreError> {
     fence::compensate(db, DEDUCT_STOCK, key, async |tx, attempt| {
         undo_deduct(tx, attempt).await
     })
@@ -152,7 +152,10 @@ pub async fn restore(db: &PgPool, key: &StepKey) -> Result<(), StepError> {
 
 /// Restores what `attempt` deducted, with one `RESTORE` ledger row per product. The caller
 /// holds the order's lock and marks the step.
-pub(crate) async fn undo_deduct(tx: &mut PgConnection, attempt: &Attempt) -> Result<(), StepError> {
+pub(crate) async fn undo_deduct(
+    tx: &mut PgConnection,
+    attempt: &Attempt,
+) -> Result<(), StoreError> {
     let deducted: Vec<(i64, i64)> = sqlx::query_as(
         "SELECT product_id, quantity FROM stock_ledger \
          WHERE order_id = $1 AND attempt = $2 AND kind = 'DEDUCT' ORDER BY product_id",

@@ -3,13 +3,13 @@
 //! result; `orders::place`, which runs the same checks and records the order in one keyed step,
 //! answers what `check_placement` answers; and once an order is recorded under an id, placing
 //! that id again answers the recorded order without checking again.
-use activities::placement::{self, CheckPlacementInput, PlacementCheck};
-use activities::{StepError, db, orders};
 use chrono::{Duration, Utc};
 use domain::{
     CancelCode, CouponInvalidReason, CouponStatus, Discount, OrderError, OrderStatus, Pricing,
 };
 use sqlx::PgPool;
+use store::placement::{self, CheckPlacementInput, PlacementCheck};
+use store::{StoreError, db, orders};
 
 mod common;
 use common::reads::{count, coupon_of, points_of, stock_of};
@@ -334,7 +334,7 @@ async fn place_answers_what_check_placement_answers() {
                     .await
                     .unwrap();
             }
-            (Err(StepError::Business(a)), Err(StepError::Business(b))) => {
+            (Err(StoreError::Business(a)), Err(StoreError::Business(b))) => {
                 assert_eq!(a, b, "{case:?}");
                 assert_eq!(
                     recorded, None,

@@ -2,7 +2,6 @@
 //! by its payment id (charge → redeem → deduct and complete), its unwinding, and the close.
 use std::future::Future;
 
-use activities::{StepError, coupons, orders, points, stock};
 use domain::saga::{
     ChargePointsInput, CloseOrderInput, DeductStockInput, PlaceOrderInput, RedeemCouponInput,
     StepKey,
@@ -11,6 +10,7 @@ use domain::{
     CancelCode, LineRequest, Order, OrderError, OrderStatus, PlaceOrderRequest, Shipping,
 };
 use sqlx::PgPool;
+use store::{StoreError, coupons, orders, points, stock};
 
 use super::lines;
 
@@ -18,9 +18,9 @@ use super::lines;
 pub const TIMEOUT_MS: u64 = 15 * 60 * 1000;
 
 /// The business error of a step that must have refused for a business reason.
-pub fn business(e: StepError) -> OrderError {
+pub fn business(e: StoreError) -> OrderError {
     match e {
-        StepError::Business(b) => b,
+        StoreError::Business(b) => b,
         other => panic!("expected a business error, got {other:?}"),
     }
 }
@@ -58,7 +58,7 @@ pub async fn place(
     user_id: i64,
     items: &[(i64, i64)],
     coupon_id: Option<i64>,
-) -> Result<Order, StepError> {
+) -> Result<Order, StoreError> {
     orders::place(pool, &place_input(id, user_id, items, coupon_id)).await
 }
 
@@ -102,7 +102,7 @@ pub fn deduct_input(order: &Order, payment_id: &str) -> DeductStockInput {
 
 /// The workflow's payment: charge, redeem (when the order has a coupon), then deduct the stock
 /// and complete the order.
-pub async fn pay(pool: &PgPool, order: &Order, payment_id: &str) -> Result<(), StepError> {
+pub async fn pay(pool: &PgPool, order: &Order, payment_id: &str) -> Result<(), StoreError> {
     points::charge(pool, &charge_input(order, payment_id)).await?;
     if order.coupon_id.is_some() {
         coupons::redeem(pool, &redeem_input(order, payment_id)).await?;
@@ -147,18 +147,18 @@ pub async fn close(
     order_id: &str,
     status: OrderStatus,
     code: CancelCode,
-) -> Result<Order, StepError> {
+) -> Result<Order, StoreError> {
     orders::close(pool, &close_input(order_id, status, code)).await
 }
 
 /// Runs `step` until it answers something other than a database error (as Temporal retries an
 /// activity), at most 20 times.
-pub async fn retried<T, F: Future<Output = Result<T, StepError>>>(
+pub async fn retried<T, F: Future<Output = Result<T, StoreError>>>(
     mut step: impl FnMut() -> F,
-) -> Result<T, StepError> {
+) -> Result<T, StoreError> {
     for _ in 0..19 {
         match step().await {
-            Err(StepError::Db(_)) => tokio::task::yield_now().await,
+            Err(StoreError::Db(_)) => tokio::task::yield_now().await,
             other => return other,
         }
     }
