@@ -12,18 +12,18 @@ pub mod platform;
 
 use std::sync::Arc;
 
-use domain::Order;
 use domain::saga::{
     ChargePointsInput, CloseOrderInput, DeductStockInput, PlaceOrderInput, RedeemCouponInput,
     Stamp, StepKey,
 };
+use domain::{Order, OrderError};
 use sqlx::PgPool;
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 
 use error::ActivityResult;
 pub use platform::PlatformClient;
-use store::{coupons, orders, points, stock};
+use store::{StoreError, coupons, orders, points, stock};
 
 /// The activity implementer the worker registers: a database pool and the data platform.
 pub struct OrderActivities {
@@ -157,18 +157,29 @@ impl OrderActivities {
         .await
     }
 
-    /// POSTs the completed order to the data platform with `Idempotency-Key: <order id>`, then
-    /// records `platform_notified_at`. Any non-2xx answer is retried by Temporal.
+    /// POSTs the completed order, as the database has it, to the data platform with
+    /// `Idempotency-Key: <order id>`, then records `platform_notified_at`. Any non-2xx answer is
+    /// retried by Temporal.
     #[activity]
     pub async fn notify_platform(
         self: Arc<Self>,
         _ctx: ActivityContext,
-        order: Order,
+        order_id: String,
     ) -> Result<Stamp, ActivityError> {
-        guarded("notify_platform", &order.id.clone(), async {
+        guarded("notify_platform", &order_id.clone(), async {
+            let order = orders::load(&self.db, &order_id)
+                .await
+                .map_err(StoreError::from)
+                .activity()?
+                .ok_or_else(|| {
+                    StoreError::Business(OrderError::OrderNotFound {
+                        order_id: order_id.clone(),
+                    })
+                })
+                .activity()?;
             self.platform.send(&order).await.activity()?;
-            crash_point("notify_platform", "delivered", &order.id);
-            orders::mark_notified(&self.db, &order.id).await.activity()
+            crash_point("notify_platform", "delivered", &order_id);
+            orders::mark_notified(&self.db, &order_id).await.activity()
         })
         .await
     }

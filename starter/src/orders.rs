@@ -13,8 +13,9 @@ use temporalio_client::{
     Client, WorkflowExecuteUpdateOptions, WorkflowGetResultOptions, WorkflowIdConflictPolicy,
     WorkflowIdReusePolicy, WorkflowUpdateWithStartOptions,
 };
+use temporalio_common::search_attributes::SearchAttributes;
 use tonic_status::Code;
-use workflows::{OrderInput, OrderWorkflow};
+use workflows::{OrderInput, OrderWorkflow, search_attributes};
 
 mod tonic_status {
     pub use temporalio_client::tonic::Code;
@@ -107,6 +108,11 @@ impl OrderService {
         .id_reuse_policy(WorkflowIdReusePolicy::RejectDuplicate)
         .static_summary(summary)
         .static_details(details)
+        // Known at the start: set with it rather than upserted by the workflow.
+        .search_attributes(SearchAttributes::new([
+            search_attributes::CUSTOMER_ID.value_set(user_id),
+            search_attributes::ORDER_STATUS.value_set(search_attributes::PLACING.to_owned()),
+        ]))
         .build();
         let result = self
             .client

@@ -12,7 +12,7 @@ use temporalio_common::ActivityDefinition;
 use temporalio_common::data_converters::TemporalDeserializable;
 use temporalio_sdk::WorkflowContext;
 
-use crate::steps::{self, Step, StepFailure, StepMode};
+use crate::steps::{self, Call, Step, StepFailure, StepMode};
 
 /// The undo of one forward step of a payment, as plain data.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,10 +41,8 @@ impl Saga {
     pub async fn step<W, AD>(
         &mut self,
         ctx: &WorkflowContext<W>,
+        step: Call<AD>,
         undo: Undo,
-        activity: impl Fn() -> AD,
-        input: AD::Input,
-        step: Step,
     ) -> Result<AD::Output, StepFailure>
     where
         AD: ActivityDefinition,
@@ -52,54 +50,56 @@ impl Saga {
         AD::Output: TemporalDeserializable,
     {
         self.undos.push(undo);
-        steps::run(ctx, activity, input, &step).await
+        steps::run(ctx, step).await
     }
 
     /// Runs every registered undo, newest first. Returns once all have succeeded.
     pub async fn compensate<W>(self, ctx: &WorkflowContext<W>) {
         for undo in self.undos.into_iter().rev() {
-            let (key, result) = match &undo {
-                Undo::RefundPoints(key) => (
-                    key,
-                    steps::run(
-                        ctx,
-                        || OrderActivities::refund_points,
-                        key.clone(),
-                        &Step::undo(self.mode, format!("Refund the points of {}", payment(key))),
-                    )
-                    .await,
-                ),
-                Undo::ReleaseCoupon(key) => (
-                    key,
-                    steps::run(
-                        ctx,
-                        || OrderActivities::release_coupon,
-                        key.clone(),
-                        &Step::undo(self.mode, format!("Release the coupon of {}", payment(key))),
-                    )
-                    .await,
-                ),
-                Undo::RestoreStock(key) => (
-                    key,
-                    steps::run(
-                        ctx,
-                        || OrderActivities::restore_stock,
-                        key.clone(),
-                        &Step::undo(self.mode, format!("Restore the stock of {}", payment(key))),
-                    )
-                    .await,
-                ),
+            let key = match &undo {
+                Undo::RefundPoints(k) | Undo::ReleaseCoupon(k) | Undo::RestoreStock(k) => k,
             };
-            // An undo is never refused (it does nothing when there is nothing to do) and never
-            // interrupted; anything else would be a bug, which the close's undo from the ledger
-            // still covers.
-            if let Err(failure) = result {
-                tracing::error!(order_id = %key.order_id, ?undo, ?failure, "an undo did not run");
+            let step = Step::undo(self.mode, summary(&undo));
+            let done = match &undo {
+                Undo::RefundPoints(key) => {
+                    steps::finish(ctx, call(|| OrderActivities::refund_points, key, step)).await
+                }
+                Undo::ReleaseCoupon(key) => {
+                    steps::finish(ctx, call(|| OrderActivities::release_coupon, key, step)).await
+                }
+                Undo::RestoreStock(key) => {
+                    steps::finish(ctx, call(|| OrderActivities::restore_stock, key, step)).await
+                }
+            };
+            // An undo is never refused (it does nothing when there is nothing to do); anything
+            // else is a bug, which the close's undo from the ledger still covers.
+            if let Err(refusal) = done {
+                tracing::error!(order_id = %key.order_id, ?undo, %refusal, "an undo was refused");
             }
         }
     }
 }
 
-fn payment(key: &StepKey) -> String {
-    format!("order {} (payment {})", key.order_id, key.payment_id)
+fn call<AD: ActivityDefinition<Input = StepKey>>(
+    activity: fn() -> AD,
+    key: &StepKey,
+    step: Step,
+) -> Call<AD> {
+    Call {
+        activity,
+        input: key.clone(),
+        step,
+    }
+}
+
+fn summary(undo: &Undo) -> String {
+    let (what, key) = match undo {
+        Undo::RefundPoints(key) => ("Refund the points", key),
+        Undo::ReleaseCoupon(key) => ("Release the coupon", key),
+        Undo::RestoreStock(key) => ("Restore the stock", key),
+    };
+    format!(
+        "{what} of order {} (payment {})",
+        key.order_id, key.payment_id
+    )
 }

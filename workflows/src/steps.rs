@@ -93,6 +93,15 @@ impl Step {
     }
 }
 
+/// One step to run: the activity, its input, and how it runs.
+pub struct Call<AD: ActivityDefinition> {
+    /// Names the activity (the SDK's activity markers are consumed by each try, hence a
+    /// function that makes one).
+    pub activity: fn() -> AD,
+    pub input: AD::Input,
+    pub step: Step,
+}
+
 /// Every try of a database step: ten seconds, then again with backoff, without end.
 const START_TO_CLOSE: Duration = Duration::from_secs(10);
 
@@ -104,23 +113,22 @@ fn retry() -> RetryPolicy {
         .build()
 }
 
-/// Runs an interruptible step (see [`Step::forward`]) until it answers (see the module's
-/// comment). `activity` names the step (the SDK's activity markers are consumed by each try,
-/// hence a function that makes one).
-pub async fn run<W, AD>(
-    ctx: &WorkflowContext<W>,
-    activity: impl Fn() -> AD,
-    input: AD::Input,
-    step: &Step,
-) -> Result<AD::Output, StepFailure>
+/// Runs a step until it answers (see the module's comment): its result, a business refusal,
+/// or, for a step that may be interrupted (see [`Step::forward`]), the workflow's cancellation.
+pub async fn run<W, AD>(ctx: &WorkflowContext<W>, call: Call<AD>) -> Result<AD::Output, StepFailure>
 where
     AD: ActivityDefinition,
     AD::Input: Clone,
     AD::Output: TemporalDeserializable,
 {
+    let Call {
+        activity,
+        input,
+        step,
+    } = call;
     let mut pause = Duration::from_secs(1);
     loop {
-        let error = match once(ctx, activity(), input.clone(), step).await {
+        let error = match once(ctx, activity(), input.clone(), &step).await {
             Ok(out) => return Ok(out),
             // A step that must not be interrupted is tried again, whatever says otherwise
             // (nothing should: its cancellation token is its own).
@@ -151,17 +159,19 @@ where
 /// it answers: its result, or a business refusal.
 pub async fn finish<W, AD>(
     ctx: &WorkflowContext<W>,
-    activity: impl Fn() -> AD,
-    input: AD::Input,
-    step: &Step,
+    call: Call<AD>,
 ) -> Result<AD::Output, OrderError>
 where
     AD: ActivityDefinition,
     AD::Input: Clone,
     AD::Output: TemporalDeserializable,
 {
-    debug_assert!(step.detached, "{} can be interrupted", step.summary);
-    match run(ctx, activity, input, step).await {
+    debug_assert!(
+        call.step.detached,
+        "{} can be interrupted",
+        call.step.summary
+    );
+    match run(ctx, call).await {
         Ok(out) => Ok(out),
         Err(StepFailure::Refused(refusal)) => Err(refusal),
         Err(StepFailure::Cancelled) => unreachable!("`run` tries a detached step again instead"),

@@ -1,15 +1,18 @@
 //! CONTRACT §2.3, the payment: charge the points → redeem the coupon → deduct the stock and
-//! complete the order. Each step's undo is registered before it runs; on any failure the
-//! undos run, newest first.
+//! complete the order. Each step's undo is registered before it runs; on any failure the undos
+//! run, newest first.
 
 use activities::OrderActivities;
-use domain::saga::{ChargePointsInput, DeductStockInput, PayRequest, RedeemCouponInput, StepKey};
-use domain::{LineRequest, Order, OrderStatus};
+use domain::saga::{
+    ChargePointsInput, DeductStockInput, PayRequest, RedeemCouponInput, Stamp, StepKey,
+};
+use domain::{CouponId, LineRequest, Order, OrderStatus};
+use temporalio_common::ActivityDefinition;
 use temporalio_sdk::WorkflowContext;
 
 use super::{OrderWorkflow, status};
 use crate::saga::{Saga, Undo};
-use crate::steps::{Step, StepFailure, StepMode, points};
+use crate::steps::{Call, Step, StepFailure, StepMode, points};
 
 /// Pays `order` as payment `request`: the `COMPLETED` order, or why not (everything the
 /// payment did undone by then).
@@ -24,7 +27,7 @@ pub async fn pay(
         payment_id: request.payment_id.clone(),
     };
     let mut saga = Saga::new(mode);
-    let paid = steps(ctx, order, &key, &mut saga, mode).await;
+    let paid = steps(ctx, &mut saga, order, &key, mode).await;
     if paid.is_err() {
         ctx.set_current_details(format!("Undoing payment {}", key.payment_id));
         saga.compensate(ctx).await;
@@ -32,90 +35,128 @@ pub async fn pay(
     paid
 }
 
+/// The payment's steps, each beside its undo.
 async fn steps(
     ctx: &WorkflowContext<OrderWorkflow>,
+    saga: &mut Saga,
     order: &Order,
     key: &StepKey,
-    saga: &mut Saga,
     mode: StepMode,
 ) -> Result<Order, StepFailure> {
-    let charge = ChargePointsInput {
-        key: key.clone(),
-        user_id: order.user_id,
-        amount: order.total,
-    };
+    let charged = saga
+        .step(ctx, charge(order, key), Undo::RefundPoints(key.clone()))
+        .await?;
+    let order = paid(ctx, order, charged, mode);
+    if let Some(coupon_id) = order.coupon_id {
+        saga.step(
+            ctx,
+            redeem(&order, key, coupon_id, mode),
+            Undo::ReleaseCoupon(key.clone()),
+        )
+        .await?;
+    }
+    let done = saga
+        .step(
+            ctx,
+            deduct_and_complete(&order, key, mode),
+            Undo::RestoreStock(key.clone()),
+        )
+        .await?;
+    Ok(Order {
+        status: OrderStatus::Completed,
+        completed_at: Some(done.at),
+        ..order
+    })
+}
+
+/// Always an ordinary activity. An update is durable only once the workflow task that accepts
+/// it completes; a local activity would charge inside that very task. Scheduling the first
+/// effect in the same completion as the acceptance makes both durable together; the steps after
+/// it follow from the charge's completion, which is in the history.
+fn charge(
+    order: &Order,
+    key: &StepKey,
+) -> Call<impl ActivityDefinition<Input = ChargePointsInput, Output = Stamp>> {
     let summary = format!(
         "Charge {} points from user {}",
         points(order.total),
         order.user_id
     );
-    // Always an ordinary activity. An update is durable only once the workflow task that
-    // accepts it completes; a local activity would charge inside that very task. Scheduling the
-    // first effect in the same completion as the acceptance makes both durable together; the
-    // steps after it follow from the charge's completion, which is in the history.
-    let charged = saga
-        .step(
-            ctx,
-            Undo::RefundPoints(key.clone()),
-            || OrderActivities::charge_points,
-            charge,
-            Step::forward(StepMode::Remote, summary),
-        )
-        .await?;
-    let mut order = order.clone();
-    order.status = OrderStatus::Paid;
-    order.paid_at = Some(charged.at);
+    Call {
+        activity: || OrderActivities::charge_points,
+        input: ChargePointsInput {
+            key: key.clone(),
+            user_id: order.user_id,
+            amount: order.total,
+        },
+        step: Step::forward(StepMode::Remote, summary),
+    }
+}
+
+/// The order as the charge left it: `PAID`.
+fn paid(
+    ctx: &WorkflowContext<OrderWorkflow>,
+    order: &Order,
+    charged: Stamp,
+    mode: StepMode,
+) -> Order {
+    let order = Order {
+        status: OrderStatus::Paid,
+        paid_at: Some(charged.at),
+        ..order.clone()
+    };
     ctx.state_mut(|s| s.order = Some(order.clone()));
     if mode == StepMode::Remote {
         // Local steps run the rest of the payment in one workflow task, whose commands reach
         // the server together: a PAID search attribute would be overwritten before anyone saw it.
         status::show_order(ctx, &order);
     }
+    order
+}
 
-    if let Some(coupon_id) = order.coupon_id {
-        let redeem = RedeemCouponInput {
+fn redeem(
+    order: &Order,
+    key: &StepKey,
+    coupon_id: CouponId,
+    mode: StepMode,
+) -> Call<impl ActivityDefinition<Input = RedeemCouponInput, Output = ()>> {
+    Call {
+        activity: || OrderActivities::redeem_coupon,
+        input: RedeemCouponInput {
             key: key.clone(),
             user_id: order.user_id,
             coupon_id,
-        };
-        saga.step(
-            ctx,
-            Undo::ReleaseCoupon(key.clone()),
-            || OrderActivities::redeem_coupon,
-            redeem,
-            Step::forward(mode, format!("Redeem coupon {coupon_id}")),
-        )
-        .await?;
+        },
+        step: Step::forward(mode, format!("Redeem coupon {coupon_id}")),
     }
+}
 
-    let lines = DeductStockInput {
-        key: key.clone(),
-        lines: order
-            .items
-            .iter()
-            .map(|l| LineRequest {
-                product_id: l.product_id,
-                quantity: l.quantity,
-            })
-            .collect(),
-    };
+/// The point of no return: deducts and completes in one transaction, and is not interrupted
+/// by the workflow's cancellation (an operator's cancel that arrives now lets it complete).
+fn deduct_and_complete(
+    order: &Order,
+    key: &StepKey,
+    mode: StepMode,
+) -> Call<impl ActivityDefinition<Input = DeductStockInput, Output = Stamp>> {
     let summary = format!(
         "Deduct the stock of {} lines and complete order {}",
         order.items.len(),
         order.id
     );
-    // The point of no return: deducts and completes in one transaction, and is not interrupted
-    // by the workflow's cancellation (an operator's cancel that arrives now lets it complete).
-    let done = saga
-        .step(
-            ctx,
-            Undo::RestoreStock(key.clone()),
-            || OrderActivities::deduct_stock_and_complete,
+    let lines = order
+        .items
+        .iter()
+        .map(|l| LineRequest {
+            product_id: l.product_id,
+            quantity: l.quantity,
+        })
+        .collect();
+    Call {
+        activity: || OrderActivities::deduct_stock_and_complete,
+        input: DeductStockInput {
+            key: key.clone(),
             lines,
-            Step::last(mode, summary),
-        )
-        .await?;
-    order.status = OrderStatus::Completed;
-    order.completed_at = Some(done.at);
-    Ok(order)
+        },
+        step: Step::last(mode, summary),
+    }
 }

@@ -1,33 +1,36 @@
 //! What the Web UI shows of an order: its search attributes (to find it) and the workflow's
 //! current details (where it stands, in words).
 
-use domain::{Order, UserId};
+use domain::Order;
 use temporalio_common::search_attributes::SearchAttributeKey;
 use temporalio_sdk::WorkflowContext;
 
 use super::OrderWorkflow;
 
-/// Search attributes upserted at every status change (registered by the dev set-up).
+/// The order's search attributes (registered by the dev set-up). `CustomerId` and the first
+/// `OrderStatus` (`PLACING`) are set with the start, by the client; the workflow upserts the
+/// status and the total as they change.
 pub mod search_attributes {
     use super::SearchAttributeKey;
     pub const ORDER_STATUS: SearchAttributeKey<String> = SearchAttributeKey::keyword("OrderStatus");
     pub const CUSTOMER_ID: SearchAttributeKey<i64> = SearchAttributeKey::int("CustomerId");
     pub const ORDER_TOTAL: SearchAttributeKey<i64> = SearchAttributeKey::int("OrderTotal");
+    /// `OrderStatus` while the order is being placed.
+    pub const PLACING: &str = "PLACING";
 }
 
-/// Shows `status` (an order status, or `REJECTED`) for the order of `user_id` and `total`.
-pub fn show(ctx: &WorkflowContext<OrderWorkflow>, status: &str, user_id: UserId, total: i64) {
+/// Shows `status` (an order status, or `REJECTED`) for an order of `total`.
+pub fn show(ctx: &WorkflowContext<OrderWorkflow>, status: &str, total: i64) {
     use search_attributes::*;
     ctx.upsert_search_attributes([
         ORDER_STATUS.value_set(status.to_owned()),
-        CUSTOMER_ID.value_set(user_id),
         ORDER_TOTAL.value_set(total),
     ]);
 }
 
 /// Shows the order's own status.
 pub fn show_order(ctx: &WorkflowContext<OrderWorkflow>, order: &Order) {
-    show(ctx, order.status.as_str(), order.user_id, order.total);
+    show(ctx, order.status.as_str(), order.total);
 }
 
 /// "until 12:34:56 UTC", the payment deadline as people read it.
