@@ -22,7 +22,7 @@ async fn every_recorded_history_replays() -> Result<()> {
     ensure!(
         failures.is_empty(),
         "{} of {} recorded histories no longer replay against the current workflow code \
-         (guard the change with ctx.patched, see README \"Changing the workflow safely\"):\n{}",
+         (guard the change with ctx.patched, see docs/VERSIONING.md):\n{}",
         failures.len(),
         replayed.len(),
         failures.join("\n")

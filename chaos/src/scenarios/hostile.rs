@@ -384,7 +384,7 @@ struct Case {
     /// rule broken on purpose); empty where any details of the code will do.
     details: Value,
     /// Codes outside the contract's table that this case may get (an unknown route or method;
-    /// the README documents them).
+    /// docs/API.md documents them).
     route_level: bool,
 }
 

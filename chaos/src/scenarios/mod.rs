@@ -206,7 +206,8 @@ pub struct Settled {
     pub retries: u32,
     /// Of `canceled`: repeats answered 409 `ORDER_NOT_PAYABLE` (`CANCELED`) rather than
     /// `INSUFFICIENT_STOCK`. A payment whose run a crashed worker never fully reported runs
-    /// again on the repeat and finds its steps already undone (README "Reliability").
+    /// again on the repeat and finds its steps already undone (docs/RELIABILITY.md, "Found and
+    /// fixed").
     pub told_canceled: usize,
     told_canceled_ids: Vec<String>,
     /// Of those, orders whose `cancel_reason` names that refusal instead of the stock (set by

@@ -24,7 +24,7 @@ pub enum ApiError {
     RateLimited { retry_after: u64 },
     #[error("the request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
-    /// No such route (the contract is silent; see the README).
+    /// No such route (the contract is silent; see docs/API.md).
     #[error("no route {0}")]
     RouteNotFound(String),
     #[error("method not allowed")]
