@@ -2,7 +2,7 @@
 # environment (CONTRACT §3), e.g. `TEMPORAL_ADDRESS=127.0.0.1:7300 make up`.
 SHELL := /bin/bash
 
-.PHONY: demo test up down status setup lint bench histories compose-check screenshots chaos
+.PHONY: demo test up down status reset setup lint bench histories compose-check screenshots chaos
 
 ## Set up, start the stack, place and pay one sample order, print it and its Web UI link.
 demo:
@@ -19,6 +19,10 @@ up:
 ## Stop the stack (API, worker, receiver, Temporal dev server).
 down:
 	bash scripts/stack.sh down
+
+## Stop the stack and forget its state (the dev server's workflows, the shop's database).
+reset:
+	bash scripts/stack.sh reset
 
 ## Show what runs.
 status:

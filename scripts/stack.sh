@@ -158,6 +158,30 @@ down() {
     ok "stack is down (PostgreSQL, a system service, keeps running)"
 }
 
+# Stops the stack and forgets its state: the dev server's SQLite file (every workflow and its
+# history) and the shop's database. For a checkout whose .local/ still holds workflows of code
+# from before the 1.0 baseline, which no worker of today can replay. `make up` starts afresh.
+reset() {
+    down
+    lock stack
+    rm -f "$LOCAL_DIR"/temporal.db "$LOCAL_DIR"/temporal.db-shm "$LOCAL_DIR"/temporal.db-wal
+    ok "forgot the Temporal dev server's state (.local/temporal.db)"
+    local names admin db
+    names="$(python3 - "$DATABASE_URL" <<'PY'
+import sys, urllib.parse
+u = urllib.parse.urlsplit(sys.argv[1])
+print(u.path.lstrip("/") or "orders")
+print(urllib.parse.urlunsplit((u.scheme, u.netloc, "/postgres", u.query, "")))
+PY
+    )" || die "cannot parse DATABASE_URL=$DATABASE_URL"
+    db="$(sed -n 1p <<<"$names")"
+    admin="$(sed -n 2p <<<"$names")"
+    command -v psql >/dev/null 2>&1 || die "psql is needed to drop the database $db"
+    psql -X -q -v ON_ERROR_STOP=1 "$admin" -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" ||
+        die "cannot drop the database $db"
+    ok "dropped the shop's database $db; \`make up\` creates, migrates and seeds it again"
+}
+
 # status_line NAME DISPLAY HEALTH_URL(optional)
 status_line() {
     local name="$1" display="$2" url="${3:-}" pid
@@ -204,5 +228,6 @@ case "${1:-}" in
 up) up ;;
 down) down ;;
 status) status ;;
-*) die "usage: $0 up|down|status" ;;
+reset) reset ;;
+*) die "usage: $0 up|down|status|reset" ;;
 esac
