@@ -36,6 +36,20 @@ pub(crate) const CHARGE_POINTS: &str = "charge_points";
 pub(crate) const REDEEM_COUPON: &str = "redeem_coupon";
 pub(crate) const DEDUCT_STOCK: &str = "deduct_stock";
 
+/// Where one payment step stands (`saga_steps.state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
+#[sqlx(type_name = "text", rename_all = "SCREAMING_SNAKE_CASE")]
+pub(crate) enum StepState {
+    /// The forward step took effect.
+    Done,
+    /// The forward step was refused for a business reason; `detail` holds the refusal.
+    Refused,
+    /// It took effect, and was then undone.
+    Compensated,
+    /// The compensation ran first: the forward step never took effect, and never will.
+    Fenced,
+}
+
 /// One payment attempt of one order, as the database numbers it.
 #[derive(Debug, Clone)]
 pub(crate) struct Attempt {
@@ -119,7 +133,7 @@ pub(crate) async fn forward<T>(
 
 /// Whether `attempt`'s charge is on record as anything but done.
 async fn undone(tx: &mut PgConnection, attempt: &Attempt) -> Result<bool, sqlx::Error> {
-    let state: Option<String> = sqlx::query_scalar(
+    let state: Option<StepState> = sqlx::query_scalar(
         "SELECT state FROM saga_steps WHERE order_id = $1 AND step = 'charge_points' \
          AND attempt = $2",
     )
@@ -127,7 +141,7 @@ async fn undone(tx: &mut PgConnection, attempt: &Attempt) -> Result<bool, sqlx::
     .bind(attempt.n)
     .fetch_optional(&mut *tx)
     .await?;
-    Ok(state.is_some_and(|s| s != "DONE"))
+    Ok(state.is_some_and(|s| s != StepState::Done))
 }
 
 /// What a forward step found when it claimed its key.
@@ -160,13 +174,13 @@ async fn claim_forward(
         return Ok(Forward::Claimed);
     }
     let (state, detail) = read_state(tx, step, attempt, false).await?;
-    match state.as_str() {
-        "DONE" => Ok(Forward::Done(detail)),
-        "REFUSED" => Err(refusal_of(detail).into()),
+    match state {
+        StepState::Done => Ok(Forward::Done(detail)),
+        StepState::Refused => Err(refusal_of(detail).into()),
         // Undone: if a later step's refusal is what undid this attempt, answer that refusal,
         // so that a step run again (its first answer lost with a worker, after the unwinding)
         // tells what the first run told rather than a refusal of its own making.
-        _ => Err(undoing_refusal(tx, attempt)
+        StepState::Compensated | StepState::Fenced => Err(undoing_refusal(tx, attempt)
             .await?
             .unwrap_or_else(|| OrderError::not_payable(OrderStatus::Canceled))
             .into()),
@@ -259,7 +273,7 @@ async fn claim_compensation(
         return Ok(false);
     }
     let (state, _) = read_state(tx, step, attempt, true).await?;
-    Ok(state == "DONE")
+    Ok(state == StepState::Done)
 }
 
 pub(crate) async fn mark_compensated(
@@ -311,7 +325,7 @@ async fn read_state(
     step: &str,
     attempt: &Attempt,
     lock: bool,
-) -> Result<(String, Value), sqlx::Error> {
+) -> Result<(StepState, Value), sqlx::Error> {
     let sql = if lock {
         "SELECT state, detail::text FROM saga_steps \
          WHERE order_id = $1 AND step = $2 AND attempt = $3 FOR UPDATE"
@@ -319,7 +333,7 @@ async fn read_state(
         "SELECT state, detail::text FROM saga_steps \
          WHERE order_id = $1 AND step = $2 AND attempt = $3"
     };
-    let (state, detail): (String, String) = sqlx::query_as(sql)
+    let (state, detail): (StepState, String) = sqlx::query_as(sql)
         .bind(&attempt.order_id)
         .bind(step)
         .bind(attempt.n)
