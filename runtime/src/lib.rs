@@ -123,12 +123,7 @@ pub fn worker_options(
     options
         .register_workflow::<OrderWorkflow>()
         .map_err(|e| WiringError::Worker(e.into()))?
-        .register_activities(activities)
-        // The benchmark's baseline (`bench`): cheap to carry, and it must run on the very
-        // worker the orders run on to be a fair floor.
-        .register_workflow::<workflows::floor::FloorWorkflow>()
-        .map_err(|e| WiringError::Worker(e.into()))?
-        .register_activities(activities::floor::FloorActivities);
+        .register_activities(activities);
     Ok(options)
 }
 
