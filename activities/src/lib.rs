@@ -7,7 +7,6 @@
 //! ordinary (retryable) failures.
 
 pub mod error;
-pub mod floor;
 pub mod platform;
 
 use std::sync::Arc;

@@ -1,14 +1,17 @@
 //! `bench`: N orders (placement, then payment) at concurrency C, from many users over many
 //! products, through the HTTP API and straight through the Temporal client, beside the
 //! orchestration floor (`FloorWorkflow`: an order's shape with none of its work), in one run on
-//! the same server and worker. It reports throughput, latency percentiles per phase, history
-//! events per order and CPU seconds per order of each process. It writes JSON and a PNG chart,
-//! and it ends with the CONTRACT §6 check.
+//! the same server. It reports throughput, latency percentiles per phase, history events per
+//! order and CPU seconds per order of each process. It writes JSON and a PNG chart, and it ends
+//! with the CONTRACT §6 check.
 //!
 //! It drives the stack that `make up` runs (settings from the environment as everywhere) and
-//! reads the processes' CPU from their pid files in `.local/`.
+//! reads the processes' CPU from their pid files in `.local/`. The floor runs on a worker of its
+//! own that the bench starts and stops (`bench floor-worker`, see [`floor::worker`]), wired as
+//! the production worker is, whose CPU counts as the worker's in the floor's runs.
 
 mod chart;
+mod floor;
 mod procs;
 mod stats;
 
@@ -19,7 +22,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 use domain::{LineRequest, PlaceOrderRequest, Shipping};
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -32,8 +35,9 @@ use temporalio_client::{
     Client, UntypedWorkflow, WorkflowDescribeOptions, WorkflowExecuteUpdateOptions,
     WorkflowGetResultOptions, WorkflowIdConflictPolicy, WorkflowUpdateWithStartOptions,
 };
-use workflows::floor::{FloorShape, FloorWorkflow, ORDER_SHAPE, ORDER_SHAPE_REMOTE};
 
+use floor::worker::FloorWorker;
+use floor::{FloorShape, FloorWorkflow, ORDER_SHAPE, ORDER_SHAPE_REMOTE};
 use stats::Percentiles;
 
 #[derive(Parser, Debug)]
@@ -42,6 +46,8 @@ use stats::Percentiles;
     about = "Orders beside the orchestration floor, on the running stack"
 )]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Orders per run (each run is one kind at one concurrency).
     #[arg(long, default_value_t = 200)]
     orders: usize,
@@ -73,6 +79,16 @@ struct Args {
     /// Where `make up` keeps the pid files (worker.pid, api.pid, temporal.pid).
     #[arg(long, default_value = ".local")]
     pid_dir: PathBuf,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// The floor's worker, which the bench starts as its child process for the floor runs.
+    #[command(hide = true)]
+    FloorWorker {
+        #[arg(long)]
+        task_queue: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -140,6 +156,8 @@ struct Ctx {
     settings: Settings,
     client: Client,
     service: OrderService,
+    /// Where the floor runs: a task queue of its own, which only the floor worker polls.
+    floor_task_queue: String,
     http: reqwest::Client,
     api: String,
     shop: Shop,
@@ -150,9 +168,22 @@ struct Ctx {
 async fn main() -> Result<()> {
     runtime::init_tracing();
     let args = Args::parse();
+    if let Some(Command::FloorWorker { task_queue }) = &args.command {
+        let result = floor::worker::serve(task_queue).await;
+        runtime::shutdown_tracing();
+        return result;
+    }
     if args.orders == 0 || args.concurrency.contains(&0) {
         bail!("--orders and every --concurrency must be at least 1");
     }
+    // A Ctrl-C drops the bench where it is, and with it the floor's worker, which then stops.
+    tokio::select! {
+        result = bench(args) => result,
+        _ = tokio::signal::ctrl_c() => bail!("interrupted"),
+    }
+}
+
+async fn bench(args: Args) -> Result<()> {
     let settings = Settings::from_env()?;
     let db = store::db::connect(&settings.database_url)
         .await
@@ -167,6 +198,7 @@ async fn main() -> Result<()> {
     .with_remote_steps(settings.remote_steps);
     let shop = make_shop(&db, &settings, args.users, args.products).await?;
     let ctx = Arc::new(Ctx {
+        floor_task_queue: floor::task_queue(&settings),
         api: format!("http://{}", settings.http_addr),
         http: reqwest::Client::builder()
             .pool_max_idle_per_host(256)
@@ -179,12 +211,39 @@ async fn main() -> Result<()> {
         next: AtomicUsize::new(0),
     });
     let procs = procs::Procs::from_pid_dir(&args.pid_dir);
+    std::fs::create_dir_all(&args.out_dir)?;
+    // The floor's worker, for the floor's runs only: stopped after them, or dropped, which stops
+    // it, on an error or a Ctrl-C (and should this process die, its standard input closes).
+    let floor_worker = if args.no_floor {
+        None
+    } else {
+        Some(
+            FloorWorker::start(
+                &ctx.floor_task_queue,
+                &args.out_dir.join("floor-worker.log"),
+            )
+            .await?,
+        )
+    };
+    // In the floor's runs the worker is the floor's (its CPU per floor iteration is what the
+    // orders' worker CPU compares with); in the orders' runs, the production worker.
+    let floor_procs = floor_worker
+        .as_ref()
+        .map(|w| procs.with_pid("worker", w.pid()));
     println!(
         "bench: {} orders per run at concurrency {:?}; processes: {}",
         args.orders,
         args.concurrency,
         procs.describe()
     );
+    if let Some(w) = &floor_worker {
+        println!(
+            "bench: the floor on task queue {} by its own worker, pid {} (log: {})",
+            ctx.floor_task_queue,
+            w.pid(),
+            w.log().display()
+        );
+    }
 
     let mut kinds = Vec::new();
     if !args.no_floor {
@@ -206,8 +265,15 @@ async fn main() -> Result<()> {
     let mut runs = Vec::new();
     for &c in &args.concurrency {
         for &kind in &kinds {
-            runs.push(run(&ctx, &procs, kind, c, &args).await?);
+            let procs = match (kind, &floor_procs) {
+                (Kind::Floor, Some(floor_procs)) => floor_procs,
+                _ => &procs,
+            };
+            runs.push(run(&ctx, procs, kind, c, &args).await?);
         }
+    }
+    if let Some(w) = floor_worker {
+        w.stop()?;
     }
 
     // A payment answers before the data platform is told: wait for every measured order's
@@ -220,12 +286,12 @@ async fn main() -> Result<()> {
     let unfinished = unfinished(&ctx, &db, ids).await?;
     let check = starter::check::run(&db, Some(&ctx.client)).await?;
 
-    std::fs::create_dir_all(&args.out_dir)?;
     let machine = procs::machine();
     let report = json!({
         "machine": machine,
         "orders_per_run": args.orders,
         "order_shape": order_shape(&ctx.settings),
+        "floor_task_queue": ctx.floor_task_queue,
         "step_mode": if ctx.settings.remote_steps { "remote" } else { "local" },
         "runs": runs,
         "invariants": { "ok": check.ok, "violations": check.violations, "checked": check.checked },
@@ -377,7 +443,7 @@ async fn one(ctx: &Ctx, kind: Kind) -> Result<Sample, String> {
                 ..order_shape(&ctx.settings)
             };
             let options = WorkflowUpdateWithStartOptions::new(
-                ctx.settings.task_queue.clone(),
+                ctx.floor_task_queue.clone(),
                 id.clone(),
                 WorkflowIdConflictPolicy::UseExisting,
             )

@@ -2,6 +2,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+#[derive(Clone)]
 pub struct Procs {
     pids: BTreeMap<String, u32>,
     ticks_per_second: f64,
@@ -39,6 +40,13 @@ impl Procs {
             pids,
             ticks_per_second,
         }
+    }
+
+    /// The same processes, but `name` is `pid` (for the floor's runs, the worker is the floor's).
+    pub fn with_pid(&self, name: &str, pid: u32) -> Self {
+        let mut procs = self.clone();
+        procs.pids.insert(name.to_owned(), pid);
+        procs
     }
 
     pub fn describe(&self) -> String {

@@ -102,22 +102,29 @@ async fn connect(
     .map_err(|e| connect_err(e.into()))
 }
 
+/// How long a worker told to stop lets its running tasks finish before it cancels them.
+pub const GRACEFUL_SHUTDOWN_PERIOD: Duration = Duration::from_secs(10);
+
+/// The options every worker is built with, before it registers its workflows and activities:
+/// `task_queue`, the SDK's default tuning (slots, pollers, eager activities, cache) and
+/// [`GRACEFUL_SHUTDOWN_PERIOD`].
+pub fn base_worker_options(task_queue: &str) -> WorkerOptions {
+    WorkerOptions::new(task_queue)
+        .graceful_shutdown_period(GRACEFUL_SHUTDOWN_PERIOD)
+        .build()
+}
+
 /// The worker's options: the one workflow and its activities on `task_queue`.
 pub fn worker_options(
     task_queue: &str,
     activities: OrderActivities,
 ) -> Result<WorkerOptions, WiringError> {
-    Ok(WorkerOptions::new(task_queue)
+    let mut options = base_worker_options(task_queue);
+    options
         .register_workflow::<OrderWorkflow>()
         .map_err(|e| WiringError::Worker(e.into()))?
-        .register_activities(activities)
-        // The benchmark's baseline (`bench`): cheap to carry, and it must run on the very
-        // worker the orders run on to be a fair floor.
-        .register_workflow::<workflows::floor::FloorWorkflow>()
-        .map_err(|e| WiringError::Worker(e.into()))?
-        .register_activities(activities::floor::FloorActivities)
-        .graceful_shutdown_period(Duration::from_secs(10))
-        .build())
+        .register_activities(activities);
+    Ok(options)
 }
 
 /// A worker ready to `run()`.

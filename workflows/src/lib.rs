@@ -2,9 +2,7 @@
 //!
 //! [`order::OrderWorkflow`] is the whole life of one order, top to bottom. [`saga`] holds the
 //! compensation stack it uses, and [`steps`] how a step runs and how its failures are read.
-//! [`floor::FloorWorkflow`] is the benchmark's baseline: an order's shape doing nothing.
 
-pub mod floor;
 pub mod order;
 pub mod saga;
 pub mod steps;

@@ -1,5 +1,5 @@
 //! `FloorWorkflow`: an order's shape with none of its work, the baseline that `bench` measures
-//! the saga against on the same server, worker and client.
+//! the saga against on the same server and client, and on a worker wired like the orders'.
 //!
 //! Like an order it is started by an update (`place`) that answers once the placement steps
 //! are done, waits on a durable timer for a second update (`pay`) that answers once the payment
@@ -9,13 +9,14 @@
 use std::pin::pin;
 use std::time::Duration;
 
-use activities::floor::FloorActivities;
 use serde::{Deserialize, Serialize};
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::{
     ActivityOptions, LocalActivityOptions, TimerOptions, WorkflowContext, WorkflowContextView,
     WorkflowResult, workflows::select,
 };
+
+use super::activities::FloorActivities;
 
 /// The shape to mirror.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,5 +1,5 @@
 //! The orchestration floor's activities: they do nothing, so that a `FloorWorkflow` costs what
-//! Temporal itself costs for the shape of an order (see `bench/`).
+//! Temporal itself costs for the shape of an order.
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 
