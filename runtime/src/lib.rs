@@ -185,3 +185,14 @@ pub fn shutdown_tracing() {
     #[cfg(feature = "otel")]
     telemetry::otel::shutdown();
 }
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM: when a worker process should finish its running
+/// tasks and stop.
+pub async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+}

@@ -144,6 +144,28 @@ async fn undone(tx: &mut PgConnection, attempt: &Attempt) -> Result<bool, sqlx::
     Ok(state.is_some_and(|s| s != StepState::Done))
 }
 
+/// Writes `step` of `attempt` as `state` if it has no row yet (true), else leaves it (false).
+/// A concurrent claim of the same key waits on the primary key and then sees its row.
+async fn claim(
+    tx: &mut PgConnection,
+    step: &str,
+    attempt: &Attempt,
+    state: StepState,
+) -> Result<bool, sqlx::Error> {
+    let inserted = sqlx::query(
+        "INSERT INTO saga_steps (order_id, step, attempt, state) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(&attempt.order_id)
+    .bind(step)
+    .bind(attempt.n)
+    .bind(state)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    Ok(inserted == 1)
+}
+
 /// What a forward step found when it claimed its key.
 enum Forward {
     /// This transaction owns the step: apply the effect now.
@@ -160,17 +182,7 @@ async fn claim_forward(
     step: &str,
     attempt: &Attempt,
 ) -> Result<Forward, StoreError> {
-    let inserted = sqlx::query(
-        "INSERT INTO saga_steps (order_id, step, attempt, state) VALUES ($1, $2, $3, 'DONE') \
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(&attempt.order_id)
-    .bind(step)
-    .bind(attempt.n)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if inserted == 1 {
+    if claim(tx, step, attempt, StepState::Done).await? {
         return Ok(Forward::Claimed);
     }
     let (state, detail) = read_state(tx, step, attempt, false).await?;
@@ -259,17 +271,7 @@ async fn claim_compensation(
     step: &str,
     attempt: &Attempt,
 ) -> Result<bool, sqlx::Error> {
-    let inserted = sqlx::query(
-        "INSERT INTO saga_steps (order_id, step, attempt, state) VALUES ($1, $2, $3, 'FENCED') \
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(&attempt.order_id)
-    .bind(step)
-    .bind(attempt.n)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if inserted == 1 {
+    if claim(tx, step, attempt, StepState::Fenced).await? {
         return Ok(false);
     }
     let (state, _) = read_state(tx, step, attempt, true).await?;

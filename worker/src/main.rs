@@ -48,7 +48,7 @@ async fn run() -> anyhow::Result<()> {
 
     let shutdown = worker.shutdown_handle();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        runtime::wait_for_signal().await;
         tracing::info!("signal received: finishing running tasks, then stopping");
         shutdown();
     });
@@ -68,13 +68,4 @@ async fn run() -> anyhow::Result<()> {
     worker.run().await?;
     tracing::info!("worker stopped");
     Ok(())
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        _ = term.recv() => {},
-    }
 }

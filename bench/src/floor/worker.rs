@@ -69,7 +69,7 @@ pub async fn serve(task_queue: &str) -> Result<()> {
     tokio::spawn(async move {
         tokio::select! {
             _ = closed => tracing::info!("standard input closed: finishing running tasks, then stopping"),
-            _ = wait_for_signal() => tracing::info!("signal received: finishing running tasks, then stopping"),
+            _ = runtime::wait_for_signal() => tracing::info!("signal received: finishing running tasks, then stopping"),
         }
         shutdown();
     });
@@ -83,15 +83,6 @@ pub async fn serve(task_queue: &str) -> Result<()> {
     worker.run().await?;
     tracing::info!("floor worker stopped");
     Ok(())
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        _ = term.recv() => {},
-    }
 }
 
 /// The running `bench floor-worker` child. Dropping it stops it, as [`FloorWorker::stop`] does.
