@@ -305,6 +305,17 @@ pub async fn load(db: &PgPool, order_id: &str) -> Result<Option<Order>, sqlx::Er
     Ok(with_lines(db, vec![row]).await?.pop())
 }
 
+/// The user whose order it is, or `None`: one indexed read, for callers that need no more to
+/// tell whether the order is the caller's.
+pub async fn owner(db: &PgPool, order_id: &str) -> Result<Option<UserId>, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT user_id FROM orders WHERE id = $1")
+            .bind(order_id)
+            .fetch_optional(db)
+            .await?,
+    )
+}
+
 /// A user's orders, newest first, at most `limit` of them.
 pub async fn list_for_user(
     db: &PgPool,
