@@ -316,6 +316,38 @@ pub async fn owner(db: &PgPool, order_id: &str) -> Result<Option<UserId>, StoreE
     )
 }
 
+/// Where an order stands, as `starter check` holds it against its workflow: the row's status
+/// and cancel code as stored, and whether the data platform has it.
+#[derive(Debug, Clone, FromRow)]
+pub struct Standing {
+    pub id: String,
+    pub status: String,
+    pub cancel_code: Option<String>,
+    pub notified: bool,
+}
+
+const STANDING_COLUMNS: &str =
+    "id, status, cancel_code, platform_notified_at IS NOT NULL AS notified";
+
+/// Where every order stands, by id.
+pub async fn standings(db: &PgPool) -> Result<Vec<Standing>, StoreError> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {STANDING_COLUMNS} FROM orders ORDER BY id"
+    ))
+    .fetch_all(db)
+    .await?)
+}
+
+/// Where one order stands, or `None`.
+pub async fn standing(db: &PgPool, order_id: &str) -> Result<Option<Standing>, StoreError> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {STANDING_COLUMNS} FROM orders WHERE id = $1"
+    ))
+    .bind(order_id)
+    .fetch_optional(db)
+    .await?)
+}
+
 /// A user's orders, newest first, at most `limit` of them.
 pub async fn list_for_user(
     db: &PgPool,
