@@ -23,4 +23,7 @@ pub mod placement;
 pub mod points;
 pub mod stock;
 
-pub use error::StoreError;
+pub use error::{DbFault, StoreError};
+/// The pool every function here takes: callers hold it and pass it, and need no SQL of their
+/// own.
+pub use sqlx::PgPool;

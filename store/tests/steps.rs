@@ -11,7 +11,7 @@ use domain::{
     CancelCode, CouponInvalidReason, CouponStatus, Discount, Order, OrderError, OrderStatus,
 };
 use sqlx::PgPool;
-use store::{coupons, db, invariants, orders, points, stock};
+use store::{DbFault, StoreError, coupons, db, invariants, orders, points, stock};
 
 mod common;
 use common::reads::{
@@ -996,6 +996,35 @@ async fn the_lookups_answer_what_the_database_holds() {
     let b = orders::standing(pool, "o-b").await.unwrap().unwrap();
     assert_eq!(b.status, "CANCELED");
     assert_eq!(b.cancel_code.as_deref(), Some("USER_CANCELED"));
+    t.finish().await;
+}
+
+/// What a database error means, which the API answers 503, 400 or 500 by.
+#[tokio::test]
+async fn a_database_error_says_what_it_means() {
+    let t = TestDb::new().await;
+    let pool = &t.pool;
+    let fault = |sql: &'static str| async move {
+        DbFault::of(&sqlx::query(sql).execute(pool).await.unwrap_err())
+    };
+    // 22012 division by zero; 23505 a second row of the singleton.
+    assert_eq!(fault("SELECT 1 / 0").await, DbFault::InvalidInput);
+    let twice = "INSERT INTO installation DEFAULT VALUES";
+    assert_eq!(fault(twice).await, DbFault::InvalidInput);
+    // 42703 undefined column: a bug of ours, not the caller's.
+    assert_eq!(fault("SELECT nonsense").await, DbFault::Bug);
+    assert_eq!(DbFault::of(&sqlx::Error::RowNotFound), DbFault::Bug);
+
+    assert_eq!(
+        DbFault::of(&sqlx::Error::PoolTimedOut),
+        DbFault::Unavailable
+    );
+    let gone = "postgres://postgres@127.0.0.1:9/nowhere";
+    let down = db::connect_lazy(gone, Duration::from_millis(500)).unwrap();
+    match db::ping(&down).await {
+        Err(StoreError::Db(e)) => assert_eq!(DbFault::of(&e), DbFault::Unavailable, "{e}"),
+        other => panic!("nothing listens there: {other:?}"),
+    }
     t.finish().await;
 }
 
