@@ -168,7 +168,6 @@ impl OrderActivities {
         guarded("notify_platform", &order_id.clone(), async {
             let order = orders::load(&self.db, &order_id)
                 .await
-                .map_err(StoreError::from)
                 .activity()?
                 .ok_or_else(|| {
                     StoreError::Business(OrderError::OrderNotFound {

@@ -17,9 +17,8 @@ use domain::{CancelCode, Order, OrderStatus};
 use futures::StreamExt;
 use serde::Serialize;
 use serde_json::{Value, json};
-use sqlx::PgPool;
-use store::StoreError;
 use store::orders::{self, Standing};
+use store::{PgPool, StoreError};
 use temporalio_client::{
     Client, WorkflowDescribeOptions, WorkflowExecutionStatus, WorkflowGetResultOptions,
     WorkflowQueryOptions,
@@ -62,9 +61,7 @@ enum Finding {
 }
 
 pub async fn run(db: &PgPool, temporal: Option<&Client>) -> Result<CheckReport, CheckError> {
-    let sql = store::invariants::check(db)
-        .await
-        .map_err(StoreError::from)?;
+    let sql = store::invariants::check(db).await?;
     let mut violations = sql.violations;
     let mut checked = sql.checked;
     let rows = orders::standings(db).await?;

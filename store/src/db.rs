@@ -388,26 +388,32 @@ async fn has_user<'c>(db: impl PgExecutor<'c>, user_id: UserId) -> Result<bool, 
         .await
 }
 
-pub async fn get_user(pool: &PgPool, user_id: UserId) -> Result<Option<User>, sqlx::Error> {
-    sqlx::query_as("SELECT id, name, points FROM users WHERE id = $1")
-        .bind(user_id)
-        .fetch_optional(pool)
-        .await
+pub async fn get_user(pool: &PgPool, user_id: UserId) -> Result<Option<User>, StoreError> {
+    Ok(
+        sqlx::query_as("SELECT id, name, points FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_optional(pool)
+            .await?,
+    )
 }
 
 pub async fn get_product(
     pool: &PgPool,
     product_id: ProductId,
-) -> Result<Option<Product>, sqlx::Error> {
-    sqlx::query_as("SELECT id, name, price, stock FROM products WHERE id = $1")
-        .bind(product_id)
-        .fetch_optional(pool)
-        .await
+) -> Result<Option<Product>, StoreError> {
+    Ok(
+        sqlx::query_as("SELECT id, name, price, stock FROM products WHERE id = $1")
+            .bind(product_id)
+            .fetch_optional(pool)
+            .await?,
+    )
 }
 
 /// Every product, by id.
-pub async fn list_products(pool: &PgPool) -> Result<Vec<Product>, sqlx::Error> {
-    sqlx::query_as("SELECT id, name, price, stock FROM products ORDER BY id")
-        .fetch_all(pool)
-        .await
+pub async fn list_products(pool: &PgPool) -> Result<Vec<Product>, StoreError> {
+    Ok(
+        sqlx::query_as("SELECT id, name, price, stock FROM products ORDER BY id")
+            .fetch_all(pool)
+            .await?,
+    )
 }

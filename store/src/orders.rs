@@ -295,7 +295,7 @@ async fn with_lines(db: &PgPool, rows: Vec<OrderRow>) -> Result<Vec<Order>, sqlx
 }
 
 /// One order with its lines, or `None`.
-pub async fn load(db: &PgPool, order_id: &str) -> Result<Option<Order>, sqlx::Error> {
+pub async fn load(db: &PgPool, order_id: &str) -> Result<Option<Order>, StoreError> {
     let row: Option<OrderRow> =
         sqlx::query_as(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1"))
             .bind(order_id)
@@ -353,7 +353,7 @@ pub async fn list_for_user(
     db: &PgPool,
     user_id: UserId,
     limit: i64,
-) -> Result<Vec<Order>, sqlx::Error> {
+) -> Result<Vec<Order>, StoreError> {
     let rows: Vec<OrderRow> = sqlx::query_as(&format!(
         "SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1 \
          ORDER BY created_at DESC, id DESC LIMIT $2"
@@ -362,5 +362,5 @@ pub async fn list_for_user(
     .bind(limit.max(0))
     .fetch_all(db)
     .await?;
-    with_lines(db, rows).await
+    Ok(with_lines(db, rows).await?)
 }

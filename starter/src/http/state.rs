@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use domain::UserId;
 use runtime::Settings;
-use sqlx::PgPool;
+use store::{PgPool, StoreError};
 use temporalio_client::Client;
 
 use super::error::ApiError;
@@ -45,7 +45,7 @@ struct Temporal {
 
 impl AppState {
     /// Connects nothing yet: the pool and the Temporal client connect on first use.
-    pub fn new(settings: Settings) -> Result<Self, sqlx::Error> {
+    pub fn new(settings: Settings) -> Result<Self, StoreError> {
         let db = store::db::connect_lazy(&settings.database_url, CONNECT_TIMEOUT)?;
         Ok(Self::from_parts(settings, db, None))
     }
