@@ -16,13 +16,12 @@ use domain::saga::{
     Stamp, StepKey,
 };
 use domain::{Order, OrderError};
-use sqlx::PgPool;
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 
 use error::ActivityResult;
 pub use platform::PlatformClient;
-use store::{StoreError, coupons, orders, points, stock};
+use store::{PgPool, StoreError, coupons, orders, points, stock};
 
 /// The activity implementer the worker registers: a database pool and the data platform.
 pub struct OrderActivities {
