@@ -16,13 +16,12 @@ use domain::saga::{
     Stamp, StepKey,
 };
 use domain::{Order, OrderError};
-use sqlx::PgPool;
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 
 use error::ActivityResult;
 pub use platform::PlatformClient;
-use store::{StoreError, coupons, orders, points, stock};
+use store::{PgPool, StoreError, coupons, orders, points, stock};
 
 /// The activity implementer the worker registers: a database pool and the data platform.
 pub struct OrderActivities {
@@ -168,7 +167,6 @@ impl OrderActivities {
         guarded("notify_platform", &order_id.clone(), async {
             let order = orders::load(&self.db, &order_id)
                 .await
-                .map_err(StoreError::from)
                 .activity()?
                 .ok_or_else(|| {
                     StoreError::Business(OrderError::OrderNotFound {

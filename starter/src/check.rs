@@ -17,7 +17,8 @@ use domain::{CancelCode, Order, OrderStatus};
 use futures::StreamExt;
 use serde::Serialize;
 use serde_json::{Value, json};
-use sqlx::PgPool;
+use store::orders::{self, Standing};
+use store::{PgPool, StoreError};
 use temporalio_client::{
     Client, WorkflowDescribeOptions, WorkflowExecutionStatus, WorkflowGetResultOptions,
     WorkflowQueryOptions,
@@ -36,8 +37,8 @@ pub struct CheckReport {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckError {
-    #[error("database: {0}")]
-    Db(#[from] sqlx::Error),
+    #[error(transparent)]
+    Db(#[from] StoreError),
 }
 
 /// How long a running workflow and the database may disagree about a status before it counts.
@@ -46,21 +47,10 @@ const SETTLE: Duration = Duration::from_secs(2);
 /// Workflows asked at once.
 const CONCURRENCY: usize = 16;
 
-/// One order as the database has it.
-#[derive(Debug, Clone, sqlx::FromRow)]
-struct Row {
-    id: String,
-    status: String,
-    cancel_code: Option<String>,
-    notified: bool,
-}
-
-impl Row {
-    /// The saga is not done with it: open, or completed and not yet delivered.
-    fn open(&self) -> bool {
-        matches!(self.status.as_str(), "PENDING" | "PAID")
-            || (self.status == "COMPLETED" && !self.notified)
-    }
+/// The saga is not done with the order: open, or completed and not yet delivered.
+fn open(row: &Standing) -> bool {
+    matches!(row.status.as_str(), "PENDING" | "PAID")
+        || (row.status == "COMPLETED" && !row.notified)
 }
 
 /// What one order's check found.
@@ -74,11 +64,11 @@ pub async fn run(db: &PgPool, temporal: Option<&Client>) -> Result<CheckReport, 
     let sql = store::invariants::check(db).await?;
     let mut violations = sql.violations;
     let mut checked = sql.checked;
-    let rows = rows(db).await?;
-    checked["open_orders"] = json!(rows.iter().filter(|r| r.open()).count());
+    let rows = orders::standings(db).await?;
+    checked["open_orders"] = json!(rows.iter().filter(|r| open(r)).count());
     let Some(client) = temporal else {
         checked["workflows"] = json!("not checked: Temporal unreachable");
-        violations.extend(rows.iter().filter(|r| r.open()).map(|r| {
+        violations.extend(rows.iter().filter(|r| open(r)).map(|r| {
             format!(
                 "[workflow_reachable] order {} is {} and its workflow cannot be asked",
                 r.id, r.status
@@ -86,7 +76,7 @@ pub async fn run(db: &PgPool, temporal: Option<&Client>) -> Result<CheckReport, 
         }));
         return Ok(report(checked, violations, Vec::new()));
     };
-    let findings: Vec<Result<Finding, sqlx::Error>> = futures::stream::iter(rows.iter())
+    let findings: Vec<Result<Finding, StoreError>> = futures::stream::iter(rows.iter())
         .map(|row| check_order(db, client, row))
         .buffer_unordered(CONCURRENCY)
         .collect()
@@ -113,42 +103,25 @@ fn report(checked: Value, violations: Vec<String>, in_flight: Vec<String>) -> Ch
     }
 }
 
-async fn rows(db: &PgPool) -> Result<Vec<Row>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, status, cancel_code, platform_notified_at IS NOT NULL AS notified \
-         FROM orders ORDER BY id",
-    )
-    .fetch_all(db)
-    .await
-}
-
-async fn row_of(db: &PgPool, id: &str) -> Result<Option<Row>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, status, cancel_code, platform_notified_at IS NOT NULL AS notified \
-         FROM orders WHERE id = $1",
-    )
-    .bind(id)
-    .fetch_optional(db)
-    .await
-}
-
 /// One order against its workflow.
-async fn check_order(db: &PgPool, client: &Client, row: &Row) -> Result<Finding, sqlx::Error> {
+async fn check_order(db: &PgPool, client: &Client, row: &Standing) -> Result<Finding, StoreError> {
     let id = &row.id;
     Ok(match ask(client, id).await {
         Asked::Running(status) => running(db, client, row, status).await?,
         Asked::Closed(outcome) => {
             // Closed after the rows were read? The database may have moved on meanwhile.
-            let now = row_of(db, id).await?.unwrap_or_else(|| row.clone());
+            let now = orders::standing(db, id)
+                .await?
+                .unwrap_or_else(|| row.clone());
             closed(&now, &outcome)
         }
-        Asked::Missing if row.open() => Finding::Violation(format!(
+        Asked::Missing if open(row) => Finding::Violation(format!(
             "[workflow_exists] order {id} is {} but has no workflow",
             row.status
         )),
         // A closed order whose workflow is gone: past the namespace's retention.
         Asked::Missing => Finding::Fine,
-        Asked::Unreachable(e) if row.open() => Finding::Violation(format!(
+        Asked::Unreachable(e) if open(row) => Finding::Violation(format!(
             "[workflow_reachable] order {id} is {} and its workflow cannot be asked: {e}",
             row.status
         )),
@@ -160,14 +133,14 @@ async fn check_order(db: &PgPool, client: &Client, row: &Row) -> Result<Finding,
 async fn running(
     db: &PgPool,
     client: &Client,
-    row: &Row,
+    row: &Standing,
     status: Option<String>,
-) -> Result<Finding, sqlx::Error> {
+) -> Result<Finding, StoreError> {
     let id = &row.id;
     let agrees = |s: &Option<String>, r: &str| s.as_deref().is_none_or(|s| s == r);
     if !agrees(&status, &row.status) {
         tokio::time::sleep(SETTLE).await;
-        let now = row_status(db, id).await?;
+        let now = orders::standing(db, id).await?.map(|r| r.status);
         if let (Some(now), Asked::Running(again)) = (now, ask(client, id).await)
             && !agrees(&again, &now)
         {
@@ -183,10 +156,6 @@ async fn running(
     )))
 }
 
-async fn row_status(db: &PgPool, id: &str) -> Result<Option<String>, sqlx::Error> {
-    Ok(row_of(db, id).await?.map(|r| r.status))
-}
-
 /// How a closed workflow ended.
 enum Outcome {
     /// Completed: the order status of its result (`None`: the placement was rejected).
@@ -196,19 +165,19 @@ enum Outcome {
     Ended(String),
 }
 
-fn closed(row: &Row, outcome: &Outcome) -> Finding {
+fn closed(row: &Standing, outcome: &Outcome) -> Finding {
     let id = &row.id;
     let repaired = row.status == "COMPLETED"
         || row.cancel_code.as_deref() == Some(CancelCode::Repaired.as_str());
     let wrong = match outcome {
-        Outcome::Completed(Some(status)) if status.as_str() == row.status && !row.open() => None,
+        Outcome::Completed(Some(status)) if status.as_str() == row.status && !open(row) => None,
         Outcome::Completed(status) => Some(format!(
             "completed as {}",
             status.map_or("REJECTED", |s| s.as_str())
         )),
         Outcome::Cancelled if row.status == "CANCELED" => None,
         Outcome::Cancelled => Some("cancelled".to_owned()),
-        Outcome::Ended(_) if repaired && !row.open() => None,
+        Outcome::Ended(_) if repaired && !open(row) => None,
         Outcome::Ended(how) => Some(format!("{how} (`starter repair {id}` reconciles it)")),
     };
     match wrong {

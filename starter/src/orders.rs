@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use domain::saga::PayRequest;
 use domain::{Order, OrderError, PlaceOrderRequest, UserId};
-use sqlx::PgPool;
+use store::{PgPool, StoreError};
 use temporalio_client::errors::{
     WorkflowStartError, WorkflowUpdateError, WorkflowUpdateWithStartError,
 };
@@ -29,8 +29,8 @@ pub enum ServiceError {
     Order(#[from] OrderError),
     #[error("Temporal: {0}")]
     Temporal(String),
-    #[error("database: {0}")]
-    Db(#[from] sqlx::Error),
+    #[error(transparent)]
+    Db(#[from] StoreError),
 }
 
 impl ServiceError {

@@ -187,20 +187,20 @@ pub(crate) async fn load_in(
 }
 
 /// One coupon, whoever owns it.
-pub async fn get(db: &PgPool, coupon_id: CouponId) -> Result<Option<Coupon>, sqlx::Error> {
+pub async fn get(db: &PgPool, coupon_id: CouponId) -> Result<Option<Coupon>, StoreError> {
     let mut conn = db.acquire().await?;
-    load_in(&mut conn, coupon_id).await
+    Ok(load_in(&mut conn, coupon_id).await?)
 }
 
 /// A user's coupons, oldest first.
-pub async fn list_for_user(db: &PgPool, user_id: UserId) -> Result<Vec<Coupon>, sqlx::Error> {
+pub async fn list_for_user(db: &PgPool, user_id: UserId) -> Result<Vec<Coupon>, StoreError> {
     let rows: Vec<CouponRow> = sqlx::query_as(&format!(
         "SELECT {COUPON_COLUMNS} FROM coupons WHERE user_id = $1 ORDER BY id"
     ))
     .bind(user_id)
     .fetch_all(db)
     .await?;
-    rows.into_iter().map(from_row).collect()
+    Ok(rows.into_iter().map(from_row).collect::<Result<_, _>>()?)
 }
 
 pub(crate) async fn db_now(conn: &mut PgConnection) -> Result<DateTime<Utc>, sqlx::Error> {

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use domain::{CouponId, Discount, OrderError, Points, ProductId, UserId};
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
+use sqlx::{ConnectOptions, Connection, PgConnection, PgExecutor, PgPool};
 
 use crate::StoreError;
 
@@ -19,6 +19,32 @@ pub async fn connect(url: &str) -> Result<PgPool, sqlx::Error> {
         .acquire_timeout(Duration::from_secs(5))
         .connect(url)
         .await
+}
+
+/// A pool that connects on first use, for a process that must start, and answer, while
+/// PostgreSQL is down: at most 20 connections; waiting more than `acquire_timeout` for one is an
+/// error.
+pub fn connect_lazy(url: &str, acquire_timeout: Duration) -> Result<PgPool, sqlx::Error> {
+    PgPoolOptions::new()
+        .max_connections(20)
+        .acquire_timeout(acquire_timeout)
+        .connect_lazy(url)
+}
+
+/// Whether the database answers a query.
+pub async fn ping(pool: &PgPool) -> Result<(), StoreError> {
+    sqlx::query("SELECT 1").execute(pool).await?;
+    Ok(())
+}
+
+/// The id that names this database for good (`migrations/0003_installation.sql`), so that
+/// what is derived from it cannot collide with what another database derived.
+pub async fn installation_id(pool: &PgPool) -> Result<String, StoreError> {
+    Ok(
+        sqlx::query_scalar::<_, String>("SELECT id::text FROM installation")
+            .fetch_one(pool)
+            .await?,
+    )
 }
 
 /// Creates the database that `url` names, on the same server, when it does not exist yet
@@ -251,11 +277,7 @@ pub async fn create_coupon(
         return Err(OrderError::invalid("min_order_amount must not be negative").into());
     }
     let mut tx = pool.begin().await?;
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)")
-        .bind(user_id)
-        .fetch_one(&mut *tx)
-        .await?;
-    if !exists {
+    if !has_user(&mut *tx, user_id).await? {
         return Err(OrderError::invalid(format!("unknown user {user_id}")).into());
     }
     let id = insert_coupon(&mut tx, user_id, discount, min_order_amount, expires_at).await?;
@@ -354,26 +376,44 @@ pub async fn restock(
     Ok(stock)
 }
 
-pub async fn get_user(pool: &PgPool, user_id: UserId) -> Result<Option<User>, sqlx::Error> {
-    sqlx::query_as("SELECT id, name, points FROM users WHERE id = $1")
+/// Whether the user exists.
+pub async fn user_exists(pool: &PgPool, user_id: UserId) -> Result<bool, StoreError> {
+    Ok(has_user(pool, user_id).await?)
+}
+
+async fn has_user<'c>(db: impl PgExecutor<'c>, user_id: UserId) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)")
         .bind(user_id)
-        .fetch_optional(pool)
+        .fetch_one(db)
         .await
+}
+
+pub async fn get_user(pool: &PgPool, user_id: UserId) -> Result<Option<User>, StoreError> {
+    Ok(
+        sqlx::query_as("SELECT id, name, points FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_optional(pool)
+            .await?,
+    )
 }
 
 pub async fn get_product(
     pool: &PgPool,
     product_id: ProductId,
-) -> Result<Option<Product>, sqlx::Error> {
-    sqlx::query_as("SELECT id, name, price, stock FROM products WHERE id = $1")
-        .bind(product_id)
-        .fetch_optional(pool)
-        .await
+) -> Result<Option<Product>, StoreError> {
+    Ok(
+        sqlx::query_as("SELECT id, name, price, stock FROM products WHERE id = $1")
+            .bind(product_id)
+            .fetch_optional(pool)
+            .await?,
+    )
 }
 
 /// Every product, by id.
-pub async fn list_products(pool: &PgPool) -> Result<Vec<Product>, sqlx::Error> {
-    sqlx::query_as("SELECT id, name, price, stock FROM products ORDER BY id")
-        .fetch_all(pool)
-        .await
+pub async fn list_products(pool: &PgPool) -> Result<Vec<Product>, StoreError> {
+    Ok(
+        sqlx::query_as("SELECT id, name, price, stock FROM products ORDER BY id")
+            .fetch_all(pool)
+            .await?,
+    )
 }

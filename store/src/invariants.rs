@@ -11,6 +11,8 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 use sqlx::PgPool;
 
+use crate::StoreError;
+
 /// What the check looked at, and every violation found.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -268,7 +270,7 @@ fn rules() -> Vec<(&'static str, String)> {
 }
 
 /// Runs every rule of CONTRACT §6 (and the saga's own bookkeeping rules) against the database.
-pub async fn check(pool: &PgPool) -> Result<Report, sqlx::Error> {
+pub async fn check(pool: &PgPool) -> Result<Report, StoreError> {
     let mut checked = Map::new();
     for table in [
         "users",
@@ -302,7 +304,7 @@ pub async fn check(pool: &PgPool) -> Result<Report, sqlx::Error> {
 /// Every `COMPLETED` order that the data platform has not confirmed yet. Empty once all
 /// completed workflows have finished (CONTRACT §6: every `COMPLETED` order reaches the data
 /// platform); while a notification is still being retried its order is listed here.
-pub async fn check_notified(pool: &PgPool) -> Result<Vec<String>, sqlx::Error> {
+pub async fn check_notified(pool: &PgPool) -> Result<Vec<String>, StoreError> {
     let found: Vec<String> = sqlx::query_scalar(
         "SELECT format('order %s is COMPLETED (at %s) but platform_notified_at is NULL', \
                 id, completed_at) \

@@ -6,6 +6,7 @@
 //!   its undo, all idempotent by a business key; [`placement`]: the checks of a placement.
 //! - `fence`: the idempotency and fencing protocol they share (table `saga_steps`, `payments`).
 //! - [`invariants`]: CONTRACT §6 as SQL.
+//! - [`idempotency`]: the HTTP API's `Idempotency-Key` records, their leases and retention.
 //!
 //! Every change to a balance is a ledger row, written in the transaction that changes it.
 //! Business refusals are [`StoreError::Business`] with the contract's error; anything else is
@@ -15,10 +16,14 @@ pub mod coupons;
 pub mod db;
 mod error;
 mod fence;
+pub mod idempotency;
 pub mod invariants;
 pub mod orders;
 pub mod placement;
 pub mod points;
 pub mod stock;
 
-pub use error::StoreError;
+pub use error::{DbFault, StoreError};
+/// The pool every function here takes: callers hold it and pass it, and need no SQL of their
+/// own.
+pub use sqlx::PgPool;

@@ -295,7 +295,7 @@ async fn with_lines(db: &PgPool, rows: Vec<OrderRow>) -> Result<Vec<Order>, sqlx
 }
 
 /// One order with its lines, or `None`.
-pub async fn load(db: &PgPool, order_id: &str) -> Result<Option<Order>, sqlx::Error> {
+pub async fn load(db: &PgPool, order_id: &str) -> Result<Option<Order>, StoreError> {
     let row: Option<OrderRow> =
         sqlx::query_as(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1"))
             .bind(order_id)
@@ -305,12 +305,55 @@ pub async fn load(db: &PgPool, order_id: &str) -> Result<Option<Order>, sqlx::Er
     Ok(with_lines(db, vec![row]).await?.pop())
 }
 
+/// The user whose order it is, or `None`: one indexed read, for callers that need no more to
+/// tell whether the order is the caller's.
+pub async fn owner(db: &PgPool, order_id: &str) -> Result<Option<UserId>, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT user_id FROM orders WHERE id = $1")
+            .bind(order_id)
+            .fetch_optional(db)
+            .await?,
+    )
+}
+
+/// Where an order stands, as `starter check` holds it against its workflow: the row's status
+/// and cancel code as stored, and whether the data platform has it.
+#[derive(Debug, Clone, FromRow)]
+pub struct Standing {
+    pub id: String,
+    pub status: String,
+    pub cancel_code: Option<String>,
+    pub notified: bool,
+}
+
+const STANDING_COLUMNS: &str =
+    "id, status, cancel_code, platform_notified_at IS NOT NULL AS notified";
+
+/// Where every order stands, by id.
+pub async fn standings(db: &PgPool) -> Result<Vec<Standing>, StoreError> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {STANDING_COLUMNS} FROM orders ORDER BY id"
+    ))
+    .fetch_all(db)
+    .await?)
+}
+
+/// Where one order stands, or `None`.
+pub async fn standing(db: &PgPool, order_id: &str) -> Result<Option<Standing>, StoreError> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {STANDING_COLUMNS} FROM orders WHERE id = $1"
+    ))
+    .bind(order_id)
+    .fetch_optional(db)
+    .await?)
+}
+
 /// A user's orders, newest first, at most `limit` of them.
 pub async fn list_for_user(
     db: &PgPool,
     user_id: UserId,
     limit: i64,
-) -> Result<Vec<Order>, sqlx::Error> {
+) -> Result<Vec<Order>, StoreError> {
     let rows: Vec<OrderRow> = sqlx::query_as(&format!(
         "SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1 \
          ORDER BY created_at DESC, id DESC LIMIT $2"
@@ -319,5 +362,5 @@ pub async fn list_for_user(
     .bind(limit.max(0))
     .fetch_all(db)
     .await?;
-    with_lines(db, rows).await
+    Ok(with_lines(db, rows).await?)
 }

@@ -4,18 +4,22 @@
 //! finding nothing wrong. Each forward step beside its compensation, keyed by payment; the
 //! payments numbered by the database; the admin helpers, the invariant check itself and the
 //! data platform client. The end of an order (the pivot, the close) is `closing.rs`.
+use std::time::Duration;
+
 use domain::saga::{ChargePointsInput, DeductStockInput, RedeemCouponInput, StepKey};
-use domain::{CouponInvalidReason, CouponStatus, Discount, Order, OrderError, OrderStatus};
+use domain::{
+    CancelCode, CouponInvalidReason, CouponStatus, Discount, Order, OrderError, OrderStatus,
+};
 use sqlx::PgPool;
-use store::{coupons, db, invariants, orders, points, stock};
+use store::{DbFault, StoreError, coupons, db, invariants, orders, points, stock};
 
 mod common;
 use common::reads::{
     attempt_of, count, coupon_of, points_of, status_of, step_state, steps_of, stock_of,
 };
 use common::saga::{
-    business, charge_input, compensate, deduct_input, key, pay, place, redeem_input, retried,
-    unwind,
+    business, charge_input, close, compensate, deduct_input, key, pay, place, redeem_input,
+    retried, unwind,
 };
 use common::{TestDb, drop_database, in_days, lines, url_for};
 
@@ -936,6 +940,93 @@ async fn racing_steps_and_compensations_complete_or_leave_nothing() {
 }
 
 // ---------------------------------------------------------------- helpers and seed
+
+/// The reads the API and `starter check` make besides the orders themselves.
+#[tokio::test]
+async fn the_lookups_answer_what_the_database_holds() {
+    let t = TestDb::new().await;
+    let pool = &t.pool;
+    let s = shop(pool).await;
+
+    db::ping(pool).await.unwrap();
+    let nowhere = db::connect_lazy(&url_for("nowhere"), Duration::from_millis(500)).unwrap();
+    let gone = "postgres://postgres@127.0.0.1:9/nowhere";
+    let down = db::connect_lazy(gone, Duration::from_millis(500)).unwrap();
+    assert!(db::ping(&down).await.is_err(), "nothing listens there");
+    assert!(db::ping(&nowhere).await.is_err(), "no such database");
+
+    let installation = db::installation_id(pool).await.unwrap();
+    assert_eq!(installation.len(), 36, "a uuid: {installation}");
+    assert_eq!(db::installation_id(pool).await.unwrap(), installation);
+
+    assert!(db::user_exists(pool, s.user).await.unwrap());
+    assert!(!db::user_exists(pool, s.user + 1000).await.unwrap());
+
+    place(pool, "o-b", s.user, &[(s.cheap, 1)], None)
+        .await
+        .unwrap();
+    let a = place(pool, "o-a", s.user, &[(s.cheap, 1)], None)
+        .await
+        .unwrap();
+    assert_eq!(orders::owner(pool, "o-a").await.unwrap(), Some(s.user));
+    assert_eq!(orders::owner(pool, "o-none").await.unwrap(), None);
+
+    pay(pool, &a, "p1").await.unwrap();
+    let ids = |all: Vec<orders::Standing>| -> Vec<(String, String, bool)> {
+        all.into_iter()
+            .map(|o| (o.id, o.status, o.notified))
+            .collect()
+    };
+    let completed = ("o-a".to_owned(), "COMPLETED".to_owned(), false);
+    let pending = ("o-b".to_owned(), "PENDING".to_owned(), false);
+    assert_eq!(
+        ids(orders::standings(pool).await.unwrap()),
+        [completed.clone(), pending]
+    );
+    orders::mark_notified(pool, "o-a").await.unwrap();
+    let a = orders::standing(pool, "o-a").await.unwrap().unwrap();
+    assert_eq!(
+        (a.status.as_str(), a.cancel_code, a.notified),
+        ("COMPLETED", None, true)
+    );
+    assert!(orders::standing(pool, "o-none").await.unwrap().is_none());
+    close(pool, "o-b", OrderStatus::Canceled, CancelCode::UserCanceled)
+        .await
+        .unwrap();
+    let b = orders::standing(pool, "o-b").await.unwrap().unwrap();
+    assert_eq!(b.status, "CANCELED");
+    assert_eq!(b.cancel_code.as_deref(), Some("USER_CANCELED"));
+    t.finish().await;
+}
+
+/// What a database error means, which the API answers 503, 400 or 500 by.
+#[tokio::test]
+async fn a_database_error_says_what_it_means() {
+    let t = TestDb::new().await;
+    let pool = &t.pool;
+    let fault = |sql: &'static str| async move {
+        DbFault::of(&sqlx::query(sql).execute(pool).await.unwrap_err())
+    };
+    // 22012 division by zero; 23505 a second row of the singleton.
+    assert_eq!(fault("SELECT 1 / 0").await, DbFault::InvalidInput);
+    let twice = "INSERT INTO installation DEFAULT VALUES";
+    assert_eq!(fault(twice).await, DbFault::InvalidInput);
+    // 42703 undefined column: a bug of ours, not the caller's.
+    assert_eq!(fault("SELECT nonsense").await, DbFault::Bug);
+    assert_eq!(DbFault::of(&sqlx::Error::RowNotFound), DbFault::Bug);
+
+    assert_eq!(
+        DbFault::of(&sqlx::Error::PoolTimedOut),
+        DbFault::Unavailable
+    );
+    let gone = "postgres://postgres@127.0.0.1:9/nowhere";
+    let down = db::connect_lazy(gone, Duration::from_millis(500)).unwrap();
+    match db::ping(&down).await {
+        Err(StoreError::Db(e)) => assert_eq!(DbFault::of(&e), DbFault::Unavailable, "{e}"),
+        other => panic!("nothing listens there: {other:?}"),
+    }
+    t.finish().await;
+}
 
 #[tokio::test]
 async fn seed_demo_seeds_once_and_a_demo_order_goes_through() {

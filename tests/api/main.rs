@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use domain::Discount;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use runtime::settings::RateLimit;
 use saga_tests::http::{
     ApiApp, Reply, serve, spawn_api, spawn_api_with, spawn_api_with_rate_limit,
@@ -730,74 +730,6 @@ async fn a_top_up_key_keeps_its_amount_after_its_answer_is_purged() -> R {
     assert_eq!(rows, 1);
     assert_eq!(api.app.points(user).await, 1_500);
     api.finish().await
-}
-
-/// A request whose lease on its key ran out, and was taken over by a repeat, no longer owns the
-/// key: its late answer (or its 503, which gives a key back) must not touch the new claim.
-#[tokio::test]
-async fn a_request_that_lost_its_idempotency_lease_leaves_the_new_claim_alone() -> R {
-    use starter::http::idempotency::{self, Claimed};
-    let app = spawn_app().await;
-    let state = AppState::from_parts(app.settings.clone(), app.db.clone(), None);
-    let user = app.user(1_000).await;
-    let claim = |key: &'static str| idempotency::claim(&state, user, key, "request-hash");
-    let expire = |key: &'static str| {
-        sqlx::query(
-            "UPDATE idempotency_keys SET locked_until = now() - interval '1 second' \
-             WHERE user_id = $1 AND key = $2",
-        )
-        .bind(user)
-        .bind(key)
-        .execute(&app.db)
-    };
-    let row = |key: &'static str| {
-        sqlx::query_as::<_, (String, Option<i32>, Option<String>)>(
-            "SELECT state, status, body FROM idempotency_keys WHERE user_id = $1 AND key = $2",
-        )
-        .bind(user)
-        .bind(key)
-        .fetch_optional(&app.db)
-    };
-    let running = Some(("RUNNING".to_owned(), None, None));
-
-    // The first request's 503 after the takeover: the key stays the second's.
-    let Claimed::Run(first) = claim("k-forget").await? else {
-        panic!("a new key is claimed")
-    };
-    expire("k-forget").await?;
-    let Claimed::Run(second) = claim("k-forget").await? else {
-        panic!("a claim whose lease ran out is taken over")
-    };
-    assert!(!first.forget(&state).await?, "the first no longer owns it");
-    assert_eq!(row("k-forget").await?, running);
-    assert!(second.forget(&state).await?);
-    assert_eq!(row("k-forget").await?, None);
-
-    // The first request's late answer after the takeover: not stored; the second's is.
-    let Claimed::Run(first) = claim("k-store").await? else {
-        panic!("a new key is claimed")
-    };
-    expire("k-store").await?;
-    let Claimed::Run(second) = claim("k-store").await? else {
-        panic!("a claim whose lease ran out is taken over")
-    };
-    let late = json!({"from": "first"});
-    assert!(!first.store(&state, StatusCode::OK, &late).await?);
-    assert_eq!(row("k-store").await?, running);
-    let answer = json!({"from": "second"});
-    assert!(second.store(&state, StatusCode::CREATED, &answer).await?);
-    assert!(!first.store(&state, StatusCode::OK, &late).await?);
-    assert!(!first.forget(&state).await?);
-    match claim("k-store").await? {
-        Claimed::Replay { status, body } => {
-            assert_eq!(
-                (status, serde_json::from_str::<Value>(&body)?),
-                (201, answer)
-            );
-        }
-        other => panic!("the second's answer is the key's: {other:?}"),
-    }
-    app.finish().await
 }
 
 /// `n` requests of `token`'s at once.

@@ -1,6 +1,7 @@
 //! ARCHITECTURE.md's rules of what may depend on what, held against the workspace as cargo
 //! sees it (`cargo metadata`): every package has a rule, and every dependency on another
-//! package of the workspace (normal, build or dev) is one its rule allows.
+//! package of the workspace (normal, build or dev) is one its rule allows. And `store` is the
+//! only crate of the product that speaks SQL: the only one that depends on `sqlx`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -22,6 +23,29 @@ fn every_dependency_is_one_architecture_md_allows() -> Result<()> {
         broken.is_empty(),
         "ARCHITECTURE.md's dependency rules are broken:\n{}",
         broken.join("\n")
+    );
+    Ok(())
+}
+
+/// Who may depend on `sqlx`: `store`, and the crates that check what the saga did.
+const SPEAKS_SQL: [&str; 4] = ["store", "saga-tests", "bench", "chaos"];
+
+#[test]
+fn store_is_the_only_crate_of_the_product_that_speaks_sql() -> Result<()> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let users = dependents(&metadata(&root)?, "sqlx")?;
+    // Found at all, or the guard guards nothing.
+    ensure!(
+        users.contains("store"),
+        "store does not depend on sqlx? {users:?}"
+    );
+    let strays: Vec<&String> = users
+        .iter()
+        .filter(|p| !SPEAKS_SQL.contains(&p.as_str()))
+        .collect();
+    ensure!(
+        strays.is_empty(),
+        "only store speaks SQL (ARCHITECTURE.md); these depend on sqlx: {strays:?}"
     );
     Ok(())
 }
@@ -70,8 +94,8 @@ fn rules(markdown: &str) -> Result<Rules> {
     Ok(rules)
 }
 
-/// Each workspace package and the workspace packages it depends on, of every kind.
-fn workspace_dependencies(root: &Path) -> Result<Rules> {
+/// The workspace's packages as `cargo metadata` has them.
+fn metadata(root: &Path) -> Result<Value> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let out = Command::new(cargo)
         .args([
@@ -88,7 +112,28 @@ fn workspace_dependencies(root: &Path) -> Result<Rules> {
         "cargo metadata: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let meta: Value = serde_json::from_slice(&out.stdout)?;
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+/// The workspace packages that depend on `crate_name`, in any kind.
+fn dependents(meta: &Value, crate_name: &str) -> Result<BTreeSet<String>> {
+    let packages = meta["packages"].as_array().context("no packages")?;
+    Ok(packages
+        .iter()
+        .filter(|p| {
+            p["dependencies"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|d| d["name"].as_str() == Some(crate_name))
+        })
+        .filter_map(|p| p["name"].as_str().map(str::to_owned))
+        .collect())
+}
+
+/// Each workspace package and the workspace packages it depends on, of every kind.
+fn workspace_dependencies(root: &Path) -> Result<Rules> {
+    let meta = metadata(root)?;
     let packages = meta["packages"].as_array().context("no packages")?;
     let names: BTreeSet<String> = packages
         .iter()

@@ -5,6 +5,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use domain::{ErrorBody, OrderError};
 use serde_json::{Value, json};
+use store::{DbFault, StoreError};
 
 use crate::ServiceError;
 
@@ -132,44 +133,21 @@ impl From<ServiceError> for ApiError {
     }
 }
 
-impl From<store::StoreError> for ApiError {
-    fn from(e: store::StoreError) -> Self {
+impl From<StoreError> for ApiError {
+    /// A database that cannot be reached: 503. A constraint or a value the database refuses:
+    /// 4xx, because only the input can have caused it. Anything else is a bug: 500.
+    fn from(e: StoreError) -> Self {
         match e {
-            store::StoreError::Business(e) => e.into(),
-            store::StoreError::Db(e) => e.into(),
-            store::StoreError::TopUpKeyReused { .. } => Self::KeyReused,
-        }
-    }
-}
-
-impl From<sqlx::Error> for ApiError {
-    /// The database cannot be reached: 503. A constraint or a value the database refuses: 4xx,
-    /// because only the input can have caused it. Anything else is a bug: 500.
-    fn from(e: sqlx::Error) -> Self {
-        match &e {
-            sqlx::Error::Database(db) => {
-                let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
-                match code.get(..2) {
-                    // 23: integrity constraint violation; 22: data exception (out of range, ...).
-                    Some("23") | Some("22") => Self::Order(OrderError::InvalidRequest {
-                        message: "the request breaks a rule of the data".into(),
-                        details: json!({}),
-                    }),
-                    // 08: connection exception; 53: insufficient resources; 57: operator
-                    // intervention (shutdown, ...).
-                    Some("08") | Some("53") | Some("57") => {
-                        Self::unavailable(format!("PostgreSQL: {e}"))
-                    }
-                    _ => Self::Internal(format!("PostgreSQL: {e}")),
-                }
-            }
-            sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_)
-            | sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::WorkerCrashed
-            | sqlx::Error::Protocol(_) => Self::unavailable(format!("PostgreSQL: {e}")),
-            _ => Self::Internal(format!("PostgreSQL: {e}")),
+            StoreError::Business(e) => e.into(),
+            StoreError::TopUpKeyReused { .. } => Self::KeyReused,
+            StoreError::Db(e) => match DbFault::of(&e) {
+                DbFault::Unavailable => Self::unavailable(format!("PostgreSQL: {e}")),
+                DbFault::InvalidInput => Self::Order(OrderError::InvalidRequest {
+                    message: "the request breaks a rule of the data".into(),
+                    details: json!({}),
+                }),
+                DbFault::Bug => Self::Internal(format!("PostgreSQL: {e}")),
+            },
         }
     }
 }

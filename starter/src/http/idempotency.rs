@@ -1,14 +1,15 @@
 //! `Idempotency-Key` (CONTRACT §5): the same user sending the same key and request again gets
 //! the same answer and no second effect; a different request under the key gets 409
-//! `IDEMPOTENCY_KEY_REUSED`. Answers are kept in PostgreSQL (`idempotency_keys`) for 7 days.
+//! `IDEMPOTENCY_KEY_REUSED`. The keys and their answers are kept in PostgreSQL for 7 days by
+//! `store::idempotency`, which also keeps their rules; this is what the API does with them.
 //!
 //! A request claims its key with a lease before it runs. Its answer is stored unless it was a
 //! 503, which is forgotten so that a retry runs again. A repeat that arrives while the first
 //! request still runs waits for its answer. A lease that ran out (the process died mid-request)
-//! is taken over. Each claim carries a token of its own, and only the key's current holder
-//! stores or forgets: a request whose lease was taken over keeps nothing. Running again is safe because every effect behind these routes is itself
-//! idempotent: placement derives its order id from the key, payment is fenced by the order's
-//! workflow, and a top-up's ledger row is unique per user and key.
+//! is taken over, and only the key's current holder stores or forgets: a request whose lease
+//! was taken over keeps nothing. Running again is safe because every effect behind these routes
+//! is itself idempotent: placement derives its order id from the key, payment is fenced by the
+//! order's workflow, and a top-up's ledger row is unique per user and key.
 
 use std::future::Future;
 use std::time::Duration;
@@ -19,6 +20,7 @@ use domain::UserId;
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use store::idempotency::{self, Claim, Lease};
 
 use super::error::{Answer, ApiError};
 use super::state::AppState;
@@ -30,8 +32,6 @@ const LEASE: Duration = Duration::from_secs(25);
 const _: () = assert!(LEASE.as_secs() >= super::REQUEST_TIMEOUT.as_secs() + 10);
 /// How long a repeat waits for the first request's answer before it is told to retry.
 const WAIT_FOR_FIRST: Duration = Duration::from_secs(10);
-/// How long answers are kept (the contract asks for at least 24 hours).
-pub const RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// What makes two requests "the same": the route and the request as parsed (so whitespace and
 /// the order of fields do not matter).
@@ -96,9 +96,9 @@ where
                 || status == StatusCode::TOO_MANY_REQUESTS
                 || matches!(result, Err(ApiError::KeyReused))
             {
-                lease.forget(state).await
+                idempotency::forget(state.db(), &lease).await
             } else {
-                lease.store(state, status, &body).await
+                idempotency::store(state.db(), &lease, status.as_u16(), &body).await
             };
             match kept {
                 Ok(true) => {}
@@ -153,162 +153,35 @@ fn stored_response(status: i32, body: String) -> Response {
         .into_response()
 }
 
-/// request_hash, state, status, body, whether the lease is over.
-type KeyRow = (String, String, Option<i32>, Option<String>, bool);
-
 /// What a request found when it claimed its key.
-#[derive(Debug)]
-pub enum Claimed {
+enum Claimed {
     /// The request runs, holding the key's lease.
     Run(Lease),
     /// The key's answer, stored by an earlier request.
     Replay { status: i32, body: String },
 }
 
-/// A claim on a key: the right to run its request and to store or forget its answer, for as
-/// long as the key's row carries this claim's token (a claim taken over writes its own).
-#[derive(Debug)]
-pub struct Lease {
-    user_id: UserId,
-    key: String,
-    token: String,
-}
-
-impl Lease {
-    fn new(user_id: UserId, key: &str) -> Self {
-        Self {
-            user_id,
-            key: key.to_owned(),
-            token: uuid::Uuid::new_v4().to_string(),
-        }
-    }
-}
-
 /// Claims `key` for `user_id`'s request of `fingerprint`: runs it, or answers what an earlier
 /// one stored, or waits for one still running (up to [`WAIT_FOR_FIRST`]), or takes over a
 /// claim whose lease ran out. `IDEMPOTENCY_KEY_REUSED` for another request under the key.
-pub async fn claim(
+async fn claim(
     state: &AppState,
     user_id: UserId,
     key: &str,
     fingerprint: &str,
 ) -> Result<Claimed, ApiError> {
-    let db = state.db();
     let deadline = tokio::time::Instant::now() + WAIT_FOR_FIRST;
     loop {
-        let lease = Lease::new(user_id, key);
-        let inserted = sqlx::query(
-            "INSERT INTO idempotency_keys \
-             (user_id, key, request_hash, state, locked_until, lease_token) \
-             VALUES ($1, $2, $3, 'RUNNING', now() + make_interval(secs => $4), $5::uuid) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(user_id)
-        .bind(key)
-        .bind(fingerprint)
-        .bind(LEASE.as_secs_f64())
-        .bind(&lease.token)
-        .execute(db)
-        .await?
-        .rows_affected();
-        if inserted == 1 {
-            return Ok(Claimed::Run(lease));
-        }
-        let row: Option<KeyRow> = sqlx::query_as(
-            "SELECT request_hash, state, status, body, coalesce(locked_until < now(), false) \
-             FROM idempotency_keys WHERE user_id = $1 AND key = $2",
-        )
-        .bind(user_id)
-        .bind(key)
-        .fetch_optional(db)
-        .await?;
-        // Gone between the two statements (a 503 was forgotten): claim it again.
-        let Some((hash, row_state, status, body, lease_over)) = row else {
-            continue;
-        };
-        if hash != fingerprint {
-            return Err(ApiError::KeyReused);
-        }
-        if row_state == "DONE"
-            && let (Some(status), Some(body)) = (status, body)
-        {
-            return Ok(Claimed::Replay { status, body });
-        }
-        if lease_over {
-            let taken = sqlx::query(
-                "UPDATE idempotency_keys \
-                 SET locked_until = now() + make_interval(secs => $3), lease_token = $4::uuid \
-                 WHERE user_id = $1 AND key = $2 AND state = 'RUNNING' AND locked_until < now()",
-            )
-            .bind(user_id)
-            .bind(key)
-            .bind(LEASE.as_secs_f64())
-            .bind(&lease.token)
-            .execute(db)
-            .await?
-            .rows_affected();
-            if taken == 1 {
-                tracing::warn!(key, "taking over an idempotency key whose request died");
-                return Ok(Claimed::Run(lease));
+        match idempotency::claim(state.db(), user_id, key, fingerprint, LEASE).await? {
+            Claim::Run(lease) => return Ok(Claimed::Run(lease)),
+            Claim::Replay { status, body } => return Ok(Claimed::Replay { status, body }),
+            Claim::Reused => return Err(ApiError::KeyReused),
+            Claim::Held if tokio::time::Instant::now() >= deadline => {
+                return Err(ApiError::unavailable(
+                    "a request with this Idempotency-Key is still running",
+                ));
             }
+            Claim::Held => tokio::time::sleep(Duration::from_millis(50)).await,
         }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(ApiError::unavailable(
-                "a request with this Idempotency-Key is still running",
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-impl Lease {
-    /// Stores the answer as the key's, if this claim still holds the key; whether it did.
-    pub async fn store(
-        &self,
-        state: &AppState,
-        status: StatusCode,
-        body: &Value,
-    ) -> Result<bool, sqlx::Error> {
-        let stored = sqlx::query(
-            "UPDATE idempotency_keys SET state = 'DONE', status = $3, body = $4, \
-             locked_until = NULL, lease_token = NULL \
-             WHERE user_id = $1 AND key = $2 AND state = 'RUNNING' AND lease_token = $5::uuid",
-        )
-        .bind(self.user_id)
-        .bind(&self.key)
-        .bind(i32::from(status.as_u16()))
-        .bind(body.to_string())
-        .bind(&self.token)
-        .execute(state.db())
-        .await?
-        .rows_affected();
-        Ok(stored == 1)
-    }
-
-    /// Gives the key back, so that a repeat runs again, if this claim still holds the key;
-    /// whether it did.
-    pub async fn forget(&self, state: &AppState) -> Result<bool, sqlx::Error> {
-        let forgotten = sqlx::query(
-            "DELETE FROM idempotency_keys \
-             WHERE user_id = $1 AND key = $2 AND state = 'RUNNING' AND lease_token = $3::uuid",
-        )
-        .bind(self.user_id)
-        .bind(&self.key)
-        .bind(&self.token)
-        .execute(state.db())
-        .await?
-        .rows_affected();
-        Ok(forgotten == 1)
-    }
-}
-
-/// Drops answers older than [`RETENTION`]; returns how many.
-pub async fn purge(state: &AppState) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query(
-        "DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $1)",
-    )
-    .bind(RETENTION.as_secs_f64())
-    .execute(state.db())
-    .await?
-    .rows_affected())
 }

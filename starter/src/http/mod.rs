@@ -247,7 +247,7 @@ pub async fn serve_with_metrics(
         let mut every = tokio::time::interval(Duration::from_secs(3600));
         loop {
             every.tick().await;
-            match idempotency::purge(&purger).await {
+            match store::idempotency::purge(purger.db()).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(purged = n, "old idempotency answers purged"),
                 Err(e) => tracing::warn!(error = %e, "purging idempotency answers failed"),

@@ -59,10 +59,9 @@ pub struct Health {
 pub async fn health(State(state): State<AppState>) -> Response {
     let probe = std::time::Duration::from_secs(2);
     let db = async {
-        tokio::time::timeout(probe, sqlx::query("SELECT 1").execute(state.db()))
+        tokio::time::timeout(probe, store::db::ping(state.db()))
             .await
             .map_err(|_| "no answer in 2 s".to_owned())?
-            .map(|_| ())
             .map_err(|e| e.to_string())
     };
     let temporal = async {
@@ -272,11 +271,7 @@ async fn owned(state: &AppState, user: UserId, order_id: &str) -> Result<Order> 
 /// read of its owner instead of the whole order.
 async fn check_owned(state: &AppState, user: UserId, order_id: &str) -> Result<()> {
     order_id_of_request(order_id)?;
-    let owner: Option<UserId> = sqlx::query_scalar("SELECT user_id FROM orders WHERE id = $1")
-        .bind(order_id)
-        .fetch_optional(state.db())
-        .await?;
-    match owner {
+    match store::orders::owner(state.db(), order_id).await? {
         Some(owner) if owner == user => Ok(()),
         _ => Err(order_not_found(order_id)),
     }

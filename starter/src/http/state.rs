@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 
 use domain::UserId;
 use runtime::Settings;
-use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
+use store::{PgPool, StoreError};
 use temporalio_client::Client;
 
 use super::error::ApiError;
@@ -46,11 +45,8 @@ struct Temporal {
 
 impl AppState {
     /// Connects nothing yet: the pool and the Temporal client connect on first use.
-    pub fn new(settings: Settings) -> Result<Self, sqlx::Error> {
-        let db = PgPoolOptions::new()
-            .max_connections(20)
-            .acquire_timeout(CONNECT_TIMEOUT)
-            .connect_lazy(&settings.database_url)?;
+    pub fn new(settings: Settings) -> Result<Self, StoreError> {
+        let db = store::db::connect_lazy(&settings.database_url, CONNECT_TIMEOUT)?;
         Ok(Self::from_parts(settings, db, None))
     }
 
@@ -122,11 +118,7 @@ impl AppState {
         let id = self
             .inner
             .installation
-            .get_or_try_init(|| async {
-                sqlx::query_scalar::<_, String>("SELECT id::text FROM installation")
-                    .fetch_one(&self.inner.db)
-                    .await
-            })
+            .get_or_try_init(|| store::db::installation_id(&self.inner.db))
             .await?;
         Ok(id)
     }
@@ -145,10 +137,7 @@ impl AppState {
         if self.known().contains(&id) {
             return Ok(true);
         }
-        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)")
-            .bind(id)
-            .fetch_one(&self.inner.db)
-            .await?;
+        let exists = store::db::user_exists(&self.inner.db, id).await?;
         if exists {
             self.known().insert(id);
         }
