@@ -1,0 +1,3 @@
+SELECT format('product %s has stock %s', id, stock)
+FROM products
+WHERE stock < 0
