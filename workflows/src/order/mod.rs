@@ -32,10 +32,11 @@ use temporalio_sdk::{
     TimerOptions, TimerResult, WorkflowContext, WorkflowResult, workflows::select,
 };
 
-use crate::steps::{StepFailure, StepMode};
+use crate::steps::StepMode;
 use closing::{Closing, close};
 use ending::end;
 use mailbox::{Mailbox, Request};
+use payment::Attempt;
 use placement::{place, rejected};
 pub use status::search_attributes;
 
@@ -104,29 +105,12 @@ async fn wait_and_pay(ctx: &WorkflowContext<OrderWorkflow>, order: Order, mode: 
             Wake::Expired => Closing::expired(),
             Wake::WorkflowCancelled => Closing::operator(),
             Wake::Cancel => Closing::customer(),
-            Wake::Pay(request) => {
-                ctx.set_current_details(format!("Paying (payment {})", request.payment_id));
-                match payment::pay(ctx, &order, &request, mode).await {
-                    Ok(completed) => return completed,
-                    Err(StepFailure::Refused(e @ OrderError::InsufficientPoints { .. })) => {
-                        // Nothing changed: the customer may top up and pay again, until the
-                        // same deadline.
-                        ctx.set_current_details(format!(
-                            "PENDING: a payment was refused ({}); waiting {}",
-                            e.code(),
-                            status::until(&order)
-                        ));
-                        ctx.state_mut(|s| s.mail.answer_payment(Err(e)));
-                        continue;
-                    }
-                    Err(StepFailure::Refused(e)) => {
-                        let closing = Closing::refused(&e);
-                        ctx.state_mut(|s| s.mail.refusal = Some(e));
-                        closing
-                    }
-                    Err(StepFailure::Cancelled) => Closing::operator(),
-                }
-            }
+            Wake::Pay(request) => match payment::attempt(ctx, &order, &request, mode).await {
+                Attempt::Completed(completed) => return completed,
+                // Points short, nothing changed: wait on, until the same deadline.
+                Attempt::Refused => continue,
+                Attempt::Failed(closing) => closing,
+            },
         };
         return close(ctx, &order, closing, mode).await;
     }

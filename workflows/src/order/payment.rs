@@ -6,17 +6,57 @@ use activities::OrderActivities;
 use domain::saga::{
     ChargePointsInput, DeductStockInput, PayRequest, RedeemCouponInput, Stamp, StepKey,
 };
-use domain::{CouponId, LineRequest, Order, OrderStatus};
+use domain::{CouponId, LineRequest, Order, OrderError, OrderStatus};
 use temporalio_common::ActivityDefinition;
 use temporalio_sdk::WorkflowContext;
 
+use super::closing::Closing;
 use super::{OrderWorkflow, status};
 use crate::saga::{Saga, Undo};
 use crate::steps::{Call, Step, StepFailure, StepMode, points};
 
+/// How one payment ended.
+pub enum Attempt {
+    Completed(Order),
+    /// Refused for points: nothing changed, the order stays `PENDING` (its caller answered).
+    Refused,
+    /// Refused for stock or the coupon, or the workflow cancelled: everything undone, the order
+    /// to be closed so.
+    Failed(Closing),
+}
+
+/// Runs payment `request` of `order` and answers its caller where the payment alone decides
+/// the answer (a refusal for points); the rest is answered once the order ends.
+pub async fn attempt(
+    ctx: &WorkflowContext<OrderWorkflow>,
+    order: &Order,
+    request: &PayRequest,
+    mode: StepMode,
+) -> Attempt {
+    ctx.set_current_details(format!("Paying (payment {})", request.payment_id));
+    match pay(ctx, order, request, mode).await {
+        Ok(completed) => Attempt::Completed(completed),
+        Err(StepFailure::Refused(e @ OrderError::InsufficientPoints { .. })) => {
+            ctx.set_current_details(format!(
+                "PENDING: a payment was refused ({}); waiting {}",
+                e.code(),
+                status::until(order)
+            ));
+            ctx.state_mut(|s| s.mail.answer_payment(Err(e)));
+            Attempt::Refused
+        }
+        Err(StepFailure::Refused(e)) => {
+            let closing = Closing::refused(&e);
+            ctx.state_mut(|s| s.mail.refusal = Some(e));
+            Attempt::Failed(closing)
+        }
+        Err(StepFailure::Cancelled) => Attempt::Failed(Closing::operator()),
+    }
+}
+
 /// Pays `order` as payment `request`: the `COMPLETED` order, or why not (everything the
 /// payment did undone by then).
-pub async fn pay(
+async fn pay(
     ctx: &WorkflowContext<OrderWorkflow>,
     order: &Order,
     request: &PayRequest,
