@@ -106,7 +106,7 @@ async fn wait_and_pay(ctx: &WorkflowContext<OrderWorkflow>, order: Order, mode: 
             Wake::WorkflowCancelled => Closing::operator(),
             Wake::Cancel => Closing::customer(),
             Wake::Pay(request) => match payment::attempt(ctx, &order, &request, mode).await {
-                Attempt::Completed(completed) => return completed,
+                Attempt::Completed(completed) => return *completed,
                 // Points short, nothing changed: wait on, until the same deadline.
                 Attempt::Refused => continue,
                 Attempt::Failed(closing) => closing,

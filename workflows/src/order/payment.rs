@@ -17,7 +17,7 @@ use crate::steps::{Call, Step, StepFailure, StepMode, points};
 
 /// How one payment ended.
 pub enum Attempt {
-    Completed(Order),
+    Completed(Box<Order>),
     /// Refused for points: nothing changed, the order stays `PENDING` (its caller answered).
     Refused,
     /// Refused for stock or the coupon, or the workflow cancelled: everything undone, the order
@@ -35,7 +35,7 @@ pub async fn attempt(
 ) -> Attempt {
     ctx.set_current_details(format!("Paying (payment {})", request.payment_id));
     match pay(ctx, order, request, mode).await {
-        Ok(completed) => Attempt::Completed(completed),
+        Ok(completed) => Attempt::Completed(Box::new(completed)),
         Err(StepFailure::Refused(e @ OrderError::InsufficientPoints { .. })) => {
             ctx.set_current_details(format!(
                 "PENDING: a payment was refused ({}); waiting {}",
