@@ -28,7 +28,7 @@ fn every_dependency_is_one_architecture_md_allows() -> Result<()> {
 }
 
 /// Who may depend on `sqlx`: `store`, and the crates that check what the saga did.
-const SPEAKS_SQL: [&str; 4] = ["store", "saga-tests", "bench", "chaos"];
+const SPEAKS_SQL: [&str; 5] = ["store", "testkit", "saga-tests", "bench", "chaos"];
 
 #[test]
 fn store_is_the_only_crate_of_the_product_that_speaks_sql() -> Result<()> {
