@@ -11,12 +11,14 @@ use anyhow::{Context, Result, bail};
 use domain::{Discount, OrderError, OrderStatus};
 use runtime::Settings;
 use runtime::telemetry::{self, OrderTelemetry, WorkerMetrics};
-use saga_tests::{TestApp, WorkerThread, business, request, spawn_app};
+use saga_tests::{TestApp, business, spawn_app};
 use serde_json::json;
 use starter::OrderService;
 use starter::http::AppState;
 use starter::token::{self, Role};
 use temporalio_client::{WorkflowCountOptions, WorkflowDescribeOptions};
+use testkit::WorkerThread;
+use testkit::shop::order_request;
 use workflows::OrderWorkflow;
 
 type R = Result<()>;
@@ -391,7 +393,7 @@ async fn worker_metrics_show_the_sdk_metrics_and_what_the_orders_did() -> R {
         .await;
     let place = |service: &OrderService, user: i64, items: &[(i64, i64)], coupon: Option<i64>| {
         let id = OrderService::new_order_id();
-        let request = request(items, coupon);
+        let request = order_request(items, coupon);
         let service = service.clone();
         async move { service.place(&id, user, request).await }
     };
