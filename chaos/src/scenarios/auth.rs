@@ -8,68 +8,19 @@
 use std::time::Duration;
 
 use anyhow::{Result, bail};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::Method;
 use reqwest::header::{AUTHORIZATION, HeaderName, HeaderValue};
 use serde_json::{Value, json};
 
-use super::{Figures, Outcome, Tally, shop};
-use crate::api::{Raw, Reply, order_body};
-use crate::env::{Env, Stack, fingerprint, fingerprint_diff};
+use testkit::shop::{Shop, order_body};
+use testkit::tokens::{Algorithm, b64url, forge, sign, tamper};
+use testkit::{Answer, Raw};
 
-fn b64(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..=chunk.len() {
-            out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-        }
-    }
-    out
-}
+use super::{Figures, Outcome, RICH, Tally};
+use crate::env::{Env, Stack, fingerprint, fingerprint_diff};
 
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
-}
-
-/// A token with this header and claims, signed HS256-style with `key` whatever the header
-/// says (an attacker writes the header).
-fn forge(header: &Value, claims: &Value, key: &[u8]) -> String {
-    let signing_input = format!(
-        "{}.{}",
-        b64(header.to_string().as_bytes()),
-        b64(claims.to_string().as_bytes())
-    );
-    let signature = jsonwebtoken::crypto::sign(
-        signing_input.as_bytes(),
-        &EncodingKey::from_secret(key),
-        Algorithm::HS256,
-    )
-    .expect("HS256 signing cannot fail");
-    format!("{signing_input}.{signature}")
-}
-
-fn sign(claims: &Value, alg: Algorithm, key: &[u8]) -> String {
-    jsonwebtoken::encode(&Header::new(alg), claims, &EncodingKey::from_secret(key))
-        .expect("HMAC signing cannot fail")
-}
-
-/// Replaces a token's claims and keeps its signature.
-fn tamper(token: &str, claims: &Value) -> String {
-    let mut parts = token.split('.');
-    let header = parts.next().unwrap_or_default();
-    let _ = parts.next();
-    let signature = parts.next().unwrap_or_default();
-    format!(
-        "{header}.{}.{signature}",
-        b64(claims.to_string().as_bytes())
-    )
 }
 
 /// The text of an RSA public key: what an attacker hopes a server uses as an HMAC secret
@@ -121,13 +72,7 @@ struct Answers {
 
 impl Answers {
     /// `reply` to `what` must be the contract's `status` `code` error.
-    fn expect(
-        &mut self,
-        what: &str,
-        reply: &Result<Reply, reqwest::Error>,
-        status: u16,
-        code: &str,
-    ) {
+    fn expect(&mut self, what: &str, reply: &Answer, status: u16, code: &str) {
         self.tally.add(reply);
         self.tried += 1;
         match reply {
@@ -144,7 +89,7 @@ impl Answers {
 
 pub async fn run(stack: &mut Stack) -> Result<Outcome> {
     let env = Env::new(stack, "7-auth-attacks", Duration::from_secs(600)).await?;
-    let shop = shop(&env, 2, &[(1_000, 100)]).await?;
+    let shop = Shop::open(&env.db, 2, RICH, &[(1_000, 100)]).await?;
     let (alice, bob) = (shop.users[0], shop.users[1]);
     let p = shop.products[0];
     let secret = env.api.secret().to_owned();
@@ -189,14 +134,14 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
         let h = json!({"alg": alg, "typ": "JWT"});
         let unsigned = format!(
             "{}.{}.",
-            b64(h.to_string().as_bytes()),
-            b64(good_admin.to_string().as_bytes())
+            b64url(h.to_string().as_bytes()),
+            b64url(good_admin.to_string().as_bytes())
         );
         add(&format!("alg {alg}, no signature, admin claims"), unsigned);
         let unsigned_customer = format!(
             "{}.{}.",
-            b64(h.to_string().as_bytes()),
-            b64(good.to_string().as_bytes())
+            b64url(h.to_string().as_bytes()),
+            b64url(good.to_string().as_bytes())
         );
         add(&format!("alg {alg}, no signature"), unsigned_customer);
     }
@@ -204,7 +149,7 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
         "alg none with the real token's signature",
         format!(
             "{}.{}",
-            b64(json!({"alg": "none"}).to_string().as_bytes()),
+            b64url(json!({"alg": "none"}).to_string().as_bytes()),
             real.split_once('.').map(|x| x.1).unwrap_or_default()
         ),
     );
@@ -236,9 +181,9 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
         "alg ES256 with garbage signature",
         format!(
             "{}.{}.{}",
-            b64(json!({"alg": "ES256"}).to_string().as_bytes()),
-            b64(good.to_string().as_bytes()),
-            b64(b"not a signature")
+            b64url(json!({"alg": "ES256"}).to_string().as_bytes()),
+            b64url(good.to_string().as_bytes()),
+            b64url(b"not a signature")
         ),
     );
     add(
@@ -382,7 +327,7 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
         ("garbage", "%%%.%%%.%%%".to_owned()),
         (
             "header not JSON",
-            format!("{}.{}.x", b64(b"{alg"), b64(b"{}")),
+            format!("{}.{}.x", b64url(b"{alg"), b64url(b"{}")),
         ),
         ("8 KB of base64", "A".repeat(8192)),
         ("the real token reversed", real.chars().rev().collect()),
@@ -510,7 +455,7 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
             .await;
         answers.expect(&format!("Bob: {method} {path}"), &r, 404, "ORDER_NOT_FOUND");
     }
-    let listed = env.api.get("/api/v1/orders", &bob_token).await?;
+    let listed = env.api.get("/api/v1/orders", Some(&bob_token)).await?;
     answers.tried += 1;
     if listed.status != 200 || listed.body.as_array().is_none_or(|a| !a.is_empty()) {
         figures.broken.push(format!(
@@ -587,9 +532,9 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
     // The right tokens still work (the attacks proved nothing by a server that refuses all).
     let mine = env
         .api
-        .get(&format!("/api/v1/orders/{order}"), &alice_token)
+        .get(&format!("/api/v1/orders/{order}"), Some(&alice_token))
         .await?;
-    let products = env.api.get("/api/v1/products", &admin).await?;
+    let products = env.api.get("/api/v1/products", Some(&admin)).await?;
     if mine.status != 200 || mine.order_status() != "PENDING" || products.status != 200 {
         figures.broken.push(format!(
             "legitimate requests: Alice's order {} {}, admin's products {}",

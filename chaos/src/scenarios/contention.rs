@@ -11,8 +11,9 @@ use anyhow::Result;
 use serde_json::json;
 use tokio::sync::Semaphore;
 
-use super::{Figures, Outcome, PATIENCE, Settled, shop};
-use crate::api::order_body;
+use testkit::shop::{Shop, order_body};
+
+use super::{Figures, Outcome, PATIENCE, RICH, Settled, coupon};
 use crate::env::{Env, Stack};
 use crate::rng::Rng;
 
@@ -34,12 +35,12 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
     let prices = [1_000, 2_500, 4_000];
     let env = Env::new(stack, "1-contention", Duration::from_secs(600)).await?;
     let products: Vec<(i64, i64)> = prices.iter().copied().zip(stock).collect();
-    let shop = shop(&env, users, &products).await?;
+    let shop = Shop::open(&env.db, users, RICH, &products).await?;
     // Each customer's first order uses a coupon of theirs, so that canceled payments also
     // have a coupon to give back.
     let mut coupons = Vec::new();
     for u in &shop.users {
-        coupons.push(env.coupon(*u, 500).await?);
+        coupons.push(coupon(&env, *u, 500).await?);
     }
 
     let mut rng = Rng::new(stack.seed ^ 0xC0);

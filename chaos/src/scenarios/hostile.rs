@@ -15,8 +15,11 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
-use super::{Figures, Outcome, Tally, shop};
-use crate::api::{Api, Raw, order_body};
+use domain::Discount;
+use testkit::shop::{self, Shop, order_body};
+use testkit::{Api, Raw};
+
+use super::{Figures, Outcome, RICH, Tally};
 use crate::env::{Env, Stack, fingerprint, fingerprint_diff};
 use crate::rng::Rng;
 
@@ -1068,10 +1071,12 @@ async fn controls(api: &Api, ctx: &Ctx, rng: &mut Rng) -> Vec<String> {
 pub async fn run(stack: &mut Stack) -> Result<Outcome> {
     let cases_n = if stack.quick { 600 } else { 5_000 };
     let mut env = Env::new(stack, "6-hostile-input", Duration::from_secs(600)).await?;
-    let shop = shop(&env, 2, &[(1_000, 1_000), (2_000, 1_000), (3_000, 1_000)]).await?;
-    let sold_out = env.product("Sold out", 1_000, 0).await?;
-    let coupon = env.coupon(shop.users[0], 100).await?;
-    let foreign_coupon = env.coupon(shop.users[1], 100).await?;
+    let products = [(1_000, 1_000), (2_000, 1_000), (3_000, 1_000)];
+    let shop = Shop::open(&env.db, 2, RICH, &products).await?;
+    let sold_out = shop::product(&env.db, "Sold out", 1_000, 0).await?;
+    let fixed = Discount::Fixed { amount: 100 };
+    let coupon = shop::coupon(&env.db, shop.users[0], fixed, None).await?;
+    let foreign_coupon = shop::coupon(&env.db, shop.users[1], fixed, None).await?;
     let mut figures = Figures::default();
 
     // One finished order of the customer's, for paths and payments to aim at.

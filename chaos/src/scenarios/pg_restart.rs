@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use reqwest::Method;
 use serde_json::{Value, json};
+use testkit::shop::order_body;
+use testkit::{Answer, Api};
 
 use super::{Figures, Outcome, PATIENCE, Payments, Tally, place_all, scarce_shop, steps_done};
-use crate::api::{Api, Reply, order_body};
 use crate::env::{Env, Stack};
 use crate::infra::Postgres;
 
@@ -214,7 +215,7 @@ async fn sample(
     n: usize,
     product: i64,
     order: &str,
-) -> (Option<Write>, Result<Reply, reqwest::Error>, Duration) {
+) -> (Option<Write>, Answer, Duration) {
     let asked = Instant::now();
     let post = |path: &'static str, body: Value, key: Option<String>| async move {
         let r = api
@@ -227,9 +228,9 @@ async fn sample(
             None,
             api.send(Method::GET, "/health", None, None, None).await,
         ),
-        1 => (None, api.get("/api/v1/me", token).await),
-        2 => (None, api.get("/api/v1/products", token).await),
-        3 => (None, api.get("/api/v1/orders", token).await),
+        1 => (None, api.get("/api/v1/me", Some(token)).await),
+        2 => (None, api.get("/api/v1/products", Some(token)).await),
+        3 => (None, api.get("/api/v1/orders", Some(token)).await),
         4 => {
             post(
                 "/api/v1/orders",

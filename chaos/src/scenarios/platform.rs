@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use serde_json::json;
 
-use super::{Figures, Outcome, Payments, expect_status, place_all, shop, simple_plan, wait_for};
+use testkit::shop::Shop;
+
+use super::{Figures, Outcome, Payments, RICH, expect_status, place_all, simple_plan, wait_for};
 use crate::env::{Env, Stack};
 
 pub async fn run(stack: &mut Stack) -> Result<Outcome> {
@@ -18,7 +20,7 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
         (20, Duration::from_secs(10), Duration::from_secs(10))
     };
     let mut env = Env::new(stack, "5-data-platform", Duration::from_secs(600)).await?;
-    let shop = shop(&env, 5, &[(3_000, 1_000_000)]).await?;
+    let shop = Shop::open(&env.db, 5, RICH, &[(3_000, 1_000_000)]).await?;
     let p = shop.products[0];
     let mut figures = Figures::default();
     let plan = simple_plan(&shop, p, per_phase);

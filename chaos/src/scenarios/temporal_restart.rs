@@ -10,12 +10,12 @@ use anyhow::Result;
 use reqwest::Method;
 use serde_json::json;
 use starter::OrderService;
+use testkit::shop::{order_body, order_request};
 
 use super::{
     Figures, Outcome, Payments, Tally, expect_status, place_all, scarce_shop, simple_plan,
     steps_done, wait_for,
 };
-use crate::api::order_body;
 use crate::env::{Env, Stack};
 
 pub async fn run(stack: &mut Stack) -> Result<Outcome> {
@@ -49,7 +49,7 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
     let mut to_expire = Vec::new();
     for i in 0..expiring {
         let id = OrderService::new_order_id();
-        let req = crate::env::place_request(&[(p, 1)]);
+        let req = order_request(&[(p, 1)], None);
         match short.place(&id, shop.users[i % 5], req).await {
             Ok(o) if o.status == domain::OrderStatus::Pending => to_expire.push(id),
             other => figures
@@ -69,7 +69,7 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
     for i in 0..abandoned_n {
         let id = OrderService::new_order_id();
         let user = shop.users[i % 5];
-        let req = crate::env::place_request(&[(shop.products[i % 2], 1)]);
+        let req = order_request(&[(shop.products[i % 2], 1)], None);
         match patient.place(&id, user, req).await {
             Ok(o) if o.status == domain::OrderStatus::Pending => abandoned.push((user, id)),
             other => figures
@@ -149,7 +149,7 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
                     )
                     .await
                 }
-                _ => api.get("/api/v1/orders?limit=5", token).await,
+                _ => api.get("/api/v1/orders?limit=5", Some(token)).await,
             };
             (n, r)
         }))
