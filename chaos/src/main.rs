@@ -11,6 +11,7 @@
 //! target/debug/chaos --only 8 --cells record_order --parallel 3
 //! ```
 
+mod cases;
 mod env;
 mod infra;
 mod rng;
