@@ -43,6 +43,14 @@ impl Expect {
         }
     }
 
+    /// What the answer may be, for a listing of the cases.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Error { codes, .. } => format!("{codes:?}"),
+            Self::Success { status, .. } => status.to_string(),
+        }
+    }
+
     /// What is wrong with `reply`, if anything.
     pub fn check(&self, reply: &Reply) -> Result<(), String> {
         match self {
