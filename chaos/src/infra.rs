@@ -267,10 +267,11 @@ impl TemporalServer {
             .arg(&self.db_file)
             .args(["--sqlite-pragma", "journal_mode=WAL"])
             .args(["--sqlite-pragma", "synchronous=OFF"])
-            .args(["--search-attribute", "OrderStatus=Keyword"])
-            .args(["--search-attribute", "CustomerId=Int"])
-            .args(["--search-attribute", "OrderTotal=Int"])
             .args(["--log-level", "warn"]);
+        // The workflow's search attributes, as the repository declares them for every server.
+        for (name, kind) in testkit::search_attributes::read(&self.paths.root)? {
+            cmd.arg("--search-attribute").arg(format!("{name}={kind}"));
+        }
         self.proc = Some(Proc::spawn("temporal", cmd, &self.log, &self.paths.pids())?);
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {

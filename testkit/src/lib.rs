@@ -11,6 +11,8 @@
 //!   worker on a thread of its own), [`receiver`] (the data platform, which can be stopped and
 //!   resumed on its port), and [`check`] (the end of a run: every workflow closed, every
 //!   `COMPLETED` order delivered to the data platform under its own key).
+//! - [`search_attributes`]: the workflow's search attributes as `search-attributes.txt` at the
+//!   repository's root declares them for the servers.
 //!
 //! Never a dependency of a production crate (ARCHITECTURE.md, checked by
 //! `cargo test -p saga-tests --test architecture`).
@@ -20,6 +22,7 @@ pub mod check;
 pub mod db;
 pub mod receiver;
 pub mod reply;
+pub mod search_attributes;
 pub mod shop;
 pub mod tokens;
 pub mod worker;

@@ -1,7 +1,10 @@
 //! ARCHITECTURE.md's rules of what may depend on what, held against the workspace as cargo
 //! sees it (`cargo metadata`): every package has a rule, and every dependency on another
 //! package of the workspace (normal, build or dev) is one its rule allows. And `store` is the
-//! only crate of the product that speaks SQL: the only one that depends on `sqlx`.
+//! only crate of the product that speaks SQL: the only one that depends on `sqlx`. And what is
+//! declared once: the search attributes ([`search_attributes`]).
+
+mod search_attributes;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
