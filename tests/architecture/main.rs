@@ -1,9 +1,11 @@
 //! ARCHITECTURE.md's rules of what may depend on what, held against the workspace as cargo
 //! sees it (`cargo metadata`): every package has a rule, and every dependency on another
 //! package of the workspace (normal, build or dev) is one its rule allows. And `store` is the
-//! only crate of the product that speaks SQL: the only one that depends on `sqlx`. And what is
-//! declared once: the search attributes ([`search_attributes`]).
+//! only crate of the product that speaks SQL: the only one that depends on `sqlx`. And the rules
+//! of the code's shape: what is declared once, the search attributes ([`search_attributes`]);
+//! no function of the tests, `chaos` or `testkit` over 100 lines ([`functions`]).
 
+mod functions;
 mod search_attributes;
 
 use std::collections::{BTreeMap, BTreeSet};
