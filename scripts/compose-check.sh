@@ -108,9 +108,20 @@ check(services.get("data-platform", {}).get("command") == ["data-platform"],
 for s in ("temporal", "temporal-schema", "temporal-setup", "temporal-ui"):
     image = services.get(s, {}).get("image", "")
     check(":" in image and not image.endswith(":latest"), f"{s}: pin the image ({image!r})")
-setup = str(services.get("temporal-setup", {}).get("command", ""))
-for sa in ("OrderStatus", "CustomerId", "OrderTotal"):
-    check(sa in setup, f"temporal-setup does not register the search attribute {sa}")
+# The search attributes come from search-attributes.txt, mounted where the set-up reads them.
+setup = services.get("temporal-setup", {})
+mounted = False
+for v in setup.get("volumes", []) or []:
+    if isinstance(v, dict):
+        source, target = str(v.get("source", "")), v.get("target")
+    else:
+        parts = str(v).split(":")
+        source, target = parts[0], parts[1] if len(parts) > 1 else None
+    mounted = mounted or (source.endswith("search-attributes.txt")
+                          and target == "/etc/order-saga/search-attributes.txt")
+check(mounted, "temporal-setup does not mount search-attributes.txt")
+check("/etc/order-saga/search-attributes.txt" in str(setup.get("command", "")),
+      "temporal-setup does not register the search attributes of search-attributes.txt")
 
 # Long-running services say when they are healthy; the set-up runs before the worker and API.
 for s in ("temporal-db", "temporal", "shop-db", "data-platform", "worker", "api"):

@@ -50,6 +50,13 @@ TEMPORAL_HOST="${TEMPORAL_HOSTPORT%:*}"
 TEMPORAL_HOST="${TEMPORAL_HOST#[}"
 TEMPORAL_HOST="${TEMPORAL_HOST%]}"
 
+# search_attributes: the workflow's custom search attributes, one Name=Type a line, from
+# search-attributes.txt (the one list every server registers; a test holds it equal to the
+# workflow's own declaration).
+search_attributes() {
+    grep -v -e '^[[:space:]]*#' -e '^[[:space:]]*$' "$ROOT/search-attributes.txt" | tr -d ' \t\r'
+}
+
 # Rust installed by rustup but not on PATH in a non-login shell.
 if ! command -v cargo >/dev/null 2>&1 && [[ -f "$HOME/.cargo/env" ]]; then
     # shellcheck source=/dev/null

@@ -13,8 +13,9 @@ set -euo pipefail
 
 NAME=temporal
 START_TIMEOUT="${TEMPORAL_START_TIMEOUT:-60}"
-# The workflow's custom search attributes (name=type).
-SEARCH_ATTRIBUTES=(OrderStatus=Keyword CustomerId=Int OrderTotal=Int)
+# The workflow's custom search attributes (name=type), from search-attributes.txt.
+mapfile -t SEARCH_ATTRIBUTES < <(search_attributes)
+((${#SEARCH_ATTRIBUTES[@]})) || die "no search attributes in $ROOT/search-attributes.txt"
 
 tcli() {
     "$TEMPORAL_BIN" "$@" --address "$TEMPORAL_HOSTPORT" --command-timeout 10s

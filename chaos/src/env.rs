@@ -1,26 +1,23 @@
 //! The stack a scenario runs on. [`Stack`] is the run's private Temporal dev server and
-//! PostgreSQL; [`Env`] is one scenario's own database, task queue, data-platform receiver,
-//! worker process and API process on top of it, and the CONTRACT §6 check that ends it.
+//! PostgreSQL; [`Env`] is one scenario's own database, task queue and data-platform receiver
+//! (`testkit`'s), worker process and API process on top of it, and the CONTRACT §6 check that
+//! ends it.
 
-use std::collections::{BTreeMap, HashSet};
-use std::net::SocketAddr;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use futures::StreamExt;
-use receiver::ReceiverState;
 use runtime::Settings;
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use temporalio_client::{Client, WorkflowGetResultOptions};
-use tokio::sync::oneshot;
+use temporalio_client::Client;
+use testkit::db::Database;
+use testkit::{Api, Receiver, check};
 use tokio::task::JoinHandle;
-use workflows::OrderWorkflow;
 
-use crate::api::Api;
 use crate::infra::{self, Paths, PgCluster, Postgres, Proc, TemporalServer};
 
 /// The run's private Temporal dev server and PostgreSQL.
@@ -87,69 +84,6 @@ impl Stack {
             ..Settings::from_lookup(|_| None)?
         };
         Ok(runtime::connect_temporal(&settings).await?)
-    }
-}
-
-/// The data-platform receiver, in this process, whose listener can be stopped and started
-/// again on the same port.
-pub struct Receiver {
-    pub state: ReceiverState,
-    pub addr: SocketAddr,
-    pub url: String,
-    running: Option<(oneshot::Sender<()>, JoinHandle<std::io::Result<()>>)>,
-}
-
-impl Receiver {
-    pub async fn start() -> Result<Self> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let mut r = Self {
-            state: ReceiverState::new(),
-            addr,
-            url: format!("http://{addr}/events"),
-            running: None,
-        };
-        r.serve(listener);
-        Ok(r)
-    }
-
-    fn serve(&mut self, listener: tokio::net::TcpListener) {
-        let (tx, rx) = oneshot::channel::<()>();
-        let state = self.state.clone();
-        let task = tokio::spawn(receiver::serve(listener, state, async move {
-            let _ = rx.await;
-        }));
-        self.running = Some((tx, task));
-    }
-
-    /// Stops listening: from now on a delivery finds the port closed.
-    pub async fn stop(&mut self) {
-        if let Some((tx, mut task)) = self.running.take() {
-            let _ = tx.send(());
-            if tokio::time::timeout(Duration::from_secs(5), &mut task)
-                .await
-                .is_err()
-            {
-                task.abort();
-            }
-        }
-    }
-
-    /// Listens again on the same port.
-    pub async fn resume(&mut self) -> Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            match tokio::net::TcpListener::bind(self.addr).await {
-                Ok(l) => {
-                    self.serve(l);
-                    return Ok(());
-                }
-                Err(e) if Instant::now() > deadline => {
-                    return Err(e).with_context(|| format!("cannot listen on {} again", self.addr));
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-        }
     }
 }
 
@@ -308,13 +242,9 @@ impl Env {
         worker: WorkerSpec,
     ) -> Result<Self> {
         let db_name = format!("chaos_{}", name.replace('-', "_"));
-        let url = stack.pg.url(&db_name);
-        drop_database(&stack.pg.url("postgres"), &db_name).await;
-        store::db::ensure_database(&url)
-            .await
-            .with_context(|| format!("cannot create database {db_name}"))?;
-        let db = store::db::connect(&url).await?;
-        store::db::migrate(&db).await?;
+        // Kept after the run, to be looked at; the next run starts it afresh.
+        let Database { pool: db, url, .. } =
+            Database::fresh(&stack.pg.url("postgres"), &db_name).await?;
 
         let receiver = Receiver::start().await?;
         let http_addr = format!("127.0.0.1:{}", infra::free_port()?);
@@ -443,26 +373,6 @@ impl Env {
             .count()
     }
 
-    pub async fn user(&self, name: &str, points: i64) -> Result<i64> {
-        Ok(store::db::create_user(&self.db, name, points).await?)
-    }
-
-    pub async fn product(&self, name: &str, price: i64, stock: i64) -> Result<i64> {
-        Ok(store::db::create_product(&self.db, name, price, stock).await?)
-    }
-
-    pub async fn coupon(&self, user: i64, amount: i64) -> Result<i64> {
-        let expires = chrono::Utc::now() + chrono::Duration::days(30);
-        Ok(store::db::create_coupon(
-            &self.db,
-            user,
-            &domain::Discount::Fixed { amount },
-            None,
-            expires,
-        )
-        .await?)
-    }
-
     pub async fn order_statuses(&self) -> Result<BTreeMap<String, String>> {
         let rows: Vec<(String, String)> = sqlx::query_as("SELECT id, status FROM orders")
             .fetch_all(&self.db)
@@ -480,28 +390,8 @@ impl Env {
     /// worker and the API.
     pub async fn finish(mut self, patience: Duration) -> Result<Verdict> {
         let mut violations = Vec::new();
-        let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM orders ORDER BY id")
-            .fetch_all(&self.db)
-            .await?;
-        let deadline = tokio::time::Instant::now() + patience;
-        let client = self.client.clone();
-        let hung: Vec<String> = futures::stream::iter(ids.iter().cloned())
-            .map(|id| {
-                let client = client.clone();
-                async move {
-                    let handle = client.get_workflow_handle::<OrderWorkflow>(id.as_str());
-                    let closed = tokio::time::timeout_at(
-                        deadline,
-                        handle.get_result(WorkflowGetResultOptions::default()),
-                    )
-                    .await;
-                    closed.is_err().then_some(id)
-                }
-            })
-            .buffer_unordered(16)
-            .filter_map(|x| async move { x })
-            .collect()
-            .await;
+        let ids = check::order_ids(&self.db).await?;
+        let hung = check::unclosed_workflows(&self.client, &ids, patience).await;
         violations.extend(hung.iter().map(|id| {
             format!(
                 "[workflow_closes] order {id}'s workflow still runs {} s after the scenario",
@@ -512,35 +402,9 @@ impl Env {
         let report = starter::check::run(&self.db, Some(&self.client)).await?;
         violations.extend(report.violations);
         violations.extend(store::invariants::check_notified(&self.db).await?);
-
-        let completed: HashSet<String> =
-            sqlx::query_scalar("SELECT id FROM orders WHERE status = 'COMPLETED'")
-                .fetch_all(&self.db)
-                .await?
-                .into_iter()
-                .collect();
-        let mut delivered = HashSet::new();
-        for d in self.receiver.state.deliveries() {
-            if d.body["id"].as_str() != Some(d.idempotency_key.as_str()) {
-                violations.push(format!(
-                    "[platform_key] a delivery under key {} carries order {}",
-                    d.idempotency_key, d.body["id"]
-                ));
-            }
-            if !completed.contains(&d.idempotency_key) {
-                violations.push(format!(
-                    "[platform_only_completed] order {} reached the data platform but is not \
-                     COMPLETED",
-                    d.idempotency_key
-                ));
-            }
-            delivered.insert(d.idempotency_key);
-        }
-        for id in completed.difference(&delivered) {
-            violations.push(format!(
-                "[platform_notified] COMPLETED order {id} never reached the data platform"
-            ));
-        }
+        let (wrong, delivered) =
+            check::deliveries(&self.db, self.receiver.state.deliveries()).await?;
+        violations.extend(wrong);
 
         if !self.api_alive() {
             violations.push(format!(
@@ -563,7 +427,7 @@ impl Env {
         }
         let mut checked = report.checked;
         checked["orders"] = json!(ids.len());
-        checked["deliveries"] = json!(delivered.len());
+        checked["deliveries"] = json!(delivered);
         self.stop().await;
         Ok(Verdict {
             violations,
@@ -592,16 +456,6 @@ impl Drop for Env {
     /// again) after it; the process guards then kill the worker and the API.
     fn drop(&mut self) {
         self.supervisor.abort();
-    }
-}
-
-/// Drops a database of an earlier run, if any.
-async fn drop_database(admin_url: &str, name: &str) {
-    if let Ok(pool) = store::db::connect(admin_url).await {
-        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-            .execute(&pool)
-            .await;
-        pool.close().await;
     }
 }
 
@@ -644,25 +498,6 @@ pub fn fingerprint_diff(
         diff.push(format!("table {t} appeared"));
     }
     diff
-}
-
-/// A placement request with the demo shipping address, for placing through `OrderService`.
-pub fn place_request(lines: &[(i64, i64)]) -> domain::PlaceOrderRequest {
-    domain::PlaceOrderRequest {
-        items: lines
-            .iter()
-            .map(|&(product_id, quantity)| domain::LineRequest {
-                product_id,
-                quantity,
-            })
-            .collect(),
-        coupon_id: None,
-        shipping: domain::Shipping {
-            recipient: "Kim Minji".into(),
-            address: "12 Teheran-ro, Gangnam-gu, Seoul".into(),
-            phone: "010-1234-5678".into(),
-        },
-    }
 }
 
 /// CONTRACT §3's settings for a scenario's worker and API, pointing at its own database, task

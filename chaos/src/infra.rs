@@ -13,6 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use testkit::db::with_database;
 
 /// Where a run keeps its files.
 #[derive(Debug, Clone)]
@@ -266,10 +267,11 @@ impl TemporalServer {
             .arg(&self.db_file)
             .args(["--sqlite-pragma", "journal_mode=WAL"])
             .args(["--sqlite-pragma", "synchronous=OFF"])
-            .args(["--search-attribute", "OrderStatus=Keyword"])
-            .args(["--search-attribute", "CustomerId=Int"])
-            .args(["--search-attribute", "OrderTotal=Int"])
             .args(["--log-level", "warn"]);
+        // The workflow's search attributes, as the repository declares them for every server.
+        for (name, kind) in testkit::search_attributes::read(&self.paths.root)? {
+            cmd.arg("--search-attribute").arg(format!("{name}={kind}"));
+        }
         self.proc = Some(Proc::spawn("temporal", cmd, &self.log, &self.paths.pids())?);
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -532,39 +534,9 @@ impl Postgres {
     }
 }
 
-/// `url` with its database replaced by `name`.
-pub fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let server = match base[scheme_end..].find('/') {
-        Some(i) => &base[..scheme_end + i],
-        None => base,
-    };
-    match query {
-        Some(q) => format!("{server}/{name}?{q}"),
-        None => format!("{server}/{name}"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn database_is_replaced() {
-        assert_eq!(
-            with_database("postgres://postgres@127.0.0.1:5432/orders", "x"),
-            "postgres://postgres@127.0.0.1:5432/x"
-        );
-        assert_eq!(
-            with_database("postgres://u:p@h/orders?sslmode=disable", "x"),
-            "postgres://u:p@h/x?sslmode=disable"
-        );
-        assert_eq!(with_database("postgres://h:1", "x"), "postgres://h:1/x");
-    }
 
     #[test]
     fn own_start_time_is_read() {

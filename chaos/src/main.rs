@@ -11,7 +11,7 @@
 //! target/debug/chaos --only 8 --cells record_order --parallel 3
 //! ```
 
-mod api;
+mod cases;
 mod env;
 mod infra;
 mod rng;

@@ -9,27 +9,22 @@
 
 use std::time::Duration;
 
-use saga_tests::http::{ApiApp, Reply, spawn_api};
+use saga_tests::http::{ApiApp, spawn_api};
 use serde_json::{Value, json};
+use testkit::Reply;
+use testkit::shop::order_body;
 
 type R = anyhow::Result<()>;
-
-fn order_body(product: i64, quantity: i64) -> Value {
-    json!({
-        "items": [{"product_id": product, "quantity": quantity}],
-        "shipping": {"recipient": "Kim Minji", "address": "12 Teheran-ro, Seoul",
-                     "phone": "010-1234-5678"},
-    })
-}
 
 async fn place(api: &ApiApp, token: &str, product: i64, quantity: i64) -> String {
     let placed = api
         .post(
             "/api/v1/orders",
             Some(token),
-            &order_body(product, quantity),
+            &order_body(&[(product, quantity)], None),
         )
-        .await;
+        .await
+        .expect("an answer");
     placed.assert_ok(201)["id"]
         .as_str()
         .expect("an order id")
@@ -47,6 +42,7 @@ async fn forget_key(api: &ApiApp, key: &str) -> anyhow::Result<()> {
 async fn pay(api: &ApiApp, token: &str, order: &str, key: &str) -> Reply {
     api.post_keyed("/api/v1/payments", token, &json!({"order_id": order}), key)
         .await
+        .expect("an answer")
 }
 
 /// A keyed payment sent from a task of its own, so that the test goes on while it waits; its

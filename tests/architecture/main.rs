@@ -1,7 +1,12 @@
 //! ARCHITECTURE.md's rules of what may depend on what, held against the workspace as cargo
 //! sees it (`cargo metadata`): every package has a rule, and every dependency on another
 //! package of the workspace (normal, build or dev) is one its rule allows. And `store` is the
-//! only crate of the product that speaks SQL: the only one that depends on `sqlx`.
+//! only crate of the product that speaks SQL: the only one that depends on `sqlx`. And the rules
+//! of the code's shape: what is declared once, the search attributes ([`search_attributes`]);
+//! no function of the tests, `chaos` or `testkit` over 100 lines ([`functions`]).
+
+mod functions;
+mod search_attributes;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -28,7 +33,7 @@ fn every_dependency_is_one_architecture_md_allows() -> Result<()> {
 }
 
 /// Who may depend on `sqlx`: `store`, and the crates that check what the saga did.
-const SPEAKS_SQL: [&str; 4] = ["store", "saga-tests", "bench", "chaos"];
+const SPEAKS_SQL: [&str; 5] = ["store", "testkit", "saga-tests", "bench", "chaos"];
 
 #[test]
 fn store_is_the_only_crate_of_the_product_that_speaks_sql() -> Result<()> {

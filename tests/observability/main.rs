@@ -11,12 +11,14 @@ use anyhow::{Context, Result, bail};
 use domain::{Discount, OrderError, OrderStatus};
 use runtime::Settings;
 use runtime::telemetry::{self, OrderTelemetry, WorkerMetrics};
-use saga_tests::{TestApp, WorkerThread, business, request, spawn_app};
+use saga_tests::{TestApp, business, spawn_app};
 use serde_json::json;
 use starter::OrderService;
 use starter::http::AppState;
 use starter::token::{self, Role};
 use temporalio_client::{WorkflowCountOptions, WorkflowDescribeOptions};
+use testkit::WorkerThread;
+use testkit::shop::order_request;
 use workflows::OrderWorkflow;
 
 type R = Result<()>;
@@ -85,9 +87,16 @@ async fn scrape(http: &reqwest::Client, url: &str) -> Result<(String, Vec<(Sampl
     Ok((text, samples))
 }
 
-#[tokio::test]
-async fn api_metrics_count_and_time_requests_by_route_template_on_their_own_listener() -> R {
-    let app = spawn_app().await;
+/// The API served with its metrics on a listener of their own, for the tests of its metrics.
+struct Served {
+    /// `http://127.0.0.1:PORT`
+    api: String,
+    metrics_url: String,
+    http: reqwest::Client,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+async fn serve_with_metrics(app: &TestApp) -> Result<Served> {
     let state = AppState::from_parts(
         app.settings.clone(),
         app.db.clone(),
@@ -106,7 +115,18 @@ async fn api_metrics_count_and_time_requests_by_route_template_on_their_own_list
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
         .build()?;
+    Ok(Served {
+        api,
+        metrics_url,
+        http,
+        server,
+    })
+}
 
+#[tokio::test]
+async fn api_metrics_count_and_time_requests_by_route_template_on_their_own_listener() -> R {
+    let app = spawn_app().await;
+    let served = serve_with_metrics(&app).await?;
     let user = app.user(100_000).await;
     let product = app.product(5_000, 10).await;
     let bearer = token::mint(
@@ -115,6 +135,25 @@ async fn api_metrics_count_and_time_requests_by_route_template_on_their_own_list
         Role::Customer,
         Duration::from_secs(600),
     )?;
+    ten_requests(&served, &bearer, product).await?;
+    let (text, samples) = scrape(&served.http, &served.metrics_url).await?;
+    assert_each_request_counted_and_timed(&text, &samples, product);
+    // The metrics listener serves only /metrics.
+    let health_there = served
+        .http
+        .get(served.metrics_url.replace("/metrics", "/health"))
+        .send()
+        .await?;
+    assert_eq!(health_there.status().as_u16(), 404);
+
+    served.server.abort();
+    app.finish().await
+}
+
+/// Ten requests of every kind the metrics must tell apart: two healthy, one unauthenticated,
+/// a product found and one not, two unmatched routes, an order placed and paid, the document.
+async fn ten_requests(served: &Served, bearer: &str, product: i64) -> R {
+    let (http, api) = (&served.http, &served.api);
     let status = |r: reqwest::Response| r.status().as_u16();
 
     assert_eq!(status(http.get(format!("{api}/health")).send().await?), 200);
@@ -125,7 +164,7 @@ async fn api_metrics_count_and_time_requests_by_route_template_on_their_own_list
     );
     let get_product = |id: i64| {
         http.get(format!("{api}/api/v1/products/{id}"))
-            .bearer_auth(&bearer)
+            .bearer_auth(bearer)
     };
     assert_eq!(status(get_product(product).send().await?), 200);
     assert_eq!(status(get_product(product + 1000).send().await?), 404);
@@ -135,7 +174,7 @@ async fn api_metrics_count_and_time_requests_by_route_template_on_their_own_list
     );
     let placed: serde_json::Value = http
         .post(format!("{api}/api/v1/orders"))
-        .bearer_auth(&bearer)
+        .bearer_auth(bearer)
         .json(&json!({
             "items": [{"product_id": product, "quantity": 2}],
             "shipping": {"recipient": "Kim Minji", "address": "12 Teheran-ro", "phone": "010-1234-5678"},
@@ -148,7 +187,7 @@ async fn api_metrics_count_and_time_requests_by_route_template_on_their_own_list
     let order_id = placed["id"].as_str().context("an order id")?;
     let paid = http
         .post(format!("{api}/api/v1/payments"))
-        .bearer_auth(&bearer)
+        .bearer_auth(bearer)
         .json(&json!({ "order_id": order_id }))
         .send()
         .await?;
@@ -168,11 +207,14 @@ async fn api_metrics_count_and_time_requests_by_route_template_on_their_own_list
         openapi["paths"].get("/metrics").is_none(),
         "/metrics is not in the OpenAPI document"
     );
+    Ok(())
+}
 
-    let (text, samples) = scrape(&http, &metrics_url).await?;
+/// The ten requests, each counted under its method, route template and status, and timed.
+fn assert_each_request_counted_and_timed(text: &str, samples: &[(Sample, f64)], product: i64) {
     let requests = |method: &str, route: &str, status: &str| {
         sum(
-            &samples,
+            samples,
             "http_requests_total",
             &[("method", method), ("route", route), ("status", status)],
         )
@@ -204,16 +246,16 @@ async fn api_metrics_count_and_time_requests_by_route_template_on_their_own_list
     );
     assert!(!text.contains("/no/such/route"), "{text}");
     // Every answered request is timed once, in the histogram of the same labels.
-    let counted = sum(&samples, "http_requests_total", &[]);
+    let counted = sum(samples, "http_requests_total", &[]);
     assert_eq!(counted, 10.0, "{text}");
     assert_eq!(
-        sum(&samples, "http_request_duration_seconds_count", &[]),
+        sum(samples, "http_request_duration_seconds_count", &[]),
         counted,
         "{text}"
     );
     assert_eq!(
         sum(
-            &samples,
+            samples,
             "http_request_duration_seconds_bucket",
             &[("route", "/api/v1/payments"), ("le", "+Inf")]
         ),
@@ -222,22 +264,13 @@ async fn api_metrics_count_and_time_requests_by_route_template_on_their_own_list
     );
     assert!(
         sum(
-            &samples,
+            samples,
             "http_request_duration_seconds_sum",
             &[("route", "/api/v1/payments")]
         ) > 0.0
     );
     // Nothing is in flight between requests (the scrape itself is not an API request).
-    assert_eq!(sum(&samples, "http_requests_in_flight", &[]), 0.0, "{text}");
-    // The metrics listener serves only /metrics.
-    let health_there = http
-        .get(metrics_url.replace("/metrics", "/health"))
-        .send()
-        .await?;
-    assert_eq!(health_there.status().as_u16(), 404);
-
-    server.abort();
-    app.finish().await
+    assert_eq!(sum(samples, "http_requests_in_flight", &[]), 0.0, "{text}");
 }
 
 /// Clients choose the method and the path, so neither may become a label value as sent: a
@@ -245,24 +278,8 @@ async fn api_metrics_count_and_time_requests_by_route_template_on_their_own_list
 #[tokio::test]
 async fn api_metrics_label_only_known_methods_and_route_templates() -> R {
     let app = spawn_app().await;
-    let state = AppState::from_parts(
-        app.settings.clone(),
-        app.db.clone(),
-        Some(app.client.clone()),
-    );
-    let api_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let metrics_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let api = format!("http://{}", api_listener.local_addr()?);
-    let metrics_url = format!("http://{}/metrics", metrics_listener.local_addr()?);
-    let server = tokio::spawn(starter::http::serve_with_metrics(
-        api_listener,
-        Some(metrics_listener),
-        state,
-        std::future::pending(),
-    ));
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()?;
+    let served = serve_with_metrics(&app).await?;
+    let (http, api) = (&served.http, &served.api);
 
     let paths = [
         "/health",
@@ -306,7 +323,7 @@ async fn api_metrics_label_only_known_methods_and_route_templates() -> R {
         .collect();
     routes.push("unmatched".to_owned());
 
-    let (text, samples) = scrape(&http, &metrics_url).await?;
+    let (text, samples) = scrape(http, &served.metrics_url).await?;
     let known = [
         "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "CONNECT", "TRACE", "OTHER",
     ];
@@ -336,7 +353,7 @@ async fn api_metrics_label_only_known_methods_and_route_templates() -> R {
     assert!(!text.contains("/no/such/route"), "{text}");
     assert!(!text.contains("ord-1"), "{text}");
 
-    server.abort();
+    served.server.abort();
     app.finish().await
 }
 
@@ -370,16 +387,30 @@ async fn worker_metrics_show_the_sdk_metrics_and_what_the_orders_did() -> R {
     let app = spawn_app().await;
     let task_queue = format!("{}-instrumented", app.settings.task_queue);
     let (instrumented, addr) = start_instrumented_worker(app.settings.clone(), task_queue.clone())?;
+    four_orders(&app, &task_queue).await?;
+
+    let http = reqwest::Client::new();
+    let (text, samples) = scrape(&http, &format!("http://{addr}/metrics")).await?;
+    assert_what_the_orders_did(&text, &samples);
+    assert_the_sdk_metrics(&text, &samples, &task_queue);
+
+    drop(instrumented);
+    app.finish().await
+}
+
+/// On `task_queue`: an order completed, one compensated (stock sold out between placement and
+/// payment), one rejected at placement and one expired.
+async fn four_orders(app: &TestApp, task_queue: &str) -> R {
     let service = OrderService::new(
         app.client.clone(),
         app.db.clone(),
-        &task_queue,
+        task_queue,
         Duration::from_secs(120),
     );
     let hurried = OrderService::new(
         app.client.clone(),
         app.db.clone(),
-        &task_queue,
+        task_queue,
         Duration::from_secs(2),
     );
     let user = app.user(100_000).await;
@@ -391,7 +422,7 @@ async fn worker_metrics_show_the_sdk_metrics_and_what_the_orders_did() -> R {
         .await;
     let place = |service: &OrderService, user: i64, items: &[(i64, i64)], coupon: Option<i64>| {
         let id = OrderService::new_order_id();
-        let request = request(items, coupon);
+        let request = order_request(items, coupon);
         let service = service.clone();
         async move { service.place(&id, user, request).await }
     };
@@ -429,10 +460,13 @@ async fn worker_metrics_show_the_sdk_metrics_and_what_the_orders_did() -> R {
         let ended = app.result(id).await?.order.map(|o| o.status);
         assert_eq!(ended, Some(status), "order {id}");
     }
+    Ok(())
+}
 
-    let http = reqwest::Client::new();
-    let (text, samples) = scrape(&http, &format!("http://{addr}/metrics")).await?;
-    let orders = |name: &str, labels: &[(&str, &str)]| sum(&samples, name, labels);
+/// The order counters after [`four_orders`]: placed, closed by status, compensations by step,
+/// business refusals by activity and code.
+fn assert_what_the_orders_did(text: &str, samples: &[(Sample, f64)]) {
+    let orders = |name: &str, labels: &[(&str, &str)]| sum(samples, name, labels);
     assert_eq!(orders("order_saga_orders_placed_total", &[]), 4.0, "{text}");
     assert_eq!(
         orders("order_saga_orders_closed_total", &[("status", "COMPLETED")]),
@@ -468,6 +502,11 @@ async fn worker_metrics_show_the_sdk_metrics_and_what_the_orders_did() -> R {
         "{text}"
     );
     assert_eq!(refusals(&[("code", "INSUFFICIENT_STOCK")]), 2.0, "{text}");
+}
+
+/// The SDK's metrics of the worker and of its client on the same page.
+fn assert_the_sdk_metrics(text: &str, samples: &[(Sample, f64)], task_queue: &str) {
+    let orders = |name: &str, labels: &[(&str, &str)]| sum(samples, name, labels);
     // The SDK's own worker metrics, Prometheus-style (`_total`, seconds), are on the same page.
     assert!(
         orders(
@@ -494,7 +533,7 @@ async fn worker_metrics_show_the_sdk_metrics_and_what_the_orders_did() -> R {
             "temporal_long_request_total",
             &[
                 ("operation", "PollWorkflowTaskQueue"),
-                ("task_queue", task_queue.as_str())
+                ("task_queue", task_queue)
             ]
         ) >= 1.0,
         "{text}"
@@ -503,9 +542,6 @@ async fn worker_metrics_show_the_sdk_metrics_and_what_the_orders_did() -> R {
         orders("temporal_request_total", &[("operation", "GetSystemInfo")]) >= 1.0,
         "{text}"
     );
-
-    drop(instrumented);
-    app.finish().await
 }
 
 /// The Web UI's title of an order's workflow, and the search attributes the UI's filter and

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use domain::{CancelCode, MAX_PAYMENT_ATTEMPTS, OrderError, OrderStatus};
 use saga_tests::{business, spawn_app, spawn_app_with};
+use testkit::shop::order_request;
 
 use super::R;
 
@@ -29,7 +30,7 @@ async fn a_placement_outlasts_a_database_outage() -> R {
             id.clone(),
             tokio::spawn(async move {
                 service
-                    .place(&id, user, saga_tests::request(&[(a, 2)], None))
+                    .place(&id, user, order_request(&[(a, 2)], None))
                     .await
             }),
         ));
@@ -48,7 +49,7 @@ async fn a_placement_outlasts_a_database_outage() -> R {
         // And a repeat under the same id attaches to the same order.
         let again = app
             .service
-            .place(&id, user, saga_tests::request(&[(a, 2)], None))
+            .place(&id, user, order_request(&[(a, 2)], None))
             .await?;
         assert_eq!(again, placed);
         app.service.pay(&id).await?;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use domain::{CancelCode, CouponInvalidReason, Discount, OrderError, OrderStatus};
 use saga_tests::{business, spawn_app, spawn_app_with};
 use temporalio_client::WorkflowCancelOptions;
+use testkit::shop::order_request;
 use workflows::OrderWorkflow;
 
 type R = anyhow::Result<()>;
@@ -185,7 +186,7 @@ async fn insufficient_points_rejects_the_placement() -> R {
     let id = starter::OrderService::new_order_id();
     let err = business(
         app.service
-            .place(&id, user, saga_tests::request(&[(a, 1)], None))
+            .place(&id, user, order_request(&[(a, 1)], None))
             .await,
     );
     assert_eq!(
@@ -632,7 +633,7 @@ async fn placing_again_with_the_same_id_is_idempotent() -> R {
     let user = app.user(10_000).await;
     let a = app.product(1_000, 5).await;
     let id = starter::OrderService::new_order_id();
-    let req = saga_tests::request(&[(a, 1)], None);
+    let req = order_request(&[(a, 1)], None);
     let first = app.service.place(&id, user, req.clone()).await?;
     let second = app.service.place(&id, user, req).await?;
     assert_eq!(first, second);
@@ -644,7 +645,7 @@ async fn placing_again_with_the_same_id_is_idempotent() -> R {
     // it as it stands and starts nothing (no second order, no second charge).
     let again = app
         .service
-        .place(&id, user, saga_tests::request(&[(a, 1)], None))
+        .place(&id, user, order_request(&[(a, 1)], None))
         .await?;
     assert_eq!(again.status, OrderStatus::Completed);
     assert_eq!(app.points(user).await, 9_000);
@@ -652,14 +653,14 @@ async fn placing_again_with_the_same_id_is_idempotent() -> R {
     let other = app.user(10_000).await;
     let err = business(
         app.service
-            .place(&id, other, saga_tests::request(&[(a, 1)], None))
+            .place(&id, other, order_request(&[(a, 1)], None))
             .await,
     );
     assert_eq!(err.code(), OrderError::INVALID_REQUEST);
 
     // A rejected placement answers its error again under the same id.
     let rejected_id = starter::OrderService::new_order_id();
-    let req = saga_tests::request(&[(a, 1_000)], None);
+    let req = order_request(&[(a, 1_000)], None);
     let first = business(app.service.place(&rejected_id, user, req.clone()).await);
     app.result(&rejected_id).await?;
     let second = business(app.service.place(&rejected_id, user, req).await);
@@ -764,7 +765,7 @@ async fn step_mode_remote_runs_every_step_as_an_ordinary_activity() -> R {
     let remote = app.service.clone().with_remote_steps(true);
     let id = starter::OrderService::new_order_id();
     let placed = remote
-        .place(&id, user, saga_tests::request(&[(a, 2)], Some(coupon)))
+        .place(&id, user, order_request(&[(a, 2)], Some(coupon)))
         .await?;
     let paid = remote.pay(&placed.id).await?;
     assert_eq!(paid.status, OrderStatus::Completed);

@@ -1,102 +1,36 @@
 //! Test harness: [`spawn_app`] gives each test its own database, task queue, in-process worker
-//! and data-platform receiver, on the shared Temporal dev server (started by `make test`).
-//! [`TestApp::finish`] waits for every order's workflow and checks CONTRACT §6.
+//! and data-platform receiver (the pieces of `testkit`), on the shared Temporal dev server
+//! (started by `make test`). [`TestApp::finish`] waits for every order's workflow and checks
+//! CONTRACT §6.
 
 pub mod http;
 pub mod record;
 
-use std::collections::HashSet;
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use activities::{OrderActivities, PlatformClient};
 use anyhow::{Context, Result, bail, ensure};
-use domain::{Discount, Order, OrderError, PlaceOrderRequest, Shipping};
-use receiver::RunningReceiver;
+use domain::{Discount, Order, OrderError};
 use runtime::Settings;
 use sqlx::PgPool;
 use starter::{OrderService, ServiceError};
 use temporalio_client::{Client, WorkflowGetResultOptions};
+use testkit::db::Database;
+use testkit::shop::{self, order_request};
+use testkit::{Receiver, WorkerThread, check};
 use workflows::{OrderResult, OrderWorkflow};
 
 pub struct TestApp {
     pub db: PgPool,
-    pub db_name: String,
     pub settings: Settings,
     pub service: OrderService,
     pub client: Client,
-    pub platform: RunningReceiver,
+    pub platform: Receiver,
+    database: Database,
     worker: WorkerThread,
 }
 
-/// A worker on its own thread: its futures are not `Send`, so it gets a runtime of its own.
-/// Dropping it asks the worker to stop.
-pub struct WorkerThread {
-    shutdown: Box<dyn Fn() + Send + Sync>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for WorkerThread {
-    fn drop(&mut self) {
-        // Ask it to stop, but do not wait: its long polls may take a while to notice, and the
-        // test is over. The thread ends with the process at the latest.
-        (self.shutdown)();
-        drop(self.thread.take());
-    }
-}
-
-impl WorkerThread {
-    /// Runs `build` on a new thread named `name`, on a Tokio runtime of that thread, then the
-    /// worker it built until the returned `WorkerThread` is dropped. `build` returns the worker,
-    /// what must live as long as it (the SDK runtime, a metrics exporter) and a value for the
-    /// caller, returned once the worker is built.
-    pub fn spawn<F, Fut, K, T>(name: String, build: F) -> Result<(Self, T)>
-    where
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: Future<Output = Result<(temporalio_sdk::Worker, K, T)>>,
-        T: Send + 'static,
-    {
-        type Started<T> = Result<(Box<dyn Fn() + Send + Sync>, T)>;
-        let (tx, rx) = std::sync::mpsc::channel::<Started<T>>();
-        let thread = std::thread::Builder::new()
-            .name(name.clone())
-            .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        let _ = tx.send(Err(e.into()));
-                        return;
-                    }
-                };
-                rt.block_on(async move {
-                    match build().await {
-                        Err(e) => {
-                            let _ = tx.send(Err(e));
-                        }
-                        Ok((mut worker, _keep, value)) => {
-                            let _ = tx.send(Ok((Box::new(worker.shutdown_handle()), value)));
-                            if let Err(e) = worker.run().await {
-                                tracing::error!(error = %e, worker = %name, "test worker failed");
-                            }
-                        }
-                    }
-                });
-                rt.shutdown_background();
-            })?;
-        let (shutdown, value) = rx.recv().context("worker thread died")??;
-        Ok((
-            Self {
-                shutdown,
-                thread: Some(thread),
-            },
-            value,
-        ))
-    }
-}
+/// How long [`TestApp::finish`] waits for the workflows still running to close.
+const CLOSING: Duration = Duration::from_secs(120);
 
 /// The payment timeout tests use unless they ask for another.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -115,22 +49,19 @@ async fn try_spawn_app(payment_timeout: Duration) -> Result<TestApp> {
     runtime::init_tracing();
     let base = Settings::from_env()?;
     let id = uuid::Uuid::new_v4().simple().to_string();
-    let db_name = format!("orders_test_{}", &id[..12]);
-    let database_url = with_database(&base.database_url, &db_name);
-    store::db::ensure_database(&database_url).await?;
-    let db = store::db::connect(&database_url).await?;
-    store::db::migrate(&db).await?;
-
-    let platform = receiver::spawn(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+    let database =
+        Database::fresh(&base.database_url, &format!("orders_test_{}", &id[..12])).await?;
+    let platform = Receiver::start().await?;
     let settings = Settings {
-        database_url,
+        database_url: database.url.clone(),
         task_queue: format!("orders-test-{id}"),
         data_platform_url: platform.url.clone(),
         payment_timeout,
         ..base
     };
-    let worker = start_worker(settings.clone())?;
+    let worker = WorkerThread::start(settings.clone())?;
     let client = runtime::connect_temporal(&settings).await?;
+    let db = database.pool.clone();
     let service = OrderService::new(
         client.clone(),
         db.clone(),
@@ -139,64 +70,13 @@ async fn try_spawn_app(payment_timeout: Duration) -> Result<TestApp> {
     );
     Ok(TestApp {
         db,
-        db_name,
         settings,
         service,
         client,
         platform,
+        database,
         worker,
     })
-}
-
-fn start_worker(settings: Settings) -> Result<WorkerThread> {
-    let name = format!("worker-{}", settings.task_queue);
-    let (worker, ()) = WorkerThread::spawn(name, move || async move {
-        let db = store::db::connect(&settings.database_url).await?;
-        let client = runtime::connect_temporal(&settings).await?;
-        let runtime = temporalio_sdk::Runtime::from_current_tokio(Default::default())?;
-        let activities = OrderActivities::new(db, PlatformClient::new(&settings.data_platform_url));
-        let worker = runtime::build_worker(&runtime, client, &settings.task_queue, activities)?;
-        Ok((worker, runtime, ()))
-    })?;
-    Ok(worker)
-}
-
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let server = match base.rsplit_once('/') {
-        Some((s, _)) if s.contains("://") && s.len() > s.find("://").unwrap_or(0) + 3 => s,
-        _ => base,
-    };
-    match query {
-        Some(q) => format!("{server}/{name}?{q}"),
-        None => format!("{server}/{name}"),
-    }
-}
-
-/// The contract's demo shipping address.
-pub fn shipping() -> Shipping {
-    Shipping {
-        recipient: "Kim Minji".into(),
-        address: "12 Teheran-ro, Gangnam-gu, Seoul".into(),
-        phone: "010-1234-5678".into(),
-    }
-}
-
-pub fn request(items: &[(i64, i64)], coupon_id: Option<i64>) -> PlaceOrderRequest {
-    PlaceOrderRequest {
-        items: items
-            .iter()
-            .map(|&(product_id, quantity)| domain::LineRequest {
-                product_id,
-                quantity,
-            })
-            .collect(),
-        coupon_id,
-        shipping: shipping(),
-    }
 }
 
 /// The business error of a failed call, or a test failure if it succeeded or failed otherwise.
@@ -210,20 +90,20 @@ pub fn business(result: Result<Order, ServiceError>) -> OrderError {
 
 impl TestApp {
     pub async fn user(&self, points: i64) -> i64 {
-        store::db::create_user(&self.db, "Test user", points)
+        shop::user(&self.db, "Test user", points)
             .await
             .expect("create user")
     }
 
     pub async fn product(&self, price: i64, stock: i64) -> i64 {
-        store::db::create_product(&self.db, "Test product", price, stock)
+        shop::product(&self.db, "Test product", price, stock)
             .await
             .expect("create product")
     }
 
+    /// A coupon of `user_id`'s that expires in 30 days.
     pub async fn coupon(&self, user_id: i64, discount: Discount, min: Option<i64>) -> i64 {
-        let expires = chrono::Utc::now() + chrono::Duration::days(30);
-        store::db::create_coupon(&self.db, user_id, &discount, min, expires)
+        shop::coupon(&self.db, user_id, discount, min)
             .await
             .expect("create coupon")
     }
@@ -267,7 +147,7 @@ impl TestApp {
     ) -> Result<Order, ServiceError> {
         let id = OrderService::new_order_id();
         self.service
-            .place(&id, user_id, request(items, coupon_id))
+            .place(&id, user_id, order_request(items, coupon_id))
             .await
     }
 
@@ -330,21 +210,9 @@ impl TestApp {
     /// Ends a test: waits until every order's workflow is closed, then checks CONTRACT §6,
     /// including that every COMPLETED order reached the data platform exactly under its key.
     pub async fn finish(self) -> Result<()> {
-        let orders: Vec<(String,)> = sqlx::query_as("SELECT id FROM orders")
-            .fetch_all(&self.db)
-            .await?;
-        for (id,) in &orders {
-            let handle = self
-                .client
-                .get_workflow_handle::<OrderWorkflow>(id.as_str());
-            // Closed in any way (a cancelled workflow is an Err here, and that is fine).
-            let _ = tokio::time::timeout(
-                Duration::from_secs(60),
-                handle.get_result(WorkflowGetResultOptions::default()),
-            )
-            .await
-            .with_context(|| format!("workflow {id} did not finish"))?;
-        }
+        let ids = check::order_ids(&self.db).await?;
+        let running = check::unclosed_workflows(&self.client, &ids, CLOSING).await;
+        ensure!(running.is_empty(), "workflows did not finish: {running:?}");
         let report = store::invariants::check(&self.db).await?;
         ensure!(
             report.is_ok(),
@@ -356,48 +224,13 @@ impl TestApp {
             unnotified.is_empty(),
             "completed orders not notified: {unnotified:?}"
         );
-        let completed: Vec<(String,)> =
-            sqlx::query_as("SELECT id FROM orders WHERE status = 'COMPLETED'")
-                .fetch_all(&self.db)
-                .await?;
-        let delivered: HashSet<String> = self
-            .platform
-            .state
-            .deliveries()
-            .into_iter()
-            .map(|d| {
-                assert_eq!(
-                    d.body["id"].as_str(),
-                    Some(d.idempotency_key.as_str()),
-                    "a delivery's key is its order id"
-                );
-                d.idempotency_key
-            })
-            .collect();
-        for (id,) in &completed {
-            if !delivered.contains(id) {
-                bail!("COMPLETED order {id} never reached the data platform");
-            }
-        }
-        let completed: HashSet<String> = completed.into_iter().map(|(id,)| id).collect();
-        for key in &delivered {
-            ensure!(
-                completed.contains(key),
-                "order {key} reached the data platform but is not COMPLETED"
-            );
-        }
+        let (wrong, _) = check::deliveries(&self.db, self.platform.state.deliveries()).await?;
+        ensure!(
+            wrong.is_empty(),
+            "the data platform's deliveries: {wrong:#?}"
+        );
         drop(self.worker);
-        self.db.close().await;
-        drop_database(&self.settings.database_url, &self.db_name).await;
+        self.database.remove().await;
         Ok(())
-    }
-}
-
-async fn drop_database(url: &str, name: &str) {
-    let admin = with_database(url, "postgres");
-    if let Ok(pool) = store::db::connect(&admin).await {
-        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .execute(&pool)
-            .await;
     }
 }

@@ -18,7 +18,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use runtime::Settings;
-use saga_tests::WorkerThread;
 use temporalio_client::{
     WorkflowFetchHistoryOptions, WorkflowGetResultOptions, WorkflowHistory, WorkflowStartOptions,
 };
@@ -29,6 +28,7 @@ use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
 use temporalio_sdk::{ActivityOptions, WorkflowContext, WorkflowResult};
 use temporalio_workflow::workflows::WorkflowImplementation;
+use testkit::WorkerThread;
 
 /// The patch's id: named after the change, never reused.
 const SCREEN: &str = "screen-payments";

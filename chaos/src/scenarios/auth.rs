@@ -1,76 +1,23 @@
-//! Scenario 7: attacks on authentication and authorisation. Forged tokens (`alg: none`, RS/HS
-//! confusion, keys an attacker might guess, a tampered `sub` or `role`, expired and
-//! not-yet-valid tokens, malformed ones) on every kind of route are 401; a customer reaching
-//! another customer's order is 404 (its existence is not told) and leaves it untouched; a
-//! customer on an admin route, or an admin on a customer route, is 403. Nothing of it changes
+//! Scenario 7: attacks on authentication and authorisation, as tables of cases. Forged tokens
+//! (`alg: none`, RS/HS confusion, keys an attacker might guess, a tampered `sub` or `role`,
+//! expired and not-yet-valid tokens, malformed ones) on every kind of route are 401; a customer
+//! reaching another customer's order is 404 (its existence is not told) and leaves it untouched;
+//! a customer on an admin route, or an admin on a customer route, is 403. Nothing of it changes
 //! the database.
 
 use std::time::Duration;
 
 use anyhow::{Result, bail};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::Method;
-use reqwest::header::{AUTHORIZATION, HeaderName, HeaderValue};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, HeaderName, HeaderValue};
 use serde_json::{Value, json};
+use testkit::Raw;
+use testkit::shop::{Shop, order_body};
+use testkit::tokens::{Algorithm, b64url, forge, sign, tamper, unsigned};
 
-use super::{Figures, Outcome, Tally, shop};
-use crate::api::{Raw, Reply, order_body};
+use super::{Figures, Outcome};
+use crate::cases::{self, Answers, Case, Driver, Expect};
 use crate::env::{Env, Stack, fingerprint, fingerprint_diff};
-
-fn b64(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..=chunk.len() {
-            out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-        }
-    }
-    out
-}
-
-fn now() -> i64 {
-    chrono::Utc::now().timestamp()
-}
-
-/// A token with this header and claims, signed HS256-style with `key` whatever the header
-/// says (an attacker writes the header).
-fn forge(header: &Value, claims: &Value, key: &[u8]) -> String {
-    let signing_input = format!(
-        "{}.{}",
-        b64(header.to_string().as_bytes()),
-        b64(claims.to_string().as_bytes())
-    );
-    let signature = jsonwebtoken::crypto::sign(
-        signing_input.as_bytes(),
-        &EncodingKey::from_secret(key),
-        Algorithm::HS256,
-    )
-    .expect("HS256 signing cannot fail");
-    format!("{signing_input}.{signature}")
-}
-
-fn sign(claims: &Value, alg: Algorithm, key: &[u8]) -> String {
-    jsonwebtoken::encode(&Header::new(alg), claims, &EncodingKey::from_secret(key))
-        .expect("HMAC signing cannot fail")
-}
-
-/// Replaces a token's claims and keeps its signature.
-fn tamper(token: &str, claims: &Value) -> String {
-    let mut parts = token.split('.');
-    let header = parts.next().unwrap_or_default();
-    let _ = parts.next();
-    let signature = parts.next().unwrap_or_default();
-    format!(
-        "{header}.{}.{signature}",
-        b64(claims.to_string().as_bytes())
-    )
-}
 
 /// The text of an RSA public key: what an attacker hopes a server uses as an HMAC secret
 /// when it trusts the token's `alg`.
@@ -87,248 +34,236 @@ mwIDAQAB\n\
 /// A route, with its JSON body if it takes one.
 type Route = (Method, String, Option<Value>);
 
-/// The customer routes about `order` and the customer's points: read it, place another (of
-/// product `p`), pay it, cancel it, top up.
-fn order_routes(order: &str, p: i64) -> Vec<Route> {
-    vec![
-        (Method::GET, format!("/api/v1/orders/{order}"), None),
-        (
-            Method::POST,
-            "/api/v1/orders".into(),
-            Some(order_body(&[(p, 1)], None)),
-        ),
-        (
-            Method::POST,
-            "/api/v1/payments".into(),
-            Some(json!({"order_id": order})),
-        ),
-        (Method::POST, format!("/api/v1/orders/{order}/cancel"), None),
-        (
-            Method::POST,
-            "/api/v1/me/points/charge".into(),
-            Some(json!({"amount": 1000})),
-        ),
-    ]
+/// A token an attacker made, and what it is.
+type Forged = (String, String);
+
+type Headers = Vec<(HeaderName, HeaderValue)>;
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
 }
 
-/// The answers to the attacks: counted by status and code, each held to what it must be.
-#[derive(Default)]
-struct Answers {
-    tally: Tally,
-    tried: usize,
-    broken: Vec<String>,
+/// Who and what the attacks are about: Alice's `PENDING` order, Bob who wants it, the secret
+/// the API signs with, and a valid token of each.
+struct Target {
+    alice: i64,
+    bob: i64,
+    product: i64,
+    order: String,
+    secret: String,
+    alice_token: String,
+    bob_token: String,
+    admin: String,
 }
 
-impl Answers {
-    /// `reply` to `what` must be the contract's `status` `code` error.
-    fn expect(
-        &mut self,
-        what: &str,
-        reply: &Result<Reply, reqwest::Error>,
-        status: u16,
-        code: &str,
-    ) {
-        self.tally.add(reply);
-        self.tried += 1;
-        match reply {
-            Ok(r) if r.status == status && r.code() == code && r.contract_error(&[]).is_ok() => {}
-            Ok(r) => self.broken.push(format!(
-                "{what}: expected {status} {code}, got {} {}",
-                r.status,
-                r.text.chars().take(200).collect::<String>()
-            )),
-            Err(e) => self.broken.push(format!("{what}: no answer: {e}")),
-        }
+impl Target {
+    /// Alice's claims, valid for an hour.
+    fn good(&self) -> Value {
+        json!({"sub": self.alice.to_string(), "role": "customer", "exp": now() + 3600})
+    }
+
+    /// An admin's claims, valid for an hour.
+    fn good_admin(&self) -> Value {
+        json!({"sub": "ops", "role": "admin", "exp": now() + 3600})
+    }
+
+    /// Alice's real token.
+    fn real(&self) -> String {
+        sign(&self.good(), Algorithm::HS256, self.secret.as_bytes())
+    }
+
+    /// `claims` signed as the API signs.
+    fn signed(&self, claims: Value) -> String {
+        sign(&claims, Algorithm::HS256, self.secret.as_bytes())
+    }
+
+    /// The customer routes about the order and the customer's points: read it, place another,
+    /// pay it, cancel it, top up.
+    fn order_routes(&self) -> Vec<Route> {
+        let order = &self.order;
+        vec![
+            (Method::GET, format!("/api/v1/orders/{order}"), None),
+            (
+                Method::POST,
+                "/api/v1/orders".into(),
+                Some(order_body(&[(self.product, 1)], None)),
+            ),
+            (
+                Method::POST,
+                "/api/v1/payments".into(),
+                Some(json!({"order_id": order})),
+            ),
+            (Method::POST, format!("/api/v1/orders/{order}/cancel"), None),
+            (
+                Method::POST,
+                "/api/v1/me/points/charge".into(),
+                Some(json!({"amount": 1000})),
+            ),
+        ]
+    }
+
+    /// The routes every forged token is tried on: reads, writes, admin.
+    fn attacked_routes(&self) -> Vec<Route> {
+        let mut routes = vec![
+            (Method::GET, "/api/v1/me".to_owned(), None),
+            (Method::GET, "/api/v1/products".to_owned(), None),
+        ];
+        routes.extend(self.order_routes());
+        routes.push((
+            Method::POST,
+            "/api/v1/admin/users".into(),
+            Some(json!({"name": "Mallory", "points": 1_000_000})),
+        ));
+        routes
     }
 }
 
-pub async fn run(stack: &mut Stack) -> Result<Outcome> {
-    let env = Env::new(stack, "7-auth-attacks", Duration::from_secs(600)).await?;
-    let shop = shop(&env, 2, &[(1_000, 100)]).await?;
-    let (alice, bob) = (shop.users[0], shop.users[1]);
-    let p = shop.products[0];
-    let secret = env.api.secret().to_owned();
-    let mut figures = Figures::default();
-
-    // Alice's order, PENDING: the target of Bob's attempts, and of forged tokens.
-    let alice_token = env.api.customer(alice);
-    let placed = env
-        .api
-        .send(
-            Method::POST,
-            "/api/v1/orders",
-            Some(&alice_token),
-            Some(&order_body(&[(p, 1)], None)),
-            None,
-        )
-        .await?;
-    if placed.status != 201 {
-        bail!("placing Alice's order: {} {}", placed.status, placed.text);
-    }
-    let order = placed.body["id"].as_str().unwrap_or_default().to_owned();
-
-    // The routes every forged token is tried on: reads, writes, admin.
-    let mut routes = vec![
-        (Method::GET, "/api/v1/me".to_owned(), None),
-        (Method::GET, "/api/v1/products".to_owned(), None),
-    ];
-    routes.extend(order_routes(&order, p));
-    routes.push((
-        Method::POST,
-        "/api/v1/admin/users".into(),
-        Some(json!({"name": "Mallory", "points": 1_000_000})),
-    ));
-
-    let sub = alice.to_string();
-    let good = json!({"sub": sub, "role": "customer", "exp": now() + 3600});
-    let good_admin = json!({"sub": "ops", "role": "admin", "exp": now() + 3600});
-    let real = sign(&good, Algorithm::HS256, secret.as_bytes());
-    let mut forged: Vec<(String, String)> = Vec::new();
-    let mut add = |what: &str, token: String| forged.push((what.to_owned(), token));
+/// Tokens without a signature, or whose `alg` lies about how they were signed.
+fn unsigned_and_confused(t: &Target) -> Vec<Forged> {
+    let (good, good_admin, real) = (t.good(), t.good_admin(), t.real());
+    let secret = t.secret.as_bytes();
+    let mut forged = Vec::new();
     for alg in ["none", "None", "NONE", "nOnE"] {
         let h = json!({"alg": alg, "typ": "JWT"});
-        let unsigned = format!(
-            "{}.{}.",
-            b64(h.to_string().as_bytes()),
-            b64(good_admin.to_string().as_bytes())
-        );
-        add(&format!("alg {alg}, no signature, admin claims"), unsigned);
-        let unsigned_customer = format!(
-            "{}.{}.",
-            b64(h.to_string().as_bytes()),
-            b64(good.to_string().as_bytes())
-        );
-        add(&format!("alg {alg}, no signature"), unsigned_customer);
+        forged.push((
+            format!("alg {alg}, no signature, admin claims"),
+            unsigned(&h, &good_admin),
+        ));
+        forged.push((format!("alg {alg}, no signature"), unsigned(&h, &good)));
     }
-    add(
-        "alg none with the real token's signature",
-        format!(
-            "{}.{}",
-            b64(json!({"alg": "none"}).to_string().as_bytes()),
-            real.split_once('.').map(|x| x.1).unwrap_or_default()
+    // The real token's claims and signature.
+    let claims_and_signature = real.split_once('.').map(|x| x.1).unwrap_or_default();
+    let none = b64url(json!({"alg": "none"}).to_string().as_bytes());
+    let rs256 = json!({"alg": "RS256", "typ": "JWT"});
+    let es256 = b64url(json!({"alg": "ES256"}).to_string().as_bytes());
+    let garbage = b64url(b"not a signature");
+    forged.extend([
+        (
+            "alg none with the real token's signature".to_owned(),
+            format!("{none}.{claims_and_signature}"),
         ),
-    );
-    add(
-        "alg RS256, HMAC-signed with the real secret",
-        forge(
-            &json!({"alg": "RS256", "typ": "JWT"}),
-            &good,
-            secret.as_bytes(),
+        (
+            "alg RS256, HMAC-signed with the real secret".to_owned(),
+            forge(&rs256, &good, secret),
         ),
-    );
-    add(
-        "alg RS256, HMAC-signed with the PEM public key text",
-        forge(
-            &json!({"alg": "RS256", "typ": "JWT"}),
-            &good_admin,
-            PEM.as_bytes(),
+        (
+            "alg RS256, HMAC-signed with the PEM public key text".to_owned(),
+            forge(&rs256, &good_admin, PEM.as_bytes()),
         ),
-    );
-    add(
-        "HS256 signed with the PEM public key text",
-        sign(&good_admin, Algorithm::HS256, PEM.as_bytes()),
-    );
-    add(
-        "HS256 signed with the PEM key text, customer",
-        sign(&good, Algorithm::HS256, PEM.as_bytes()),
-    );
-    add(
-        "alg ES256 with garbage signature",
-        format!(
-            "{}.{}.{}",
-            b64(json!({"alg": "ES256"}).to_string().as_bytes()),
-            b64(good.to_string().as_bytes()),
-            b64(b"not a signature")
+        (
+            "HS256 signed with the PEM public key text".to_owned(),
+            sign(&good_admin, Algorithm::HS256, PEM.as_bytes()),
         ),
-    );
-    add(
-        "alg PS256, HMAC-signed with the real secret",
-        forge(&json!({"alg": "PS256"}), &good, secret.as_bytes()),
-    );
-    add(
-        "HS384 with the real secret",
-        sign(&good, Algorithm::HS384, secret.as_bytes()),
-    );
-    add(
-        "HS512 with the real secret",
-        sign(&good, Algorithm::HS512, secret.as_bytes()),
-    );
+        (
+            "HS256 signed with the PEM key text, customer".to_owned(),
+            sign(&good, Algorithm::HS256, PEM.as_bytes()),
+        ),
+        (
+            "alg ES256 with garbage signature".to_owned(),
+            format!("{es256}.{}.{garbage}", b64url(good.to_string().as_bytes())),
+        ),
+        (
+            "alg PS256, HMAC-signed with the real secret".to_owned(),
+            forge(&json!({"alg": "PS256"}), &good, secret),
+        ),
+        (
+            "HS384 with the real secret".to_owned(),
+            sign(&good, Algorithm::HS384, secret),
+        ),
+        (
+            "HS512 with the real secret".to_owned(),
+            sign(&good, Algorithm::HS512, secret),
+        ),
+    ]);
+    forged
+}
+
+/// An admin's claims signed with keys an attacker might guess, and real signatures kept on
+/// other claims.
+fn guessed_and_tampered(t: &Target) -> Vec<Forged> {
+    let (sub, good_admin, real) = (t.alice.to_string(), t.good_admin(), t.real());
+    let mut forged = Vec::new();
     for (what, key) in [
         ("the development secret", runtime::settings::DEV_AUTH_SECRET),
         ("an empty secret", ""),
         ("\"secret\"", "secret"),
         ("\"null\"", "null"),
-        ("the secret with a space", &format!("{secret} ")),
+        ("the secret with a space", &format!("{} ", t.secret)),
     ] {
-        add(
-            &format!("HS256 admin signed with {what}"),
+        forged.push((
+            format!("HS256 admin signed with {what}"),
             sign(&good_admin, Algorithm::HS256, key.as_bytes()),
-        );
+        ));
     }
-    add(
-        "sub tampered to Bob, signature kept",
-        tamper(
-            &real,
-            &json!({"sub": bob.to_string(), "role": "customer", "exp": now() + 3600}),
-        ),
-    );
-    add(
-        "role tampered to admin, signature kept",
-        tamper(
-            &real,
-            &json!({"sub": sub, "role": "admin", "exp": now() + 3600}),
-        ),
-    );
-    add(
-        "exp extended, signature kept",
-        tamper(
-            &sign(
-                &json!({"sub": sub, "role": "customer", "exp": now() - 10}),
-                Algorithm::HS256,
-                secret.as_bytes(),
+    let expired = t.signed(json!({"sub": sub, "role": "customer", "exp": now() - 10}));
+    let other_signature = t.signed(good_admin.clone());
+    forged.extend([
+        (
+            "sub tampered to Bob, signature kept".to_owned(),
+            tamper(
+                &real,
+                &json!({"sub": t.bob.to_string(), "role": "customer", "exp": now() + 3600}),
             ),
-            &json!({"sub": sub, "role": "customer", "exp": now() + 3600}),
         ),
-    );
-    add(
-        "signature of another token",
-        format!(
-            "{}.{}",
-            real.rsplit_once('.').map(|x| x.0).unwrap_or_default(),
-            sign(&good_admin, Algorithm::HS256, secret.as_bytes())
-                .rsplit_once('.')
-                .map(|x| x.1)
-                .unwrap_or_default()
+        (
+            "role tampered to admin, signature kept".to_owned(),
+            tamper(
+                &real,
+                &json!({"sub": sub, "role": "admin", "exp": now() + 3600}),
+            ),
         ),
-    );
-    let signed = |claims: Value| sign(&claims, Algorithm::HS256, secret.as_bytes());
-    add(
-        "expired a second ago",
-        signed(json!({"sub": sub, "role": "customer", "exp": now() - 1})),
-    );
-    add(
-        "expired at 0",
-        signed(json!({"sub": sub, "role": "customer", "exp": 0})),
-    );
-    add(
-        "not valid for an hour (nbf)",
-        signed(json!({"sub": sub, "role": "customer", "exp": now() + 7200, "nbf": now() + 3600})),
-    );
-    add("no exp", signed(json!({"sub": sub, "role": "customer"})));
-    add(
-        "exp as a string",
-        signed(json!({"sub": sub, "role": "customer", "exp": "9999999999"})),
-    );
-    add(
-        "no sub",
-        signed(json!({"role": "customer", "exp": now() + 3600})),
-    );
-    add("no role", signed(json!({"sub": sub, "exp": now() + 3600})));
+        (
+            "exp extended, signature kept".to_owned(),
+            tamper(
+                &expired,
+                &json!({"sub": sub, "role": "customer", "exp": now() + 3600}),
+            ),
+        ),
+        (
+            "signature of another token".to_owned(),
+            format!(
+                "{}.{}",
+                real.rsplit_once('.').map(|x| x.0).unwrap_or_default(),
+                other_signature
+                    .rsplit_once('.')
+                    .map(|x| x.1)
+                    .unwrap_or_default()
+            ),
+        ),
+    ]);
+    forged
+}
+
+/// Tokens signed as the API signs, with claims it must refuse.
+fn bad_claims(t: &Target) -> Vec<Forged> {
+    let (alice, sub) = (t.alice, t.alice.to_string());
+    let mut forged = vec![
+        (
+            "expired a second ago",
+            json!({"sub": sub, "role": "customer", "exp": now() - 1}),
+        ),
+        (
+            "expired at 0",
+            json!({"sub": sub, "role": "customer", "exp": 0}),
+        ),
+        (
+            "not valid for an hour (nbf)",
+            json!({"sub": sub, "role": "customer", "exp": now() + 7200, "nbf": now() + 3600}),
+        ),
+        ("no exp", json!({"sub": sub, "role": "customer"})),
+        (
+            "exp as a string",
+            json!({"sub": sub, "role": "customer", "exp": "9999999999"}),
+        ),
+        ("no sub", json!({"role": "customer", "exp": now() + 3600})),
+        ("no role", json!({"sub": sub, "exp": now() + 3600})),
+    ]
+    .into_iter()
+    .map(|(what, claims)| (what.to_owned(), t.signed(claims)))
+    .collect::<Vec<Forged>>();
     for role in ["Admin", "ADMIN", "root", "", "superuser", "customer "] {
-        add(
-            &format!("role {role:?}"),
-            signed(json!({"sub": sub, "role": role, "exp": now() + 3600})),
-        );
+        let claims = json!({"sub": sub, "role": role, "exp": now() + 3600});
+        forged.push((format!("role {role:?}"), t.signed(claims)));
     }
     for s in [
         "0",
@@ -342,99 +277,126 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
         "987654321",
         &format!("{alice} OR 1=1"),
     ] {
-        add(
-            &format!("customer sub {s:?}"),
-            signed(json!({"sub": s, "role": "customer", "exp": now() + 3600})),
-        );
+        let claims = json!({"sub": s, "role": "customer", "exp": now() + 3600});
+        forged.push((format!("customer sub {s:?}"), t.signed(claims)));
     }
-    add(
-        "sub as a number",
-        signed(json!({"sub": alice, "role": "customer", "exp": now() + 3600})),
-    );
-    add(
-        "kid pointing at /dev/null, signed with an empty key",
-        forge(
-            &json!({"alg": "HS256", "kid": "../../../../../../dev/null"}),
-            &good_admin,
-            b"",
+    let number = json!({"sub": alice, "role": "customer", "exp": now() + 3600});
+    forged.push(("sub as a number".to_owned(), t.signed(number)));
+    forged
+}
+
+/// Headers that point at keys elsewhere, and tokens that are no tokens.
+fn bad_headers_and_malformed(t: &Target) -> Vec<Forged> {
+    let (good_admin, real) = (t.good_admin(), t.real());
+    let kid = json!({"alg": "HS256", "kid": "../../../../../../dev/null"});
+    let jku = json!({"alg": "HS256", "jku": "https://attacker.invalid/jwks.json", "kid": "1"});
+    let crit = json!({"alg": "HS256", "crit": ["exp"], "exp": 1});
+    let mut forged = vec![
+        (
+            "kid pointing at /dev/null, signed with an empty key".to_owned(),
+            forge(&kid, &good_admin, b""),
         ),
-    );
-    add(
-        "jku at an attacker's keys",
-        forge(
-            &json!({"alg": "HS256", "jku": "https://attacker.invalid/jwks.json", "kid": "1"}),
-            &good_admin,
-            b"attacker",
+        (
+            "jku at an attacker's keys".to_owned(),
+            forge(&jku, &good_admin, b"attacker"),
         ),
-    );
-    add(
-        "crit header the server does not know",
-        forge(
-            &json!({"alg": "HS256", "crit": ["exp"], "exp": 1}),
-            &good_admin,
-            b"guess",
+        (
+            "crit header the server does not know".to_owned(),
+            forge(&crit, &good_admin, b"guess"),
         ),
-    );
-    for (what, t) in [
+    ];
+    for (what, token) in [
         ("empty", String::new()),
         ("two parts", "a.b".to_owned()),
         ("four parts", format!("{real}.x")),
         ("garbage", "%%%.%%%.%%%".to_owned()),
         (
             "header not JSON",
-            format!("{}.{}.x", b64(b"{alg"), b64(b"{}")),
+            format!("{}.{}.x", b64url(b"{alg"), b64url(b"{}")),
         ),
         ("8 KB of base64", "A".repeat(8192)),
         ("the real token reversed", real.chars().rev().collect()),
     ] {
-        add(&format!("malformed: {what}"), t);
+        forged.push((format!("malformed: {what}"), token));
     }
-    let forged = forged;
+    forged
+}
 
-    let before = fingerprint(&env.db).await?;
-    let mut answers = Answers::default();
+/// Every forged or broken token.
+fn forged_tokens(t: &Target) -> Vec<Forged> {
+    let mut forged = unsigned_and_confused(t);
+    forged.extend(guessed_and_tampered(t));
+    forged.extend(bad_claims(t));
+    forged.extend(bad_headers_and_malformed(t));
+    forged
+}
 
-    // 1. Forged and broken tokens: 401 on every route.
-    for (what, token) in &forged {
-        for (method, path, body) in &routes {
-            let header = format!("Bearer {token}");
-            let raw = Raw {
-                method: method.clone(),
-                path: path.clone(),
-                headers: vec![
-                    (
-                        AUTHORIZATION,
-                        HeaderValue::from_str(&header)
-                            .unwrap_or_else(|_| HeaderValue::from_static("Bearer invalid")),
-                    ),
-                    (
-                        reqwest::header::CONTENT_TYPE,
-                        HeaderValue::from_static("application/json"),
-                    ),
-                ],
-                body: body.as_ref().map(|b| b.to_string().into_bytes()),
-            };
-            let r = env.api.raw(&raw).await;
-            answers.expect(
-                &format!("{what} on {method} {path}"),
-                &r,
-                401,
-                "UNAUTHENTICATED",
+/// A request with these headers, and `body` as JSON if given.
+fn request(method: Method, path: &str, mut headers: Headers, body: Option<&Value>) -> Raw {
+    if body.is_some() {
+        headers.push((CONTENT_TYPE, HeaderValue::from_static("application/json")));
+    }
+    Raw {
+        method,
+        path: path.to_owned(),
+        headers,
+        body: body.map(|b| b.to_string().into_bytes()),
+    }
+}
+
+fn bearer(token: &str) -> (HeaderName, HeaderValue) {
+    let value = HeaderValue::from_str(&format!("Bearer {token}"))
+        .unwrap_or_else(|_| HeaderValue::from_static("Bearer invalid"));
+    (AUTHORIZATION, value)
+}
+
+/// `token` on `route`, which must answer `expect`.
+fn case(name: String, token: &str, (method, path, body): &Route, expect: Expect) -> Case {
+    let request = request(method.clone(), path, vec![bearer(token)], body.as_ref());
+    Case {
+        name,
+        request,
+        expect,
+    }
+}
+
+/// 1. Forged and broken tokens: 401 on every route. (With a JSON content type always, so
+///    that only the token can be what is refused.)
+fn forged_table(forged: &[Forged], routes: &[Route]) -> Vec<Case> {
+    let mut cases = Vec::new();
+    for (what, token) in forged {
+        for (method, path, body) in routes {
+            let mut c = case(
+                format!("{what} on {method} {path}"),
+                token,
+                &(method.clone(), path.clone(), body.clone()),
+                Expect::error("UNAUTHENTICATED"),
             );
+            if body.is_none() {
+                c.request
+                    .headers
+                    .push((CONTENT_TYPE, HeaderValue::from_static("application/json")));
+            }
+            cases.push(c);
         }
     }
+    cases
+}
 
-    // 2. Schemes and places a token does not belong in.
-    type Attempt = (&'static str, Vec<(HeaderName, HeaderValue)>, String);
-    let schemes: Vec<Attempt> = vec![
-        ("no Authorization", vec![], "/api/v1/me".into()),
+/// 2. Schemes and places a token does not belong in: 401. (The query string case:
+///    `/api/v1/me` takes no query, but without a token it is 401 before anything else.)
+fn schemes_table(t: &Target) -> Result<Vec<Case>> {
+    let real = t.real();
+    let me = "/api/v1/me".to_owned();
+    let attempts: Vec<(&str, Headers, String)> = vec![
+        ("no Authorization", vec![], me.clone()),
         (
             "Basic credentials",
             vec![(
                 AUTHORIZATION,
                 HeaderValue::from_static("Basic YWxpY2U6cGFzcw=="),
             )],
-            "/api/v1/me".into(),
+            me.clone(),
         ),
         (
             "Token scheme with a valid token",
@@ -442,12 +404,12 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
                 AUTHORIZATION,
                 HeaderValue::from_str(&format!("Token {real}"))?,
             )],
-            "/api/v1/me".into(),
+            me.clone(),
         ),
         (
             "Bearer without a token",
             vec![(AUTHORIZATION, HeaderValue::from_static("Bearer"))],
-            "/api/v1/me".into(),
+            me.clone(),
         ),
         (
             "the token in the query string",
@@ -457,10 +419,10 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
         (
             "the token in a cookie",
             vec![(
-                reqwest::header::COOKIE,
+                COOKIE,
                 HeaderValue::from_str(&format!("token={real}; access_token={real}"))?,
             )],
-            "/api/v1/me".into(),
+            me.clone(),
         ),
         (
             "a forged token first, the valid one second",
@@ -469,31 +431,24 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
                     AUTHORIZATION,
                     HeaderValue::from_static("Bearer forged.token.here"),
                 ),
-                (
-                    AUTHORIZATION,
-                    HeaderValue::from_str(&format!("Bearer {real}"))?,
-                ),
+                bearer(&real),
             ],
-            "/api/v1/me".into(),
+            me,
         ),
     ];
-    for (what, headers, path) in schemes {
-        let r = env
-            .api
-            .raw(&Raw {
-                method: Method::GET,
-                path,
-                headers,
-                body: None,
-            })
-            .await;
-        // The query string case: `/api/v1/me` takes no query, but without a token it is 401
-        // before anything else.
-        answers.expect(what, &r, 401, "UNAUTHENTICATED");
-    }
+    Ok(attempts
+        .into_iter()
+        .map(|(what, headers, path)| Case {
+            name: what.to_owned(),
+            request: request(Method::GET, &path, headers, None),
+            expect: Expect::error("UNAUTHENTICATED"),
+        })
+        .collect())
+}
 
-    // 3. Bob, with a valid token, on Alice's order: 404 everywhere, nothing changes.
-    let bob_token = env.api.customer(bob);
+/// 3. Bob, with a valid token, on Alice's order: 404 everywhere, and his list shows nothing.
+fn bob_table(t: &Target) -> Vec<Case> {
+    let order = &t.order;
     let attempts: Vec<Route> = vec![
         (Method::GET, format!("/api/v1/orders/{order}"), None),
         (Method::POST, format!("/api/v1/orders/{order}/cancel"), None),
@@ -503,25 +458,30 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
             Some(json!({"order_id": order})),
         ),
     ];
-    for (method, path, body) in &attempts {
-        let r = env
-            .api
-            .send(method.clone(), path, Some(&bob_token), body.as_ref(), None)
-            .await;
-        answers.expect(&format!("Bob: {method} {path}"), &r, 404, "ORDER_NOT_FOUND");
-    }
-    let listed = env.api.get("/api/v1/orders", &bob_token).await?;
-    answers.tried += 1;
-    if listed.status != 200 || listed.body.as_array().is_none_or(|a| !a.is_empty()) {
-        figures.broken.push(format!(
-            "Bob's order list shows something: {} {}",
-            listed.status, listed.text
-        ));
-    }
+    let mut cases: Vec<Case> = attempts
+        .iter()
+        .map(|r| {
+            let name = format!("Bob: {} {}", r.0, r.1);
+            case(name, &t.bob_token, r, Expect::error("ORDER_NOT_FOUND"))
+        })
+        .collect();
+    let list = (Method::GET, "/api/v1/orders".to_owned(), None);
+    let nothing = Expect::Success {
+        status: 200,
+        body: json!([]),
+    };
+    cases.push(case(
+        "Bob's order list".into(),
+        &t.bob_token,
+        &list,
+        nothing,
+    ));
+    cases
+}
 
-    // 4. Roles: a customer on admin routes, an admin on customer routes.
-    let admin = env.api.admin();
-    let admin_routes = [
+/// 4. Roles: a customer on admin routes, an admin on customer routes: 403.
+fn roles_table(t: &Target) -> Vec<Case> {
+    let admin_routes: Vec<Route> = [
         (
             "/api/v1/admin/users",
             json!({"name": "Mallory", "points": 1_000_000}),
@@ -532,90 +492,144 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
         ),
         (
             "/api/v1/admin/coupons",
-            json!({"user_id": alice, "discount": {"type": "PERCENT", "percent": 100},
+            json!({"user_id": t.alice, "discount": {"type": "PERCENT", "percent": 100},
                    "expires_at": "2099-01-01T00:00:00Z"}),
         ),
-    ];
-    for (path, body) in &admin_routes {
-        let r = env
-            .api
-            .send(Method::POST, path, Some(&alice_token), Some(body), None)
-            .await;
-        answers.expect(&format!("customer on {path}"), &r, 403, "FORBIDDEN");
-    }
+    ]
+    .into_iter()
+    .map(|(path, body)| (Method::POST, path.to_owned(), Some(body)))
+    .collect();
+    let mut cases: Vec<Case> = admin_routes
+        .iter()
+        .map(|r| {
+            let name = format!("customer on {}", r.1);
+            case(name, &t.alice_token, r, Expect::error("FORBIDDEN"))
+        })
+        .collect();
     let mut customer_routes = vec![
         (Method::GET, "/api/v1/me".to_owned(), None),
         (Method::GET, "/api/v1/me/coupons".to_owned(), None),
         (Method::GET, "/api/v1/orders".to_owned(), None),
     ];
-    customer_routes.extend(order_routes(&order, p));
-    for (method, path, body) in &customer_routes {
-        let r = env
-            .api
-            .send(method.clone(), path, Some(&admin), body.as_ref(), None)
-            .await;
-        answers.expect(&format!("admin on {method} {path}"), &r, 403, "FORBIDDEN");
-    }
+    customer_routes.extend(t.order_routes());
+    cases.extend(customer_routes.iter().map(|r| {
+        let name = format!("admin on {} {}", r.0, r.1);
+        case(name, &t.admin, r, Expect::error("FORBIDDEN"))
+    }));
+    cases
+}
 
+/// Bob again, with an Idempotency-Key: his key keeps his answer (404, twice), which is the one
+/// row he may write.
+fn bob_keyed_table(t: &Target) -> Vec<Case> {
+    let route = (
+        Method::POST,
+        "/api/v1/payments".to_owned(),
+        Some(json!({"order_id": t.order})),
+    );
+    (0..2)
+        .map(|_| {
+            let mut c = case(
+                "Bob: keyed payment of Alice's order".into(),
+                &t.bob_token,
+                &route,
+                Expect::error("ORDER_NOT_FOUND"),
+            );
+            c.request.headers.push((
+                HeaderName::from_static("idempotency-key"),
+                HeaderValue::from_static("bob-pays-alice"),
+            ));
+            c
+        })
+        .collect()
+}
+
+/// The right tokens still work (the attacks proved nothing by a server that refuses all):
+/// Alice reads her order, still `PENDING`, an admin reads the products, and Alice cancels her
+/// order.
+fn legitimate_table(t: &Target) -> Vec<Case> {
+    let order = &t.order;
+    let mine = (Method::GET, format!("/api/v1/orders/{order}"), None);
+    let products = (Method::GET, "/api/v1/products".to_owned(), None);
+    let cancel = (Method::POST, format!("/api/v1/orders/{order}/cancel"), None);
+    let success = |body: Value| Expect::Success { status: 200, body };
+    vec![
+        case(
+            "Alice reads her order".into(),
+            &t.alice_token,
+            &mine,
+            success(json!({"status": "PENDING"})),
+        ),
+        case(
+            "the admin reads the products".into(),
+            &t.admin,
+            &products,
+            success(json!({})),
+        ),
+        case(
+            "Alice cancels her own order".into(),
+            &t.alice_token,
+            &cancel,
+            success(json!({"status": "CANCELED"})),
+        ),
+    ]
+}
+
+/// The shop, and Alice's `PENDING` order: the target of Bob's attempts, and of forged tokens.
+async fn target(env: &Env) -> Result<Target> {
+    let shop = Shop::open(&env.db, 2, 100_000_000, &[(1_000, 100)]).await?;
+    let (alice, bob) = (shop.users[0], shop.users[1]);
+    let alice_token = env.api.customer(alice);
+    let placed = env
+        .api
+        .post(
+            "/api/v1/orders",
+            Some(&alice_token),
+            &order_body(&[(shop.products[0], 1)], None),
+        )
+        .await?;
+    if placed.status != 201 {
+        bail!("placing Alice's order: {} {}", placed.status, placed.text);
+    }
+    Ok(Target {
+        alice,
+        bob,
+        product: shop.products[0],
+        order: placed.body["id"].as_str().unwrap_or_default().to_owned(),
+        secret: env.api.secret().to_owned(),
+        alice_token,
+        bob_token: env.api.customer(bob),
+        admin: env.api.admin(),
+    })
+}
+
+pub async fn run(stack: &mut Stack) -> Result<Outcome> {
+    let env = Env::new(stack, "7-auth-attacks", Duration::from_secs(600)).await?;
+    let t = target(&env).await?;
+    let forged = forged_tokens(&t);
+    let routes = t.attacked_routes();
+    let mut figures = Figures::default();
+
+    let before = fingerprint(&env.db).await?;
+    let mut answers = Answers::default();
+    for table in [
+        forged_table(&forged, &routes),
+        schemes_table(&t)?,
+        bob_table(&t),
+        roles_table(&t),
+    ] {
+        answers.merge(cases::run(&env.api, table, Driver::IN_ORDER).await);
+    }
     let after = fingerprint(&env.db).await?;
     let changed = fingerprint_diff(&before, &after);
     figures
         .broken
         .extend(changed.iter().map(|c| format!("the database changed: {c}")));
+    answers.merge(cases::run(&env.api, bob_keyed_table(&t), Driver::IN_ORDER).await);
+    let legitimate = cases::run(&env.api, legitimate_table(&t), Driver::IN_ORDER).await;
 
-    // Bob again, with an Idempotency-Key: his key keeps his answer (404, twice), which is the
-    // one row he may write; Alice's order stays hers and untouched.
-    for _ in 0..2 {
-        let r = env
-            .api
-            .send(
-                Method::POST,
-                "/api/v1/payments",
-                Some(&bob_token),
-                Some(&json!({"order_id": order})),
-                Some("bob-pays-alice"),
-            )
-            .await;
-        answers.expect(
-            "Bob: keyed payment of Alice's order",
-            &r,
-            404,
-            "ORDER_NOT_FOUND",
-        );
-    }
-
-    // The right tokens still work (the attacks proved nothing by a server that refuses all).
-    let mine = env
-        .api
-        .get(&format!("/api/v1/orders/{order}"), &alice_token)
-        .await?;
-    let products = env.api.get("/api/v1/products", &admin).await?;
-    if mine.status != 200 || mine.order_status() != "PENDING" || products.status != 200 {
-        figures.broken.push(format!(
-            "legitimate requests: Alice's order {} {}, admin's products {}",
-            mine.status,
-            mine.order_status(),
-            products.status
-        ));
-    }
-    let canceled = env
-        .api
-        .send(
-            Method::POST,
-            &format!("/api/v1/orders/{order}/cancel"),
-            Some(&alice_token),
-            None,
-            None,
-        )
-        .await?;
-    if canceled.order_status() != "CANCELED" {
-        figures.broken.push(format!(
-            "Alice could not cancel her own order: {} {}",
-            canceled.status, canceled.text
-        ));
-    }
-
-    figures.broken.append(&mut answers.broken);
+    figures.broken.append(&mut answers.failures);
+    figures.broken.extend(legitimate.failures);
     figures.operations = format!(
         "{} forged or broken tokens × {} routes, {} other attacks ({} requests)",
         forged.len(),

@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use anyhow::Result;
 use serde_json::json;
+use testkit::Api;
+use testkit::shop::{Shop, order_body};
 use tokio::sync::Semaphore;
 
-use super::{Figures, Outcome, PATIENCE, Settled, shop};
-use crate::api::order_body;
+use super::{Figures, Outcome, PATIENCE, RICH, Settled, coupon};
 use crate::env::{Env, Stack};
 use crate::rng::Rng;
 
@@ -25,27 +26,19 @@ enum End {
     Unexpected(String),
 }
 
-pub async fn run(stack: &mut Stack) -> Result<Outcome> {
-    let (users, orders, stock): (usize, usize, [i64; 3]) = if stack.quick {
-        (20, 60, [12, 9, 6])
-    } else {
-        (50, 220, [40, 30, 20])
-    };
-    let prices = [1_000, 2_500, 4_000];
-    let env = Env::new(stack, "1-contention", Duration::from_secs(600)).await?;
-    let products: Vec<(i64, i64)> = prices.iter().copied().zip(stock).collect();
-    let shop = shop(&env, users, &products).await?;
-    // Each customer's first order uses a coupon of theirs, so that canceled payments also
-    // have a coupon to give back.
+/// One order to race with: who, which lines, which coupon.
+type Planned = (i64, Vec<(i64, i64)>, Option<i64>);
+
+/// `orders` orders of one or two lines of the shop's products, by its customers in turn; each
+/// customer's first order uses a coupon of theirs, so that canceled payments also have a coupon
+/// to give back.
+async fn plan(env: &Env, shop: &Shop, orders: usize, rng: &mut Rng) -> Result<Vec<Planned>> {
+    let users = shop.users.len();
     let mut coupons = Vec::new();
     for u in &shop.users {
-        coupons.push(env.coupon(*u, 500).await?);
+        coupons.push(coupon(env, *u, 500).await?);
     }
-
-    let mut rng = Rng::new(stack.seed ^ 0xC0);
-    // (user, lines, coupon) of each order.
-    type Planned = (i64, Vec<(i64, i64)>, Option<i64>);
-    let plan: Vec<Planned> = (0..orders)
+    Ok((0..orders)
         .map(|i| {
             let u = i % users;
             let first = rng.below(3);
@@ -57,112 +50,96 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
             let coupon = (i < users).then(|| coupons[u]);
             (shop.users[u], lines, coupon)
         })
-        .collect();
+        .collect())
+}
 
-    // Enough at once that they truly race, few enough that the API's 20 database
-    // connections are not the whole story.
+/// Order `i` of the race: placed, then paid, each asked again after a 503 with its key. How it
+/// ended, and how many answers were asked again.
+async fn race(api: Api, i: usize, (user, lines, coupon): Planned) -> (End, u32) {
+    let token = api.customer(user);
+    let body = order_body(&lines, coupon);
+    let key = format!("race-place-{i}");
+    let (placed, r1) = match api
+        .post_until_answered("/api/v1/orders", &token, &body, &key, PATIENCE)
+        .await
+    {
+        Ok(x) => x,
+        Err(e) => return (End::Unexpected(format!("{e:#}")), 0),
+    };
+    match (placed.status, placed.code()) {
+        (201, _) => {}
+        (409, "INSUFFICIENT_STOCK") if placed.contract_error(&[]).is_ok() => {
+            return (End::Rejected, r1);
+        }
+        _ => {
+            let e = format!("placement: {} {}", placed.status, placed.text);
+            return (End::Unexpected(e), r1);
+        }
+    }
+    let id = placed.body["id"].as_str().unwrap_or_default().to_owned();
+    let pay = json!({ "order_id": id });
+    let key = format!("race-pay-{i}");
+    let (paid, r2) = match api
+        .post_until_answered("/api/v1/payments", &token, &pay, &key, PATIENCE)
+        .await
+    {
+        Ok(x) => x,
+        Err(e) => return (End::Unexpected(format!("{e:#}")), r1),
+    };
+    let end = match (paid.status, paid.code(), paid.order_status()) {
+        (200, _, "COMPLETED") => End::Completed(id),
+        (409, "INSUFFICIENT_STOCK", _) if paid.contract_error(&[]).is_ok() => End::Canceled(id),
+        _ => End::Unexpected(format!("payment of {id}: {} {}", paid.status, paid.text)),
+    };
+    (end, r1 + r2)
+}
+
+/// How the race ended.
+#[derive(Default)]
+struct Ends {
+    completed: Vec<String>,
+    canceled: Vec<String>,
+    rejected: usize,
+    retries: u32,
+}
+
+/// Runs every order of `plan` at once (48 at a time: enough that they truly race, few enough
+/// that the API's 20 database connections are not the whole story).
+async fn run_the_race(api: &Api, plan: &[Planned], broken: &mut Vec<String>) -> Result<Ends> {
     let gate = Arc::new(Semaphore::new(48));
     let tasks: Vec<_> = plan
         .iter()
         .enumerate()
-        .map(|(i, (user, lines, coupon))| {
-            let api = env.api.clone();
-            let gate = gate.clone();
-            let body = order_body(lines, *coupon);
-            let user = *user;
+        .map(|(i, planned)| {
+            let (api, gate, planned) = (api.clone(), gate.clone(), planned.clone());
             tokio::spawn(async move {
                 let _permit = gate.acquire_owned().await.expect("open semaphore");
-                let token = api.customer(user);
-                let (placed, r1) = match api
-                    .post_until_answered(
-                        "/api/v1/orders",
-                        &token,
-                        &body,
-                        &format!("race-place-{i}"),
-                        PATIENCE,
-                    )
-                    .await
-                {
-                    Ok(x) => x,
-                    Err(e) => return (End::Unexpected(format!("{e:#}")), 0),
-                };
-                match (placed.status, placed.code()) {
-                    (201, _) => {}
-                    (409, "INSUFFICIENT_STOCK") if placed.contract_error(&[]).is_ok() => {
-                        return (End::Rejected, r1);
-                    }
-                    _ => {
-                        return (
-                            End::Unexpected(format!(
-                                "placement: {} {}",
-                                placed.status, placed.text
-                            )),
-                            r1,
-                        );
-                    }
-                }
-                let id = placed.body["id"].as_str().unwrap_or_default().to_owned();
-                let (paid, r2) = match api
-                    .post_until_answered(
-                        "/api/v1/payments",
-                        &token,
-                        &json!({ "order_id": id }),
-                        &format!("race-pay-{i}"),
-                        PATIENCE,
-                    )
-                    .await
-                {
-                    Ok(x) => x,
-                    Err(e) => return (End::Unexpected(format!("{e:#}")), r1),
-                };
-                let end = match (paid.status, paid.code(), paid.order_status()) {
-                    (200, _, "COMPLETED") => End::Completed(id),
-                    (409, "INSUFFICIENT_STOCK", _) if paid.contract_error(&[]).is_ok() => {
-                        End::Canceled(id)
-                    }
-                    _ => End::Unexpected(format!("payment of {id}: {} {}", paid.status, paid.text)),
-                };
-                (end, r1 + r2)
+                race(api, i, planned).await
             })
         })
         .collect();
-
-    let mut figures = Figures::default();
-    let (mut completed, mut canceled, mut rejected, mut retries) =
-        (Vec::new(), Vec::new(), 0usize, 0u32);
+    let mut ends = Ends::default();
     for t in tasks {
         let (end, r) = t.await?;
-        retries += r;
+        ends.retries += r;
         match end {
-            End::Completed(id) => completed.push(id),
-            End::Canceled(id) => canceled.push(id),
-            End::Rejected => rejected += 1,
-            End::Unexpected(e) => figures.broken.push(e),
+            End::Completed(id) => ends.completed.push(id),
+            End::Canceled(id) => ends.canceled.push(id),
+            End::Rejected => ends.rejected += 1,
+            End::Unexpected(e) => broken.push(e),
         }
     }
+    Ok(ends)
+}
 
-    // What the database says must be what the customers were told.
-    let mut settled = Settled {
-        completed,
-        canceled,
-        ..Settled::default()
-    };
-    settled.check(&env, &mut figures.broken).await;
-    let Settled {
-        completed,
-        canceled,
-        ..
-    } = settled;
-    let statuses = env.order_statuses().await?;
-    if statuses.len() != completed.len() + canceled.len() {
-        figures.broken.push(format!(
-            "{} orders in the database, but {} were placed",
-            statuses.len(),
-            completed.len() + canceled.len()
-        ));
-    }
-
-    // Sold == initial − final, product by product, and never below zero.
+/// Sold == initial − final, product by product, and never below zero. Returns the units sold
+/// of each product, and each product's `sold=initial−final`.
+async fn shelves(
+    env: &Env,
+    shop: &Shop,
+    stock: &[i64],
+    broken: &mut Vec<String>,
+) -> Result<(BTreeMap<i64, i64>, Vec<String>)> {
     let sold: BTreeMap<i64, i64> = sqlx::query_as::<_, (i64, i64)>(
         "SELECT l.product_id, sum(l.quantity)::bigint FROM order_lines l \
          JOIN orders o ON o.id = l.order_id WHERE o.status = 'COMPLETED' GROUP BY 1",
@@ -179,29 +156,63 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
             .await?;
         let s = sold.get(p).copied().unwrap_or(0);
         if now < 0 || stock[i] - now != s {
-            figures.broken.push(format!(
+            broken.push(format!(
                 "product {p}: initial {} − now {now} ≠ sold {s}",
                 stock[i]
             ));
         }
         shelves.push(format!("{s}={}−{now}", stock[i]));
     }
+    Ok((sold, shelves))
+}
+
+pub async fn run(stack: &mut Stack) -> Result<Outcome> {
+    let (users, orders, stock): (usize, usize, [i64; 3]) = if stack.quick {
+        (20, 60, [12, 9, 6])
+    } else {
+        (50, 220, [40, 30, 20])
+    };
+    let prices = [1_000, 2_500, 4_000];
+    let env = Env::new(stack, "1-contention", Duration::from_secs(600)).await?;
+    let products: Vec<(i64, i64)> = prices.iter().copied().zip(stock).collect();
+    let shop = Shop::open(&env.db, users, RICH, &products).await?;
+    let plan = plan(&env, &shop, orders, &mut Rng::new(stack.seed ^ 0xC0)).await?;
+    let mut figures = Figures::default();
+    let ends = run_the_race(&env.api, &plan, &mut figures.broken).await?;
+
+    // What the database says must be what the customers were told.
+    let mut settled = Settled {
+        completed: ends.completed,
+        canceled: ends.canceled,
+        ..Settled::default()
+    };
+    settled.check(&env, &mut figures.broken).await;
+    let (completed, canceled, rejected) = (settled.completed, settled.canceled, ends.rejected);
+    let statuses = env.order_statuses().await?;
+    if statuses.len() != completed.len() + canceled.len() {
+        figures.broken.push(format!(
+            "{} orders in the database, but {} were placed",
+            statuses.len(),
+            completed.len() + canceled.len()
+        ));
+    }
+    let (sold, shelves) = shelves(&env, &shop, &stock, &mut figures.broken).await?;
 
     let demanded: i64 = plan.iter().flat_map(|(_, l, _)| l).map(|(_, q)| q).sum();
+    let in_stock = stock.iter().sum::<i64>();
     // More asked than there is: a race that sold something and refused someone, or none at all.
     if completed.is_empty() || canceled.len() + rejected == 0 {
         figures.broken.push(format!(
-            "{demanded} units asked of {}: {} COMPLETED, {} refused",
-            stock.iter().sum::<i64>(),
+            "{demanded} units asked of {in_stock}: {} COMPLETED, {} refused",
             completed.len(),
             canceled.len() + rejected
         ));
     }
     figures.operations = format!(
-        "{orders} orders by {users} users for 3 products ({demanded} units asked, {} in stock)",
-        stock.iter().sum::<i64>()
+        "{orders} orders by {users} users for 3 products ({demanded} units asked, {in_stock} in \
+         stock)"
     );
-    figures.faults = format!("contention; {retries} answers retried after 503");
+    figures.faults = format!("contention; {} answers retried after 503", ends.retries);
     figures.outcomes = format!(
         "{} COMPLETED, {} CANCELED at payment, {rejected} rejected at placement \
          (all INSUFFICIENT_STOCK); sold=initial−final per product: {}",
@@ -212,7 +223,7 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
     figures.details = json!({
         "orders": orders, "users": users, "stock": stock, "units_asked": demanded,
         "completed": completed.len(), "canceled": canceled.len(), "rejected": rejected,
-        "retries_after_503": retries, "sold": sold,
+        "retries_after_503": ends.retries, "sold": sold,
     });
     let verdict = env.finish(Duration::from_secs(120)).await?;
     Ok(Outcome { figures, verdict })

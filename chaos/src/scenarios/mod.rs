@@ -20,7 +20,9 @@ use anyhow::Result;
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
-use crate::api::{Api, Reply, order_body};
+use testkit::shop::{self, Shop, order_body};
+use testkit::{Answer, Api, Reply};
+
 use crate::env::{Env, Verdict};
 
 /// What a scenario reports for the table.
@@ -45,7 +47,7 @@ pub struct Outcome {
 pub struct Tally(pub BTreeMap<String, usize>);
 
 impl Tally {
-    pub fn add(&mut self, reply: &Result<Reply, reqwest::Error>) {
+    pub fn add(&mut self, reply: &Answer) {
         let key = match reply {
             Ok(r) if r.status >= 400 => format!("{} {}", r.status, r.code()),
             Ok(r) => r.status.to_string(),
@@ -67,31 +69,12 @@ impl Tally {
     }
 }
 
-/// A shop of `users` customers (rich enough for anything asked of them) and products.
-pub struct Shop {
-    pub users: Vec<i64>,
-    pub products: Vec<i64>,
-}
+/// The points of every customer of a scenario's shop: rich enough for anything asked of them.
+pub const RICH: i64 = 100_000_000;
 
-pub async fn shop(env: &Env, users: usize, products: &[(i64, i64)]) -> Result<Shop> {
-    let mut u = Vec::with_capacity(users);
-    for i in 0..users {
-        u.push(
-            env.user(&format!("Chaos customer {i}"), 100_000_000)
-                .await?,
-        );
-    }
-    let mut p = Vec::with_capacity(products.len());
-    for (i, (price, stock)) in products.iter().enumerate() {
-        p.push(
-            env.product(&format!("Chaos product {i}"), *price, *stock)
-                .await?,
-        );
-    }
-    Ok(Shop {
-        users: u,
-        products: p,
-    })
+/// A coupon of `amount` off for `user`.
+pub async fn coupon(env: &Env, user: i64, amount: i64) -> Result<i64> {
+    shop::coupon(&env.db, user, domain::Discount::Fixed { amount }, None).await
 }
 
 /// How long a client keeps asking before it gives up on an answer.
@@ -123,10 +106,10 @@ pub fn simple_plan(shop: &Shop, product: i64, n: usize) -> Vec<Plan> {
 pub async fn scarce_shop(env: &Env, users: usize, n: usize) -> Result<(Shop, Vec<Plan>)> {
     // At least 3: every placement (1 to 3 units) passes; payments then race for the rest.
     let scarce = (n as i64 / 4).max(3);
-    let shop = shop(env, users, &[(1_000, 1_000_000), (2_000, scarce)]).await?;
+    let shop = Shop::open(&env.db, users, RICH, &[(1_000, 1_000_000), (2_000, scarce)]).await?;
     let mut coupons = Vec::with_capacity(users);
     for u in &shop.users {
-        coupons.push(env.coupon(*u, 100).await?);
+        coupons.push(coupon(env, *u, 100).await?);
     }
     let plan = (0..n)
         .map(|i| Plan {

@@ -8,8 +8,46 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use serde_json::json;
 
-use super::{Figures, Outcome, Payments, expect_status, place_all, shop, simple_plan, wait_for};
+use testkit::shop::Shop;
+
+use super::{
+    Figures, Outcome, Payments, Plan, RICH, expect_status, place_all, simple_plan, wait_for,
+};
 use crate::env::{Env, Stack};
+
+/// The orders of `plan` placed and paid, each payment expected to complete; how many did, and
+/// every order's id.
+async fn place_and_pay(
+    env: &Env,
+    plan: &[Plan],
+    tag: &str,
+    broken: &mut Vec<String>,
+) -> (usize, Vec<String>) {
+    let placed = place_all(&env.api, plan, tag, 8, broken).await;
+    let (done, _) = Payments::start(&env.api, &placed, tag)
+        .expect_completed(broken)
+        .await;
+    (done, placed.into_iter().map(|(_, id)| id).collect())
+}
+
+/// COMPLETED orders the data platform has not been told of yet.
+async fn unnotified(env: &Env) -> Result<i64> {
+    env.count(
+        "SELECT count(*) FROM orders WHERE status = 'COMPLETED' AND platform_notified_at IS NULL",
+    )
+    .await
+}
+
+/// Each order of `ids` delivered under its own key, carrying itself.
+fn check_delivered(env: &Env, ids: &[String], broken: &mut Vec<String>) {
+    for id in ids {
+        match env.receiver.state.delivery(id) {
+            Some(d) if d.body["id"].as_str() == Some(id.as_str()) => {}
+            Some(d) => broken.push(format!("order {id} was delivered as {}", d.body["id"])),
+            None => broken.push(format!("order {id} never reached the data platform")),
+        }
+    }
+}
 
 pub async fn run(stack: &mut Stack) -> Result<Outcome> {
     let (per_phase, failing, unreachable) = if stack.quick {
@@ -18,20 +56,15 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
         (20, Duration::from_secs(10), Duration::from_secs(10))
     };
     let mut env = Env::new(stack, "5-data-platform", Duration::from_secs(600)).await?;
-    let shop = shop(&env, 5, &[(3_000, 1_000_000)]).await?;
-    let p = shop.products[0];
+    let shop = Shop::open(&env.db, 5, RICH, &[(3_000, 1_000_000)]).await?;
     let mut figures = Figures::default();
-    let plan = simple_plan(&shop, p, per_phase);
-    let mut ids = Vec::new();
+    let broken = &mut figures.broken;
+    let plan = simple_plan(&shop, shop.products[0], per_phase);
 
     // Phase 1: every delivery answered 500.
     env.receiver.state.fail_for(failing);
     let started = Instant::now();
-    let placed = place_all(&env.api, &plan, "dp-500", 8, &mut figures.broken).await;
-    let (done_1, _) = Payments::start(&env.api, &placed, "dp-500")
-        .expect_completed(&mut figures.broken)
-        .await;
-    ids.extend(placed.into_iter().map(|(_, id)| id));
+    let (done_1, mut ids) = place_and_pay(&env, &plan, "dp-500", broken).await;
     if let Some(rest) = failing.checked_sub(started.elapsed()) {
         tokio::time::sleep(rest).await;
     }
@@ -41,26 +74,19 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
     env.receiver.stop().await;
     let stopped = Instant::now();
     eprintln!("chaos: [5] data platform unreachable");
-    let placed = place_all(&env.api, &plan, "dp-down", 8, &mut figures.broken).await;
-    let (done_2, _) = Payments::start(&env.api, &placed, "dp-down")
-        .expect_completed(&mut figures.broken)
-        .await;
-    ids.extend(placed.into_iter().map(|(_, id)| id));
+    let (done_2, more) = place_and_pay(&env, &plan, "dp-down", broken).await;
+    ids.extend(more);
     if let Some(rest) = unreachable.checked_sub(stopped.elapsed()) {
         tokio::time::sleep(rest).await;
     }
-    let unnotified_while_down = env
-        .count("SELECT count(*) FROM orders WHERE status = 'COMPLETED' AND platform_notified_at IS NULL")
-        .await?;
+    let unnotified_while_down = unnotified(&env).await?;
     // Both faults must have been met: deliveries refused with 500, and orders that could not
     // be delivered while nobody listened (at least those completed then).
     if failed_answers == 0 {
-        figures
-            .broken
-            .push("no delivery met the platform's 500s".into());
+        broken.push("no delivery met the platform's 500s".into());
     }
     if unnotified_while_down == 0 || unnotified_while_down < done_2 as i64 {
-        figures.broken.push(format!(
+        broken.push(format!(
             "{unnotified_while_down} COMPLETED orders undelivered while the platform was \
              unreachable, {done_2} completed meanwhile"
         ));
@@ -70,40 +96,21 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
     eprintln!("chaos: [5] data platform back on {}", env.receiver.addr);
 
     // Deliveries resume on the activities' own backoff (at most a minute between tries).
-    let all_notified = wait_for(Duration::from_secs(150), || {
-        let env = &env;
-        async move {
-            env.count(
-                "SELECT count(*) FROM orders WHERE status = 'COMPLETED' \
-                 AND platform_notified_at IS NULL",
-            )
-            .await
-            .is_ok_and(|n| n == 0)
-        }
+    let all_notified = wait_for(Duration::from_secs(150), || async {
+        unnotified(&env).await.is_ok_and(|n| n == 0)
     })
     .await;
     let caught_up = back.elapsed();
     if !all_notified {
-        figures.broken.push(format!(
+        broken.push(format!(
             "COMPLETED orders still not notified {} s after the platform came back",
             caught_up.as_secs()
         ));
     }
-    expect_status(&env, &ids, "COMPLETED", &mut figures.broken).await;
-
+    expect_status(&env, &ids, "COMPLETED", broken).await;
+    check_delivered(&env, &ids, broken);
     let deliveries = env.receiver.state.deliveries();
     let repeats: u32 = deliveries.iter().map(|d| d.deliveries - 1).sum();
-    for id in &ids {
-        match env.receiver.state.delivery(id) {
-            Some(d) if d.body["id"].as_str() == Some(id.as_str()) => {}
-            Some(d) => figures
-                .broken
-                .push(format!("order {id} was delivered as {}", d.body["id"])),
-            None => figures
-                .broken
-                .push(format!("order {id} never reached the data platform")),
-        }
-    }
 
     let n = ids.len();
     figures.operations = format!("{n} orders completed while the data platform was away");

@@ -32,33 +32,9 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
         // The first kill once payments are truly under way (a step has taken effect, most
         // still wait for their answer); a later one halfway through what is left, so that it
         // finds payments at every stage.
-        let steps_before = steps_done(&env).await;
-        let done_before = completed_orders(&env).await;
-        let left = n as i64 - done_before;
         let threshold = if k == 0 { at_least } else { 1 };
-        let started = wait_for(Duration::from_secs(30), || {
-            let env = &env;
-            let p = &payments;
-            async move {
-                p.in_flight() >= threshold
-                    && if k == 0 {
-                        steps_done(env).await > steps_before
-                    } else {
-                        completed_orders(env).await >= done_before + left / 2
-                    }
-            }
-        })
-        .await;
-        let in_flight = payments.in_flight();
-        if !started {
-            figures.broken.push(format!(
-                "kill {}: payments never got under way with {threshold} in flight \
-                 ({in_flight} in flight)",
-                k + 1
-            ));
-        }
-        let completed = completed_orders(&env).await;
-        env.kill_worker();
+        let (in_flight, completed) =
+            strike_when_under_way(&mut env, &payments, n, k, threshold, &mut figures.broken).await;
         let killed = Instant::now();
         eprintln!(
             "chaos: [2] worker killed (-9) with {in_flight} payments in flight, {completed} \
@@ -127,6 +103,47 @@ pub async fn run(stack: &mut Stack) -> Result<Outcome> {
     });
     let verdict = env.finish(Duration::from_secs(120)).await?;
     Ok(Outcome { figures, verdict })
+}
+
+/// Kill `k` (from 0) of the worker, once at least `threshold` payments wait for their answer
+/// and, for the first, a step has taken effect since now, or, for a later one, half of the
+/// `n` orders not yet completed have completed; otherwise (after 30 s) the kill still comes,
+/// and that it came too early is a broken expectation. Returns the payments in flight and the
+/// orders completed at the kill.
+async fn strike_when_under_way(
+    env: &mut Env,
+    payments: &Payments,
+    n: usize,
+    k: usize,
+    threshold: usize,
+    broken: &mut Vec<String>,
+) -> (usize, i64) {
+    let steps_before = steps_done(env).await;
+    let done_before = completed_orders(env).await;
+    let left = n as i64 - done_before;
+    let started = {
+        let env = &*env;
+        wait_for(Duration::from_secs(30), || async move {
+            payments.in_flight() >= threshold
+                && if k == 0 {
+                    steps_done(env).await > steps_before
+                } else {
+                    completed_orders(env).await >= done_before + left / 2
+                }
+        })
+        .await
+    };
+    let in_flight = payments.in_flight();
+    if !started {
+        broken.push(format!(
+            "kill {}: payments never got under way with {threshold} in flight \
+             ({in_flight} in flight)",
+            k + 1
+        ));
+    }
+    let completed = completed_orders(env).await;
+    env.kill_worker();
+    (in_flight, completed)
 }
 
 async fn completed_orders(env: &Env) -> i64 {

@@ -183,7 +183,7 @@ fn judge(call: &Call, status: Option<&str>) -> Result<(), String> {
 /// `ORDER_NOT_PAYABLE`'s `details.status` names a state the order really went through: a
 /// payment in flight (`PAID`), where it ended, a deadline passed (`EXPIRED`), or `PENDING`
 /// with too many attempts.
-fn went_through(r: &crate::api::Reply, status: Option<&str>) -> bool {
+fn went_through(r: &testkit::Reply, status: Option<&str>) -> bool {
     let said = r.body["details"]["status"].as_str();
     match said {
         Some("PAID") => true,
@@ -210,19 +210,15 @@ pub async fn charge_violations(env: &Env) -> Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::Reply;
     use serde_json::{Value, json};
+    use testkit::Reply;
 
     fn call(kind: Kind, status: u16, body: Value, row_at_send: bool) -> Call {
         Call {
             who: "caller".into(),
             kind,
             row_at_send,
-            answer: Ok(Reply {
-                status,
-                text: body.to_string(),
-                body,
-            }),
+            answer: Ok(Reply::json(status, body)),
             repeats: 0,
         }
     }

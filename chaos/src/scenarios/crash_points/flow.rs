@@ -11,9 +11,12 @@ use anyhow::{Context, Result};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
+use testkit::shop::order_body;
+use testkit::{Api, Reply};
+
 use super::table::Scenario;
-use crate::api::{Api, Reply, order_body};
 use crate::env::Env;
+use crate::scenarios::coupon;
 
 /// How long a caller repeats a request before its 503s count as no answer.
 pub const CALL_PATIENCE: Duration = Duration::from_secs(60);
@@ -99,13 +102,13 @@ pub async fn shop(env: &Env, scenario: Scenario) -> Result<Shop> {
         Scenario::PointsShort => (1_000, 100, 1),
         _ => (100_000, 100, 2),
     };
-    let a_user = env.user("Matrix customer A", points).await?;
-    let b_user = env.user("Matrix customer B", 100_000).await?;
+    let a_user = testkit::shop::user(&env.db, "Matrix customer A", points).await?;
+    let b_user = testkit::shop::user(&env.db, "Matrix customer B", 100_000).await?;
     Ok(Shop {
         a_user,
         b_user,
-        product: env.product("Matrix product", 1_000, stock).await?,
-        coupon: env.coupon(a_user, 100).await?,
+        product: testkit::shop::product(&env.db, "Matrix product", 1_000, stock).await?,
+        coupon: coupon(env, a_user, 100).await?,
         quantity,
     })
 }
