@@ -118,8 +118,11 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
             return Err(bad());
         }
         let key = value.to_str().map_err(|_| bad())?;
+        // Printable ASCII; not starting or ending with a space, which HTTP would not carry
+        // (the OpenAPI document states the same pattern).
         let printable = key.bytes().all(|b| (0x20..0x7f).contains(&b));
-        if key.is_empty() || key.len() > MAX_KEY_LEN || !printable {
+        let padded = key.starts_with(' ') || key.ends_with(' ');
+        if key.is_empty() || key.len() > MAX_KEY_LEN || !printable || padded {
             return Err(bad());
         }
         Ok(Self(Some(key.to_owned())))

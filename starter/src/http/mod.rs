@@ -143,6 +143,8 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::create_user))
         .routes(routes!(routes::create_product))
         .routes(routes!(routes::create_coupon))
+        .routes(routes!(routes::restock))
+        .routes(routes!(routes::admin_orders))
         .split_for_parts();
     document_rate_limit(&mut doc);
     (router, doc)
