@@ -7,9 +7,9 @@
 ALTER TABLE idempotency_keys ADD COLUMN scope text NULL;
 UPDATE idempotency_keys SET scope = 'user:' || user_id;
 ALTER TABLE idempotency_keys ALTER COLUMN scope SET NOT NULL;
-ALTER TABLE idempotency_keys ALTER COLUMN user_id DROP NOT NULL;
 ALTER TABLE idempotency_keys DROP CONSTRAINT idempotency_keys_pkey;
 ALTER TABLE idempotency_keys ADD PRIMARY KEY (scope, key);
+ALTER TABLE idempotency_keys ALTER COLUMN user_id DROP NOT NULL;
 ALTER TABLE idempotency_keys ADD CONSTRAINT idempotency_keys_scope_names_user CHECK (
     (user_id IS NOT NULL AND scope = 'user:' || user_id)
     OR (user_id IS NULL AND scope LIKE 'admin:%')

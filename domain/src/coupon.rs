@@ -13,7 +13,7 @@ pub enum Discount {
         /// 1 to 1,000,000,000,000 points.
         #[cfg_attr(
             feature = "openapi",
-            schema(minimum = 1, maximum = 1_000_000_000_000_i64)
+            schema(value_type = i64, minimum = 1, maximum = 1_000_000_000_000_i64)
         )]
         amount: Points,
     },
@@ -25,7 +25,7 @@ pub enum Discount {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[cfg_attr(
             feature = "openapi",
-            schema(minimum = 1, maximum = 1_000_000_000_000_i64)
+            schema(value_type = Option<i64>, minimum = 1, maximum = 1_000_000_000_000_i64)
         )]
         max_amount: Option<Points>,
     },

@@ -247,6 +247,7 @@ pub async fn place_order(
 }
 
 #[derive(Debug, Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListOrdersQuery {
     /// At most this many orders, 1 to 1000 (default 100).
@@ -663,6 +664,7 @@ pub async fn restock(
 }
 
 #[derive(Debug, Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AdminOrdersQuery {
     /// Only the orders of this status.
