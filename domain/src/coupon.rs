@@ -10,11 +10,23 @@ use crate::{CouponId, Points, UserId};
 #[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE", deny_unknown_fields)]
 pub enum Discount {
     Fixed {
+        /// 1 to 1,000,000,000,000 points.
+        #[cfg_attr(
+            feature = "openapi",
+            schema(value_type = i64, minimum = 1, maximum = 1_000_000_000_000_i64)
+        )]
         amount: Points,
     },
     Percent {
+        /// 1 to 100.
+        #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 100))]
         percent: i64,
+        /// The cap, 1 to 1,000,000,000,000 points.
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(
+            feature = "openapi",
+            schema(value_type = Option<i64>, minimum = 1, maximum = 1_000_000_000_000_i64)
+        )]
         max_amount: Option<Points>,
     },
 }

@@ -14,6 +14,8 @@ pub const MAX_TOP_UP: i64 = 10_000_000;
 #[serde(deny_unknown_fields)]
 pub struct LineRequest {
     pub product_id: ProductId,
+    /// 1 to 1000.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1000))]
     pub quantity: i64,
 }
 
@@ -21,8 +23,31 @@ pub struct LineRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Shipping {
+    /// 1 to 100 characters, no control characters.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 100,
+            pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"
+        )
+    )]
     pub recipient: String,
+    /// 1 to 300 characters, no control characters.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 300,
+            pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"
+        )
+    )]
     pub address: String,
+    /// 7 to 20 of digits, spaces, `+` and `-`.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 7, max_length = 20, pattern = "^[0-9 +-]{7,20}$")
+    )]
     pub phone: String,
 }
 
@@ -30,6 +55,8 @@ pub struct Shipping {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PlaceOrderRequest {
+    /// 1 to 50 lines, no product twice (JSON Schema can say only that no two lines are equal).
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 50))]
     pub items: Vec<LineRequest>,
     #[serde(default)]
     pub coupon_id: Option<CouponId>,

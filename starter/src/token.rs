@@ -62,6 +62,11 @@ struct Presented {
 /// RS/HS confusion, are refused), signed with `secret`, `exp` required and in the future, `nbf`
 /// (when present) in the past, no leeway. Customer tokens must name a positive user id.
 pub fn verify(secret: &str, token: &str) -> Result<Principal, VerifyError> {
+    verify_subject(secret, token).map(|(principal, _)| principal)
+}
+
+/// [`verify`], answering the token's `sub` too (an admin's names who it is, though not a user).
+pub fn verify_subject(secret: &str, token: &str) -> Result<(Principal, String), VerifyError> {
     use jsonwebtoken::errors::ErrorKind;
     let mut validation = jsonwebtoken::Validation::new(Algorithm::HS256);
     validation.leeway = 0;
@@ -78,14 +83,16 @@ pub fn verify(secret: &str, token: &str) -> Result<Principal, VerifyError> {
         ErrorKind::InvalidSignature | ErrorKind::InvalidAlgorithm => VerifyError::BadSignature,
         _ => VerifyError::Malformed(e.to_string()),
     })?;
-    match data.claims.role.as_str() {
-        "admin" => Ok(Principal::Admin),
-        "customer" => match data.claims.sub.parse::<i64>() {
-            Ok(id) if id > 0 && data.claims.sub == id.to_string() => Ok(Principal::Customer(id)),
-            _ => Err(VerifyError::BadSubject),
+    let sub = data.claims.sub;
+    let principal = match data.claims.role.as_str() {
+        "admin" => Principal::Admin,
+        "customer" => match sub.parse::<i64>() {
+            Ok(id) if id > 0 && sub == id.to_string() => Principal::Customer(id),
+            _ => return Err(VerifyError::BadSubject),
         },
-        _ => Err(VerifyError::BadRole),
-    }
+        _ => return Err(VerifyError::BadRole),
+    };
+    Ok((principal, sub))
 }
 
 /// Mints a token valid for `ttl` from now.

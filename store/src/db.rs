@@ -11,6 +11,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection, PgExecutor, PgPool};
 
 use crate::StoreError;
+use crate::idempotency::Scope;
 
 /// A pool of at most 20 connections; waiting more than 5 s for one is an error.
 pub async fn connect(url: &str) -> Result<PgPool, sqlx::Error> {
@@ -354,24 +355,72 @@ pub async fn restock(
     product_id: ProductId,
     quantity: i64,
 ) -> Result<i64, StoreError> {
+    restock_keyed(pool, product_id, quantity, None).await
+}
+
+/// [`restock`], keyed: with `key` (the caller's [`Scope`] and its key), the same key takes
+/// effect once, for good. A repeat for the same product and quantity only answers the current
+/// stock; another restock under the key is [`StoreError::RestockKeyReused`]. An unknown product
+/// is `PRODUCT_NOT_FOUND`.
+pub async fn restock_keyed(
+    pool: &PgPool,
+    product_id: ProductId,
+    quantity: i64,
+    key: Option<(&Scope, &str)>,
+) -> Result<i64, StoreError> {
     if quantity < 1 {
         return Err(OrderError::invalid("quantity must be at least 1").into());
     }
+    let (scope, key) = match key {
+        Some((scope, key)) => (Some(scope.name()), Some(key)),
+        None => (None, None),
+    };
     let mut tx = pool.begin().await?;
-    let stock: Option<i64> =
+    let current: Option<i64> =
+        sqlx::query_scalar("SELECT stock FROM products WHERE id = $1 FOR UPDATE")
+            .bind(product_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some(current) = current else {
+        return Err(OrderError::ProductNotFound { product_id }.into());
+    };
+    let written = sqlx::query(
+        "INSERT INTO stock_ledger (product_id, kind, quantity, idempotency_scope, idempotency_key) \
+         VALUES ($1, 'RESTOCK', $2, $3, $4) ON CONFLICT DO NOTHING",
+    )
+    .bind(product_id)
+    .bind(quantity)
+    .bind(&scope)
+    .bind(key)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if written == 0 {
+        // Only a keyed restock can conflict: the key's row names what it restocked.
+        let earlier: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT product_id, quantity FROM stock_ledger \
+             WHERE idempotency_scope = $1 AND idempotency_key = $2 AND kind = 'RESTOCK'",
+        )
+        .bind(&scope)
+        .bind(key)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.rollback().await?;
+        return match (earlier, key) {
+            (Some(earlier), Some(key)) if earlier != (product_id, quantity) => {
+                Err(StoreError::RestockKeyReused {
+                    key: key.to_owned(),
+                })
+            }
+            _ => Ok(current),
+        };
+    }
+    let stock: i64 =
         sqlx::query_scalar("UPDATE products SET stock = stock + $2 WHERE id = $1 RETURNING stock")
             .bind(product_id)
             .bind(quantity)
-            .fetch_optional(&mut *tx)
+            .fetch_one(&mut *tx)
             .await?;
-    let Some(stock) = stock else {
-        return Err(OrderError::ProductNotFound { product_id }.into());
-    };
-    sqlx::query("INSERT INTO stock_ledger (product_id, kind, quantity) VALUES ($1, 'RESTOCK', $2)")
-        .bind(product_id)
-        .bind(quantity)
-        .execute(&mut *tx)
-        .await?;
     tx.commit().await?;
     Ok(stock)
 }

@@ -11,6 +11,9 @@ pub enum StoreError {
     /// A keyed top-up whose key already stands in the ledger for another amount.
     #[error("the top-up key {key:?} was used before for {amount} points")]
     TopUpKeyReused { key: String, amount: Points },
+    /// A keyed restock whose key already stands in the ledger for another product or quantity.
+    #[error("the restock key {key:?} was used before for another restock")]
+    RestockKeyReused { key: String },
 }
 
 /// What a database error means to whoever answers for it, so that callers need not know

@@ -1,5 +1,6 @@
 //! The HTTP API's `Idempotency-Key` records (table `idempotency_keys`, CONTRACT §5): one row per
-//! (user, key), holding the request's fingerprint and, once stored, its answer.
+//! (caller, key), holding the request's fingerprint and, once stored, its answer. A caller is a
+//! [`Scope`]: a customer's keys are scoped by user id, an admin's by the token's `sub`.
 //!
 //! The rules of the data live here: a request claims its key with a lease that carries a token
 //! of its own; a lease that ran out (its process died mid-request) may be taken over, with a new
@@ -19,19 +20,52 @@ use crate::StoreError;
 /// How long answers are kept (the contract asks for at least 24 hours).
 pub const RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
+/// Whose keys a key is among: a customer's (by user id) or an admin's (by the token's `sub`, a
+/// string that need not name a user). Two callers' keys never meet.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Scope {
+    User(UserId),
+    Admin(String),
+}
+
+impl Scope {
+    /// The scope as the table stores it: `user:42`, `admin:ops`.
+    pub fn name(&self) -> String {
+        match self {
+            Self::User(id) => format!("user:{id}"),
+            Self::Admin(sub) => format!("admin:{sub}"),
+        }
+    }
+
+    fn user_id(&self) -> Option<UserId> {
+        match self {
+            Self::User(id) => Some(*id),
+            Self::Admin(_) => None,
+        }
+    }
+}
+
+impl From<UserId> for Scope {
+    fn from(user_id: UserId) -> Self {
+        Self::User(user_id)
+    }
+}
+
 /// A claim on a key: the right to run its request and to store or forget its answer, for as
 /// long as the key's row carries this claim's token (a claim taken over writes its own).
 #[derive(Debug)]
 pub struct Lease {
-    user_id: UserId,
+    scope: String,
+    user_id: Option<UserId>,
     key: String,
     token: String,
 }
 
 impl Lease {
-    fn new(user_id: UserId, key: &str) -> Self {
+    fn new(scope: &Scope, key: &str) -> Self {
         Self {
-            user_id,
+            scope: scope.name(),
+            user_id: scope.user_id(),
             key: key.to_owned(),
             token: uuid::Uuid::new_v4().to_string(),
         }
@@ -51,22 +85,23 @@ pub enum Claim {
     Held,
 }
 
-/// Tries once to claim `key` for `user_id`'s request of `fingerprint`, for `lease`: a new key
-/// is claimed, a stored answer replayed, and a claim whose lease ran out taken over.
+/// Tries once to claim `key` for the request of `fingerprint` by `scope`'s caller, for `lease`:
+/// a new key is claimed, a stored answer replayed, and a claim whose lease ran out taken over.
 pub async fn claim(
     db: &PgPool,
-    user_id: UserId,
+    scope: impl Into<Scope>,
     key: &str,
     fingerprint: &str,
     lease: Duration,
 ) -> Result<Claim, StoreError> {
+    let scope = scope.into();
     loop {
-        let claim = Lease::new(user_id, key);
+        let claim = Lease::new(&scope, key);
         if insert(db, &claim, fingerprint, lease).await? {
             return Ok(Claim::Run(claim));
         }
         // Gone between the two statements (its holder forgot it): claim it again.
-        let Some(row) = read(db, user_id, key).await? else {
+        let Some(row) = read(db, &claim.scope, key).await? else {
             continue;
         };
         if row.request_hash != fingerprint {
@@ -104,8 +139,8 @@ async fn insert(
 ) -> Result<bool, sqlx::Error> {
     let inserted = sqlx::query(
         "INSERT INTO idempotency_keys \
-         (user_id, key, request_hash, state, locked_until, lease_token) \
-         VALUES ($1, $2, $3, 'RUNNING', now() + make_interval(secs => $4), $5::uuid) \
+         (scope, user_id, key, request_hash, state, locked_until, lease_token) \
+         VALUES ($6, $1, $2, $3, 'RUNNING', now() + make_interval(secs => $4), $5::uuid) \
          ON CONFLICT DO NOTHING",
     )
     .bind(claim.user_id)
@@ -113,19 +148,20 @@ async fn insert(
     .bind(fingerprint)
     .bind(lease.as_secs_f64())
     .bind(&claim.token)
+    .bind(&claim.scope)
     .execute(db)
     .await?
     .rows_affected();
     Ok(inserted == 1)
 }
 
-async fn read(db: &PgPool, user_id: UserId, key: &str) -> Result<Option<KeyRow>, sqlx::Error> {
+async fn read(db: &PgPool, scope: &str, key: &str) -> Result<Option<KeyRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT request_hash, state, status, body, \
              coalesce(locked_until < now(), false) AS lease_over \
-         FROM idempotency_keys WHERE user_id = $1 AND key = $2",
+         FROM idempotency_keys WHERE scope = $1 AND key = $2",
     )
-    .bind(user_id)
+    .bind(scope)
     .bind(key)
     .fetch_optional(db)
     .await
@@ -137,9 +173,9 @@ async fn take_over(db: &PgPool, claim: &Lease, lease: Duration) -> Result<bool, 
     let taken = sqlx::query(
         "UPDATE idempotency_keys \
          SET locked_until = now() + make_interval(secs => $3), lease_token = $4::uuid \
-         WHERE user_id = $1 AND key = $2 AND state = 'RUNNING' AND locked_until < now()",
+         WHERE scope = $1 AND key = $2 AND state = 'RUNNING' AND locked_until < now()",
     )
-    .bind(claim.user_id)
+    .bind(&claim.scope)
     .bind(&claim.key)
     .bind(lease.as_secs_f64())
     .bind(&claim.token)
@@ -160,9 +196,9 @@ pub async fn store(
     let stored = sqlx::query(
         "UPDATE idempotency_keys SET state = 'DONE', status = $3, body = $4, \
          locked_until = NULL, lease_token = NULL \
-         WHERE user_id = $1 AND key = $2 AND state = 'RUNNING' AND lease_token = $5::uuid",
+         WHERE scope = $1 AND key = $2 AND state = 'RUNNING' AND lease_token = $5::uuid",
     )
-    .bind(lease.user_id)
+    .bind(&lease.scope)
     .bind(&lease.key)
     .bind(i32::from(status))
     .bind(body.to_string())
@@ -178,9 +214,9 @@ pub async fn store(
 pub async fn forget(db: &PgPool, lease: &Lease) -> Result<bool, StoreError> {
     let forgotten = sqlx::query(
         "DELETE FROM idempotency_keys \
-         WHERE user_id = $1 AND key = $2 AND state = 'RUNNING' AND lease_token = $3::uuid",
+         WHERE scope = $1 AND key = $2 AND state = 'RUNNING' AND lease_token = $3::uuid",
     )
-    .bind(lease.user_id)
+    .bind(&lease.scope)
     .bind(&lease.key)
     .bind(&lease.token)
     .execute(db)

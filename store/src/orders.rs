@@ -348,19 +348,71 @@ pub async fn standing(db: &PgPool, order_id: &str) -> Result<Option<Standing>, S
     .await?)
 }
 
-/// A user's orders, newest first, at most `limit` of them.
+/// A user's orders, newest first, at most `limit`.
 pub async fn list_for_user(
     db: &PgPool,
     user_id: UserId,
     limit: i64,
 ) -> Result<Vec<Order>, StoreError> {
+    let filter = OrderFilter {
+        user_id: Some(user_id),
+        status: None,
+    };
+    Ok(list(db, &filter, None, limit).await?.orders)
+}
+
+/// Which orders a list shows: all of them, or those of one user, or of one status, or both.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrderFilter {
+    pub user_id: Option<UserId>,
+    pub status: Option<OrderStatus>,
+}
+
+/// Where a page of a list starts: just after the order with this `created_at` and id, in the
+/// list's order (newest first, then by id, descending).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub created_at: DateTime<Utc>,
+    pub id: String,
+}
+
+/// A page of orders, and where the next one starts when more remain.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub orders: Vec<Order>,
+    pub next: Option<Cursor>,
+}
+
+/// The orders `filter` lets through, newest first (ties by id, descending), from just after
+/// `after`, at most `limit` (at least 1) of them; `next` names the last one when more remain.
+pub async fn list(
+    db: &PgPool,
+    filter: &OrderFilter,
+    after: Option<&Cursor>,
+    limit: i64,
+) -> Result<Page, StoreError> {
+    let limit = limit.max(1);
     let rows: Vec<OrderRow> = sqlx::query_as(&format!(
-        "SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1 \
-         ORDER BY created_at DESC, id DESC LIMIT $2"
+        "SELECT {ORDER_COLUMNS} FROM orders \
+         WHERE ($1::bigint IS NULL OR user_id = $1) AND ($2::text IS NULL OR status = $2) \
+           AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4::text)) \
+         ORDER BY created_at DESC, id DESC LIMIT $5"
     ))
-    .bind(user_id)
-    .bind(limit.max(0))
+    .bind(filter.user_id)
+    .bind(filter.status.map(|s| s.as_str()))
+    .bind(after.map(|c| c.created_at))
+    .bind(after.map(|c| c.id.as_str()))
+    .bind(limit.saturating_add(1))
     .fetch_all(db)
     .await?;
-    Ok(with_lines(db, rows).await?)
+    let more = i64::try_from(rows.len()).unwrap_or(i64::MAX) > limit;
+    let mut orders = with_lines(db, rows).await?;
+    if more {
+        orders.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    }
+    let next = more.then(|| orders.last()).flatten().map(|last| Cursor {
+        created_at: last.created_at,
+        id: last.id.clone(),
+    });
+    Ok(Page { orders, next })
 }

@@ -191,3 +191,88 @@ async fn the_list_limit_at_and_just_past_its_limits() -> R {
         .assert_ok(200);
     api.finish().await
 }
+
+/// The ids of a list answer, in its order.
+pub fn ids_of(list: &testkit::Reply) -> Vec<String> {
+    list.assert_ok(200)
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|o| o["id"].as_str().expect("an order id").to_owned())
+        .collect()
+}
+
+/// The `Link: <…>; rel="next"` of a list answer: the next page's path, if any.
+pub fn next_page(list: &testkit::Reply) -> Option<String> {
+    let link = list.headers.get("link")?.to_str().expect("an ASCII Link");
+    let (target, params) = link.split_once(';').expect("<target>; rel=\"next\"");
+    assert_eq!(params.trim(), "rel=\"next\"", "{link}");
+    let target = target.trim();
+    assert!(target.starts_with('<') && target.ends_with('>'), "{link}");
+    Some(target[1..target.len() - 1].to_owned())
+}
+
+/// Every page from `first`, following `Link` until there is none: the ids of all, in order,
+/// and how many pages there were.
+pub async fn every_page(
+    api: &ApiApp,
+    token: &str,
+    first: &str,
+) -> anyhow::Result<(Vec<String>, usize)> {
+    let (mut ids, mut pages, mut path) = (Vec::new(), 0, Some(first.to_owned()));
+    while let Some(p) = path {
+        let page = api.get(&p, Some(token)).await?;
+        ids.extend(ids_of(&page));
+        pages += 1;
+        assert!(pages <= 100, "Link paging does not end");
+        path = next_page(&page);
+    }
+    Ok((ids, pages))
+}
+
+#[tokio::test]
+async fn the_customers_list_pages_past_its_limit_with_link() -> R {
+    let api = spawn_api_with_rate_limit(None).await;
+    let user = api.app.user(1_000_000).await;
+    let other = api.app.user(1_000_000).await;
+    let (me, them) = (api.customer(user), api.customer(other));
+    let p = api.app.product(1_000, 100).await;
+    let mut placed_ids = Vec::new();
+    for _ in 0..5 {
+        placed_ids.push(placed(place(&api, &me, &[(p, 1)], None).await).await);
+    }
+    let theirs = placed(place(&api, &them, &[(p, 1)], None).await).await;
+    placed_ids.reverse();
+
+    // Unpaged: the user's five, newest first; no Link when nothing more remains.
+    let all = api.get("/api/v1/orders", Some(&me)).await?;
+    assert_eq!(ids_of(&all), placed_ids);
+    assert_eq!(next_page(&all), None);
+    let exact = api.get("/api/v1/orders?limit=5", Some(&me)).await?;
+    assert_eq!((ids_of(&exact).len(), next_page(&exact)), (5, None));
+
+    // Two at a time: three pages, the same five in the same order, never another user's.
+    let first = api.get("/api/v1/orders?limit=2", Some(&me)).await?;
+    assert_eq!(ids_of(&first), placed_ids[..2]);
+    let next = next_page(&first).expect("a Link to the next page");
+    assert!(next.starts_with("/api/v1/orders?limit=2&cursor="), "{next}");
+    let (paged, pages) = every_page(&api, &me, "/api/v1/orders?limit=2").await?;
+    assert_eq!((paged, pages), (placed_ids.clone(), 3));
+    assert!(!placed_ids.contains(&theirs));
+
+    // A cursor is only what a Link gave; an admin token has its own list.
+    for bad in ["x", "1.", ".ord", "12345678901234567890.a", "1.a/b"] {
+        api.get(&format!("/api/v1/orders?cursor={bad}"), Some(&me))
+            .await?
+            .assert_error(400, "INVALID_REQUEST");
+    }
+    api.get("/api/v1/orders", Some(&api.admin()))
+        .await?
+        .assert_error(403, "FORBIDDEN");
+
+    for id in placed_ids.iter() {
+        cancel(&api, &me, id).await.assert_ok(200);
+    }
+    cancel(&api, &them, &theirs).await.assert_ok(200);
+    api.finish().await
+}

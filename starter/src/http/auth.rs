@@ -17,10 +17,11 @@ pub struct Caller;
 /// A customer, whose user exists (the customer routes). An admin token here is 403.
 pub struct Customer(pub UserId);
 
-/// An admin (the admin routes). A customer token here is 403.
-pub struct Admin;
+/// An admin (the admin routes), with its token's `sub` (which scopes its Idempotency-Keys). A
+/// customer token here is 403.
+pub struct Admin(pub String);
 
-async fn principal(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
+async fn principal(parts: &Parts, state: &AppState) -> Result<(Principal, String), ApiError> {
     let header = parts
         .headers
         .get(AUTHORIZATION)
@@ -36,7 +37,7 @@ async fn principal(parts: &Parts, state: &AppState) -> Result<Principal, ApiErro
             ));
         }
     };
-    let principal = token::verify(state.auth_secret(), token).map_err(|e| {
+    let (principal, sub) = token::verify_subject(state.auth_secret(), token).map_err(|e| {
         tracing::info!(reason = %e, "token refused");
         ApiError::Unauthenticated(e.to_string())
     })?;
@@ -52,7 +53,7 @@ async fn principal(parts: &Parts, state: &AppState) -> Result<Principal, ApiErro
         tracing::Span::current().record("user_id", id);
         state.count_request(id)?;
     }
-    Ok(principal)
+    Ok((principal, sub))
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -68,7 +69,7 @@ impl FromRequestParts<AppState> for Customer {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        match principal(parts, state).await? {
+        match principal(parts, state).await?.0 {
             Principal::Customer(id) => Ok(Self(id)),
             Principal::Admin => Err(ApiError::Forbidden(
                 "this route is for customers; an admin token has no user".into(),
@@ -82,8 +83,10 @@ impl FromRequestParts<AppState> for Admin {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         match principal(parts, state).await? {
-            Principal::Admin => Ok(Self),
-            Principal::Customer(_) => Err(ApiError::Forbidden("this route is for admins".into())),
+            (Principal::Admin, sub) => Ok(Self(sub)),
+            (Principal::Customer(_), _) => {
+                Err(ApiError::Forbidden("this route is for admins".into()))
+            }
         }
     }
 }

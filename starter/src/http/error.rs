@@ -139,7 +139,9 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Business(e) => e.into(),
-            StoreError::TopUpKeyReused { .. } => Self::KeyReused,
+            StoreError::TopUpKeyReused { .. } | StoreError::RestockKeyReused { .. } => {
+                Self::KeyReused
+            }
             StoreError::Db(e) => match DbFault::of(&e) {
                 DbFault::Unavailable => Self::unavailable(format!("PostgreSQL: {e}")),
                 DbFault::InvalidInput => Self::Order(OrderError::InvalidRequest {

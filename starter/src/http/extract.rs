@@ -23,11 +23,46 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(Self(v)),
-            Err(rejection) => Err(json_rejection(rejection)),
-        }
+        let value = match axum::Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(axum::Json(v)) => v,
+            Err(rejection) => return Err(json_rejection(rejection)),
+        };
+        // serde's own words name the field and the problem ("items[0].quantity: invalid type:
+        // string \"2\", expected i64"); nothing internal is in them.
+        serde_path_to_error::deserialize(integral_numbers(value))
+            .map(Self)
+            .map_err(|e| invalid_body(e.to_string()))
     }
+}
+
+/// JSON has one kind of number: `2.0` is the integer 2 (as JSON Schema's `integer` says), so a
+/// number with no fraction, within `i64`, is read as an integer wherever one is expected.
+fn integral_numbers(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) if !n.is_i64() && !n.is_u64() => match n.as_f64() {
+            // Below 2^63 in magnitude, so the conversion is exact.
+            Some(f) if f.fract() == 0.0 && f.abs() < 9.223_372_036_854_775e18 => {
+                Value::from(f as i64)
+            }
+            _ => Value::Number(n),
+        },
+        Value::Array(items) => Value::Array(items.into_iter().map(integral_numbers).collect()),
+        Value::Object(fields) => Value::Object(
+            fields
+                .into_iter()
+                .map(|(k, v)| (k, integral_numbers(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+fn invalid_body(message: String) -> ApiError {
+    ApiError::Order(domain::OrderError::InvalidRequest {
+        message,
+        details: json!({ "field": "body" }),
+    })
 }
 
 fn json_rejection(rejection: JsonRejection) -> ApiError {
@@ -42,10 +77,7 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
         // string \"2\", expected i64 at line 1 column 40"); nothing internal is in them.
         other => other.body_text(),
     };
-    ApiError::Order(domain::OrderError::InvalidRequest {
-        message,
-        details: json!({ "field": "body" }),
-    })
+    invalid_body(message)
 }
 
 /// A path parameter.
@@ -118,8 +150,11 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
             return Err(bad());
         }
         let key = value.to_str().map_err(|_| bad())?;
+        // Printable ASCII; not starting or ending with a space, which HTTP would not carry
+        // (the OpenAPI document states the same pattern).
         let printable = key.bytes().all(|b| (0x20..0x7f).contains(&b));
-        if key.is_empty() || key.len() > MAX_KEY_LEN || !printable {
+        let padded = key.starts_with(' ') || key.ends_with(' ');
+        if key.is_empty() || key.len() > MAX_KEY_LEN || !printable || padded {
             return Err(bad());
         }
         Ok(Self(Some(key.to_owned())))

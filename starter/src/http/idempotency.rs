@@ -20,7 +20,7 @@ use domain::UserId;
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use store::idempotency::{self, Claim, Lease};
+use store::idempotency::{self, Claim, Lease, Scope};
 
 use super::error::{Answer, ApiError};
 use super::state::AppState;
@@ -58,12 +58,13 @@ pub fn derive(purpose: &str, salt: &str, user_id: UserId, key: &str) -> String {
     hex::encode(h.finalize())
 }
 
-/// Runs `run` at most once per (user, key) and answers every repeat with its answer. Without
-/// a key it just runs. The error is the key's own (`IDEMPOTENCY_KEY_REUSED`, or 503 when its
+/// Runs `run` at most once per (caller, key) and answers every repeat with its answer: a
+/// customer's keys are scoped by user id, an admin's by its token's `sub`. Without a key it
+/// just runs. The error is the key's own (`IDEMPOTENCY_KEY_REUSED`, or 503 when its
 /// first request is still running); `run`'s errors are answers like its successes.
 pub async fn once<F, Fut>(
     state: &AppState,
-    user_id: UserId,
+    scope: impl Into<Scope>,
     key: Option<String>,
     fingerprint: String,
     run: F,
@@ -75,7 +76,7 @@ where
     let Some(key) = key else {
         return Ok(into_response(within_deadline(run()).await));
     };
-    match claim(state, user_id, &key, &fingerprint).await? {
+    match claim(state, &scope.into(), &key, &fingerprint).await? {
         Claimed::Replay { status, body } => Ok(stored_response(status, body)),
         Claimed::Run(lease) => {
             let result = within_deadline(run()).await;
@@ -161,18 +162,18 @@ enum Claimed {
     Replay { status: i32, body: String },
 }
 
-/// Claims `key` for `user_id`'s request of `fingerprint`: runs it, or answers what an earlier
+/// Claims `key` for the request of `fingerprint` by `scope`'s caller: runs it, or answers what an earlier
 /// one stored, or waits for one still running (up to [`WAIT_FOR_FIRST`]), or takes over a
 /// claim whose lease ran out. `IDEMPOTENCY_KEY_REUSED` for another request under the key.
 async fn claim(
     state: &AppState,
-    user_id: UserId,
+    scope: &Scope,
     key: &str,
     fingerprint: &str,
 ) -> Result<Claimed, ApiError> {
     let deadline = tokio::time::Instant::now() + WAIT_FOR_FIRST;
     loop {
-        match idempotency::claim(state.db(), user_id, key, fingerprint, LEASE).await? {
+        match idempotency::claim(state.db(), scope.clone(), key, fingerprint, LEASE).await? {
             Claim::Run(lease) => return Ok(Claimed::Run(lease)),
             Claim::Replay { status, body } => return Ok(Claimed::Replay { status, body }),
             Claim::Reused => return Err(ApiError::KeyReused),

@@ -126,6 +126,68 @@ fn document_rate_limit(doc: &mut utoipa::openapi::OpenApi) {
     }
 }
 
+/// What the derive macros cannot say: that an order's lines are unique (the API refuses a
+/// product twice; JSON Schema can say only that no two lines are equal), and the OpenAPI
+/// `links` from a placement to its payment, its cancellation and its reading, from a payment
+/// to the order, and from a new product to its restock, for stateful testing.
+fn document_rules_and_links(value: &mut serde_json::Value) {
+    let items = value.pointer_mut("/components/schemas/PlaceOrderRequest/properties/items");
+    if let Some(serde_json::Value::Object(items)) = items {
+        items.insert("uniqueItems".into(), true.into());
+    }
+    // A discount refuses unknown fields like every request body (serde's `deny_unknown_fields`
+    // on a tagged enum is not carried into its variants' schemas).
+    let variants = value.pointer_mut("/components/schemas/Discount/oneOf");
+    if let Some(serde_json::Value::Array(variants)) = variants {
+        for variant in variants.iter_mut().filter_map(|v| v.as_object_mut()) {
+            variant.insert("additionalProperties".into(), false.into());
+        }
+    }
+    let order_id = serde_json::json!({ "id": "$response.body#/id" });
+    let links = [
+        (
+            "/api/v1/orders",
+            "post",
+            "201",
+            serde_json::json!({
+                "PayTheOrder": {
+                    "operationId": "pay",
+                    "requestBody": { "order_id": "$response.body#/id" },
+                    "description": "pay the order just placed"
+                },
+                "ReadTheOrder": { "operationId": "get_order", "parameters": order_id },
+                "CancelTheOrder": { "operationId": "cancel_order", "parameters": order_id },
+            }),
+        ),
+        (
+            "/api/v1/payments",
+            "post",
+            "200",
+            serde_json::json!({
+                "ReadThePaidOrder": { "operationId": "get_order", "parameters": order_id },
+            }),
+        ),
+        (
+            "/api/v1/admin/products",
+            "post",
+            "201",
+            serde_json::json!({
+                "RestockTheProduct": { "operationId": "restock", "parameters": order_id },
+                "ReadTheProduct": { "operationId": "get_product", "parameters": order_id },
+            }),
+        ),
+    ];
+    for (path, method, status, link) in links {
+        let pointer = format!(
+            "/paths/{}/{method}/responses/{status}",
+            path.replace('~', "~0").replace('/', "~1")
+        );
+        if let Some(serde_json::Value::Object(response)) = value.pointer_mut(&pointer) {
+            response.insert("links".into(), link);
+        }
+    }
+}
+
 /// The routes and their document, from one list.
 fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
@@ -143,15 +205,26 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::create_user))
         .routes(routes!(routes::create_product))
         .routes(routes!(routes::create_coupon))
+        .routes(routes!(routes::restock))
+        .routes(routes!(routes::admin_orders))
         .split_for_parts();
     document_rate_limit(&mut doc);
     (router, doc)
 }
 
-/// The OpenAPI 3 document of the whole API.
-pub fn openapi() -> &'static utoipa::openapi::OpenApi {
-    static DOC: OnceLock<utoipa::openapi::OpenApi> = OnceLock::new();
-    DOC.get_or_init(|| routes().1)
+/// The OpenAPI 3 document of the whole API, as JSON.
+pub fn openapi() -> &'static serde_json::Value {
+    static DOC: OnceLock<serde_json::Value> = OnceLock::new();
+    DOC.get_or_init(|| match serde_json::to_value(routes().1) {
+        Ok(mut doc) => {
+            document_rules_and_links(&mut doc);
+            doc
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "the OpenAPI document cannot be serialized");
+            serde_json::Value::Null
+        }
+    })
 }
 
 /// This API's OpenAPI 3 document.

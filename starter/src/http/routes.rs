@@ -5,10 +5,15 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use domain::input::MAX_TOP_UP;
-use domain::{Coupon, Discount, ErrorBody, Order, OrderError, PlaceOrderRequest, UserId};
+use domain::{
+    Coupon, Discount, ErrorBody, Order, OrderError, OrderStatus, PlaceOrderRequest, ProductId,
+    UserId,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use store::db::{Product, User};
+use store::idempotency::Scope;
+use store::orders::{Cursor, OrderFilter};
 use utoipa::ToSchema;
 
 use super::auth::{Admin, Caller, Customer};
@@ -96,7 +101,11 @@ pub async fn health(State(state): State<AppState>) -> Response {
 
 /// Every product, by id.
 #[utoipa::path(get, path = "/api/v1/products", tag = "products", security(("bearer" = [])),
-    responses((status = 200, body = Vec<Product>), (status = 401, body = ErrorBody)))]
+    responses(
+        (status = 200, body = Vec<Product>),
+        (status = 401, description = "`UNAUTHENTICATED`", body = ErrorBody),
+        (status = 503, description = "`UNAVAILABLE`", body = ErrorBody),
+    ))]
 pub async fn list_products(State(state): State<AppState>, _caller: Caller) -> Result<Answer> {
     Answer::ok(&store::db::list_products(state.db()).await?)
 }
@@ -107,8 +116,9 @@ pub async fn list_products(State(state): State<AppState>, _caller: Caller) -> Re
     responses(
         (status = 200, body = Product),
         (status = 400, description = "`INVALID_REQUEST`: the id is not an integer", body = ErrorBody),
-        (status = 401, body = ErrorBody),
+        (status = 401, description = "`UNAUTHENTICATED`", body = ErrorBody),
         (status = 404, description = "`PRODUCT_NOT_FOUND`", body = ErrorBody),
+        (status = 503, description = "`UNAVAILABLE`", body = ErrorBody),
     ))]
 pub async fn get_product(
     State(state): State<AppState>,
@@ -131,7 +141,12 @@ async fn me_of(state: &AppState, user: UserId) -> Result<User> {
 
 /// The caller's user.
 #[utoipa::path(get, path = "/api/v1/me", tag = "me", security(("bearer" = [])),
-    responses((status = 200, body = User), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses(
+        (status = 200, body = User),
+        (status = 401, description = "`UNAUTHENTICATED`", body = ErrorBody),
+        (status = 403, description = "`FORBIDDEN`: an admin token", body = ErrorBody),
+        (status = 503, description = "`UNAVAILABLE`", body = ErrorBody),
+    ))]
 pub async fn me(State(state): State<AppState>, Customer(user): Customer) -> Result<Answer> {
     Answer::ok(&me_of(&state, user).await?)
 }
@@ -140,19 +155,22 @@ pub async fn me(State(state): State<AppState>, Customer(user): Customer) -> Resu
 #[serde(deny_unknown_fields)]
 pub struct TopUpRequest {
     /// 1 to 10,000,000 points.
+    #[schema(minimum = 1, maximum = 10_000_000)]
     pub amount: i64,
 }
 
 /// Adds points to the caller's balance; idempotent with `Idempotency-Key`.
 #[utoipa::path(post, path = "/api/v1/me/points/charge", tag = "me", security(("bearer" = [])),
     request_body = TopUpRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 200 printable characters")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 200 printable ASCII characters, sent once (a key with spaces at its ends reaches the API without them)", min_length = 1, max_length = 200, pattern = r"^[!-~]([ -~]{0,198}[!-~])?$")),
     responses(
         (status = 200, body = User),
         (status = 400, description = "`INVALID_REQUEST`", body = ErrorBody),
-        (status = 401, body = ErrorBody),
+        (status = 401, description = "`UNAUTHENTICATED`", body = ErrorBody),
+        (status = 403, description = "`FORBIDDEN`: an admin token", body = ErrorBody),
         (status = 409, description = "`IDEMPOTENCY_KEY_REUSED`", body = ErrorBody),
         (status = 413, description = "`PAYLOAD_TOO_LARGE`", body = ErrorBody),
+        (status = 503, description = "`UNAVAILABLE`", body = ErrorBody),
     ))]
 pub async fn top_up(
     State(state): State<AppState>,
@@ -173,7 +191,12 @@ pub async fn top_up(
 
 /// The caller's coupons.
 #[utoipa::path(get, path = "/api/v1/me/coupons", tag = "me", security(("bearer" = [])),
-    responses((status = 200, body = Vec<Coupon>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses(
+        (status = 200, body = Vec<Coupon>),
+        (status = 401, description = "`UNAUTHENTICATED`", body = ErrorBody),
+        (status = 403, description = "`FORBIDDEN`: an admin token", body = ErrorBody),
+        (status = 503, description = "`UNAVAILABLE`", body = ErrorBody),
+    ))]
 pub async fn my_coupons(State(state): State<AppState>, Customer(user): Customer) -> Result<Answer> {
     Answer::ok(&store::coupons::list_for_user(state.db(), user).await?)
 }
@@ -184,11 +207,12 @@ pub async fn my_coupons(State(state): State<AppState>, Customer(user): Customer)
 /// `Idempotency-Key`.
 #[utoipa::path(post, path = "/api/v1/orders", tag = "orders", security(("bearer" = [])),
     request_body = PlaceOrderRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 200 printable characters")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 200 printable ASCII characters, sent once (a key with spaces at its ends reaches the API without them)", min_length = 1, max_length = 200, pattern = r"^[!-~]([ -~]{0,198}[!-~])?$")),
     responses(
         (status = 201, description = "the `PENDING` order", body = Order),
         (status = 400, description = "`INVALID_REQUEST`", body = ErrorBody),
-        (status = 401, body = ErrorBody),
+        (status = 401, description = "`UNAUTHENTICATED`", body = ErrorBody),
+        (status = 403, description = "`FORBIDDEN`: an admin token", body = ErrorBody),
         (status = 404, description = "`PRODUCT_NOT_FOUND`", body = ErrorBody),
         (status = 409, description = "`INSUFFICIENT_STOCK` or `IDEMPOTENCY_KEY_REUSED`", body = ErrorBody),
         (status = 413, description = "`PAYLOAD_TOO_LARGE`", body = ErrorBody),
@@ -223,24 +247,105 @@ pub async fn place_order(
 }
 
 #[derive(Debug, Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListOrdersQuery {
     /// At most this many orders, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
+    /// Where the page starts: the `cursor` of the previous page's `Link: <…>; rel="next"`.
+    #[param(pattern = r"^[0-9]{1,18}\.[A-Za-z0-9_-]{1,64}$")]
+    pub cursor: Option<String>,
 }
 
-/// The caller's orders, newest first.
+/// The page's size, checked.
+fn page_size(limit: Option<i64>) -> Result<i64> {
+    let limit = limit.unwrap_or(DEFAULT_ORDER_PAGE);
+    in_range("limit", limit, 1, MAX_ORDER_PAGE)?;
+    Ok(limit)
+}
+
+/// A page's `cursor`: where the last order of the page before stands (its `created_at` in
+/// microseconds since the epoch, a dot, its id).
+fn encode_cursor(c: &Cursor) -> String {
+    format!("{}.{}", c.created_at.timestamp_micros(), c.id)
+}
+
+fn decode_cursor(cursor: Option<&str>) -> Result<Option<Cursor>> {
+    let Some(cursor) = cursor else {
+        return Ok(None);
+    };
+    let bad = || {
+        ApiError::invalid(
+            "cursor must be the cursor of a Link: <...>; rel=\"next\" header",
+            "cursor",
+        )
+    };
+    let (micros, id) = cursor.split_once('.').ok_or_else(bad)?;
+    let digits = (1..=18).contains(&micros.len()) && micros.bytes().all(|b| b.is_ascii_digit());
+    if !digits || domain::input::validate_order_id(id).is_err() {
+        return Err(bad());
+    }
+    let created_at = micros
+        .parse::<i64>()
+        .ok()
+        .and_then(DateTime::from_timestamp_micros)
+        .ok_or_else(bad)?;
+    Ok(Some(Cursor {
+        created_at,
+        id: id.to_owned(),
+    }))
+}
+
+/// A page of orders as the answer: 200 with the orders, and `Link: <path?query>; rel="next"`
+/// when more remain, `query` being the request's filters, the limit and the next cursor.
+fn page_answer(
+    page: store::orders::Page,
+    path: &str,
+    mut query: Vec<(&str, String)>,
+) -> Result<Response> {
+    let mut response = Answer::ok(&page.orders)?.into_response();
+    if let Some(next) = &page.next {
+        query.push(("cursor", encode_cursor(next)));
+        let query = query
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("&");
+        let link = format!("<{path}?{query}>; rel=\"next\"");
+        let value = axum::http::HeaderValue::from_str(&link)
+            .map_err(|e| ApiError::Internal(format!("Link header {link:?}: {e}")))?;
+        response
+            .headers_mut()
+            .insert(axum::http::header::LINK, value);
+    }
+    Ok(response)
+}
+
+/// The caller's orders, newest first, a page at a time: `Link: <…>; rel="next"` names the next
+/// page when more remain.
 #[utoipa::path(get, path = "/api/v1/orders", tag = "orders", security(("bearer" = [])),
     params(ListOrdersQuery),
-    responses((status = 200, body = Vec<Order>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+    responses(
+        (status = 200, body = Vec<Order>, headers(("Link" = String, description = "`<…>; rel=\"next\"`: the next page, when more remain"))),
+        (status = 400, description = "`INVALID_REQUEST`: `limit` or `cursor` broken", body = ErrorBody),
+        (status = 401, description = "`UNAUTHENTICATED`", body = ErrorBody),
+        (status = 403, description = "`FORBIDDEN`: an admin token (admins use `/api/v1/admin/orders`)", body = ErrorBody),
+        (status = 503, description = "`UNAVAILABLE`", body = ErrorBody),
+    ))]
 pub async fn list_orders(
     State(state): State<AppState>,
     Customer(user): Customer,
     ApiQuery(q): ApiQuery<ListOrdersQuery>,
-) -> Result<Answer> {
-    let limit = q.limit.unwrap_or(DEFAULT_ORDER_PAGE);
-    in_range("limit", limit, 1, MAX_ORDER_PAGE)?;
-    Answer::ok(&store::orders::list_for_user(state.db(), user, limit).await?)
+) -> Result<Response> {
+    let limit = page_size(q.limit)?;
+    let after = decode_cursor(q.cursor.as_deref())?;
+    let filter = OrderFilter {
+        user_id: Some(user),
+        status: None,
+    };
+    let page = store::orders::list(state.db(), &filter, after.as_ref(), limit).await?;
+    page_answer(page, "/api/v1/orders", vec![("limit", limit.to_string())])
 }
 
 /// `ORDER_NOT_FOUND` for `order_id`: no such order, or not the caller's (its existence is not
@@ -280,8 +385,13 @@ async fn check_owned(state: &AppState, user: UserId, order_id: &str) -> Result<(
 /// One of the caller's orders.
 #[utoipa::path(get, path = "/api/v1/orders/{id}", tag = "orders", security(("bearer" = [])),
     params(("id" = String, Path, description = "order id")),
-    responses((status = 200, body = Order), (status = 401, body = ErrorBody),
-        (status = 404, description = "`ORDER_NOT_FOUND`", body = ErrorBody)))]
+    responses(
+        (status = 200, body = Order),
+        (status = 401, description = "`UNAUTHENTICATED`", body = ErrorBody),
+        (status = 403, description = "`FORBIDDEN`: an admin token", body = ErrorBody),
+        (status = 404, description = "`ORDER_NOT_FOUND`", body = ErrorBody),
+        (status = 503, description = "`UNAVAILABLE`", body = ErrorBody),
+    ))]
 pub async fn get_order(
     State(state): State<AppState>,
     Customer(user): Customer,
@@ -295,7 +405,8 @@ pub async fn get_order(
     params(("id" = String, Path, description = "order id")),
     responses(
         (status = 200, description = "the `CANCELED` order", body = Order),
-        (status = 401, body = ErrorBody),
+        (status = 401, description = "`UNAUTHENTICATED`", body = ErrorBody),
+        (status = 403, description = "`FORBIDDEN`: an admin token", body = ErrorBody),
         (status = 404, description = "`ORDER_NOT_FOUND`", body = ErrorBody),
         (status = 409, description = "`ORDER_NOT_PAYABLE`", body = ErrorBody),
         (status = 503, description = "`UNAVAILABLE`", body = ErrorBody),
@@ -319,11 +430,12 @@ pub struct PaymentRequest {
 /// stock, `COMPLETED`. Idempotent with `Idempotency-Key`.
 #[utoipa::path(post, path = "/api/v1/payments", tag = "payments", security(("bearer" = [])),
     request_body = PaymentRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 200 printable characters")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 200 printable ASCII characters, sent once (a key with spaces at its ends reaches the API without them)", min_length = 1, max_length = 200, pattern = r"^[!-~]([ -~]{0,198}[!-~])?$")),
     responses(
         (status = 200, description = "the `COMPLETED` order", body = Order),
         (status = 400, description = "`INVALID_REQUEST`", body = ErrorBody),
-        (status = 401, body = ErrorBody),
+        (status = 401, description = "`UNAUTHENTICATED`", body = ErrorBody),
+        (status = 403, description = "`FORBIDDEN`: an admin token", body = ErrorBody),
         (status = 404, description = "`ORDER_NOT_FOUND`", body = ErrorBody),
         (status = 409, description = "`ORDER_NOT_PAYABLE`, `INSUFFICIENT_STOCK` or `IDEMPOTENCY_KEY_REUSED`", body = ErrorBody),
         (status = 413, description = "`PAYLOAD_TOO_LARGE`", body = ErrorBody),
@@ -358,17 +470,29 @@ pub async fn pay(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
-    /// 1 to 200 characters.
+    /// 1 to 200 characters, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     pub name: String,
     /// 0 to 1,000,000,000,000.
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_i64)]
     pub points: i64,
 }
 
 /// Creates a user.
 #[utoipa::path(post, path = "/api/v1/admin/users", tag = "admin", security(("bearer" = [])),
     request_body = NewUser,
-    responses((status = 201, body = User), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses(
+        (status = 201, body = User),
+        (status = 400, description = "`INVALID_REQUEST`", body = ErrorBody),
+        (status = 401, description = "`UNAUTHENTICATED`", body = ErrorBody),
+        (status = 403, description = "`FORBIDDEN`: a customer token", body = ErrorBody),
+        (status = 413, description = "`PAYLOAD_TOO_LARGE`", body = ErrorBody),
+        (status = 503, description = "`UNAVAILABLE`", body = ErrorBody),
+    ))]
 pub async fn create_user(
     State(state): State<AppState>,
     _admin: Admin,
@@ -385,19 +509,32 @@ pub async fn create_user(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewProduct {
-    /// 1 to 200 characters.
+    /// 1 to 200 characters, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     pub name: String,
     /// 1 to 1,000,000,000,000.
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
     pub price: i64,
     /// 0 to 1,000,000,000.
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
     pub stock: i64,
 }
 
 /// Creates a product.
 #[utoipa::path(post, path = "/api/v1/admin/products", tag = "admin", security(("bearer" = [])),
     request_body = NewProduct,
-    responses((status = 201, body = Product), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses(
+        (status = 201, body = Product),
+        (status = 400, description = "`INVALID_REQUEST`", body = ErrorBody),
+        (status = 401, description = "`UNAUTHENTICATED`", body = ErrorBody),
+        (status = 403, description = "`FORBIDDEN`: a customer token", body = ErrorBody),
+        (status = 413, description = "`PAYLOAD_TOO_LARGE`", body = ErrorBody),
+        (status = 503, description = "`UNAVAILABLE`", body = ErrorBody),
+    ))]
 pub async fn create_product(
     State(state): State<AppState>,
     _admin: Admin,
@@ -418,7 +555,9 @@ pub struct NewCoupon {
     /// The owner; must exist.
     pub user_id: UserId,
     pub discount: Discount,
+    /// 0 to 1,000,000,000,000.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_i64)]
     pub min_order_amount: Option<i64>,
     /// RFC 3339.
     pub expires_at: DateTime<Utc>,
@@ -427,8 +566,14 @@ pub struct NewCoupon {
 /// Creates an `AVAILABLE` coupon for a user.
 #[utoipa::path(post, path = "/api/v1/admin/coupons", tag = "admin", security(("bearer" = [])),
     request_body = NewCoupon,
-    responses((status = 201, body = Coupon), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses(
+        (status = 201, body = Coupon),
+        (status = 400, description = "`INVALID_REQUEST`", body = ErrorBody),
+        (status = 401, description = "`UNAUTHENTICATED`", body = ErrorBody),
+        (status = 403, description = "`FORBIDDEN`: a customer token", body = ErrorBody),
+        (status = 413, description = "`PAYLOAD_TOO_LARGE`", body = ErrorBody),
+        (status = 503, description = "`UNAVAILABLE`", body = ErrorBody),
+    ))]
 pub async fn create_coupon(
     State(state): State<AppState>,
     _admin: Admin,
@@ -461,4 +606,109 @@ pub async fn create_coupon(
         .await?
         .ok_or_else(|| ApiError::Internal(format!("coupon {id} vanished")))?;
     Answer::created(&coupon)
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestockRequest {
+    /// 1 to 1,000,000.
+    #[schema(minimum = 1, maximum = 1_000_000)]
+    pub quantity: i64,
+}
+
+/// The most one restock adds (CONTRACT §5).
+pub const MAX_RESTOCK: i64 = 1_000_000;
+
+/// Adds stock to a product (a `RESTOCK` ledger row); idempotent with `Idempotency-Key`, scoped
+/// by the admin token's `sub`.
+#[utoipa::path(post, path = "/api/v1/admin/products/{id}/restock", tag = "admin",
+    security(("bearer" = [])),
+    request_body = RestockRequest,
+    params(
+        ("id" = i64, Path, description = "product id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 200 printable ASCII characters, sent once (a key with spaces at its ends reaches the API without them)", min_length = 1, max_length = 200, pattern = r"^[!-~]([ -~]{0,198}[!-~])?$"),
+    ),
+    responses(
+        (status = 200, description = "the product, restocked", body = Product),
+        (status = 400, description = "`INVALID_REQUEST`", body = ErrorBody),
+        (status = 401, description = "`UNAUTHENTICATED`", body = ErrorBody),
+        (status = 403, description = "`FORBIDDEN`: a customer token", body = ErrorBody),
+        (status = 404, description = "`PRODUCT_NOT_FOUND`", body = ErrorBody),
+        (status = 409, description = "`IDEMPOTENCY_KEY_REUSED`", body = ErrorBody),
+        (status = 413, description = "`PAYLOAD_TOO_LARGE`", body = ErrorBody),
+        (status = 503, description = "`UNAVAILABLE`", body = ErrorBody),
+    ))]
+pub async fn restock(
+    State(state): State<AppState>,
+    Admin(sub): Admin,
+    IdempotencyKey(key): IdempotencyKey,
+    ApiPath(id): ApiPath<ProductId>,
+    ApiJson(req): ApiJson<RestockRequest>,
+) -> Result<Response> {
+    in_range("quantity", req.quantity, 1, MAX_RESTOCK)?;
+    let route = format!("POST /api/v1/admin/products/{id}/restock");
+    let fingerprint = idempotency::fingerprint(&route, &req)?;
+    let scope = Scope::Admin(sub);
+    let st = state.clone();
+    let ledger_key = key.clone();
+    let ledger_scope = scope.clone();
+    idempotency::once(&state, scope, key, fingerprint, move || async move {
+        let keyed = ledger_key.as_deref().map(|k| (&ledger_scope, k));
+        store::db::restock_keyed(st.db(), id, req.quantity, keyed).await?;
+        match store::db::get_product(st.db(), id).await? {
+            Some(product) => Answer::ok(&product),
+            None => Err(OrderError::ProductNotFound { product_id: id }.into()),
+        }
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct AdminOrdersQuery {
+    /// Only the orders of this status.
+    pub status: Option<OrderStatus>,
+    /// Only this user's orders.
+    pub user_id: Option<UserId>,
+    /// At most this many orders, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<i64>,
+    /// Where the page starts: the `cursor` of the previous page's `Link: <…>; rel="next"`.
+    #[param(pattern = r"^[0-9]{1,18}\.[A-Za-z0-9_-]{1,64}$")]
+    pub cursor: Option<String>,
+}
+
+/// Every order, or those of a status or a user, newest first, a page at a time:
+/// `Link: <…>; rel="next"` names the next page when more remain.
+#[utoipa::path(get, path = "/api/v1/admin/orders", tag = "admin", security(("bearer" = [])),
+    params(AdminOrdersQuery),
+    responses(
+        (status = 200, body = Vec<Order>, headers(("Link" = String, description = "`<…>; rel=\"next\"`: the next page, when more remain"))),
+        (status = 400, description = "`INVALID_REQUEST`: an unknown `status`, or `limit`, `user_id` or `cursor` broken", body = ErrorBody),
+        (status = 401, description = "`UNAUTHENTICATED`", body = ErrorBody),
+        (status = 403, description = "`FORBIDDEN`: a customer token", body = ErrorBody),
+        (status = 503, description = "`UNAVAILABLE`", body = ErrorBody),
+    ))]
+pub async fn admin_orders(
+    State(state): State<AppState>,
+    _admin: Admin,
+    ApiQuery(q): ApiQuery<AdminOrdersQuery>,
+) -> Result<Response> {
+    let limit = page_size(q.limit)?;
+    let after = decode_cursor(q.cursor.as_deref())?;
+    let filter = OrderFilter {
+        user_id: q.user_id,
+        status: q.status,
+    };
+    let page = store::orders::list(state.db(), &filter, after.as_ref(), limit).await?;
+    let mut query = Vec::new();
+    if let Some(status) = q.status {
+        query.push(("status", status.as_str().to_owned()));
+    }
+    if let Some(user) = q.user_id {
+        query.push(("user_id", user.to_string()));
+    }
+    query.push(("limit", limit.to_string()));
+    page_answer(page, "/api/v1/admin/orders", query)
 }
