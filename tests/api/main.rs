@@ -15,6 +15,7 @@ mod openapi;
 mod orders;
 mod payments;
 mod products;
+mod quote;
 mod rate_limit;
 
 use saga_tests::http::{ApiApp, spawn_api};

@@ -9,6 +9,7 @@ mod error;
 mod extract;
 pub mod idempotency;
 pub mod metrics;
+mod quote;
 mod rate_limit;
 mod routes;
 mod state;
@@ -137,6 +138,7 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::top_up))
         .routes(routes!(routes::my_coupons))
         .routes(routes!(routes::place_order, routes::list_orders))
+        .routes(routes!(quote::quote))
         .routes(routes!(routes::get_order))
         .routes(routes!(routes::cancel_order))
         .routes(routes!(routes::pay))
