@@ -13,6 +13,7 @@ mod idempotency;
 mod me;
 mod openapi;
 mod orders;
+mod pages;
 mod payments;
 mod products;
 mod quote;
