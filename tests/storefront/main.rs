@@ -47,6 +47,18 @@ impl Shop {
     }
 }
 
+impl Shop {
+    /// In the screenshot mode (`STOREFRONT_SCREENSHOTS=<dir>`, `scripts/screenshots.sh`):
+    /// saves the page as `<dir>/<name>.png` for the README.
+    pub async fn picture(&self, name: &str) -> R {
+        if let Some(dir) = std::env::var_os("STOREFRONT_SCREENSHOTS") {
+            let path = PathBuf::from(dir).join(format!("{name}.png"));
+            self.browser.screenshot(&path).await?;
+        }
+        Ok(())
+    }
+}
+
 fn failure_shot(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../target/storefront-failures")

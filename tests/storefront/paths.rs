@@ -90,6 +90,7 @@ pub async fn happy_path_with_a_coupon(shop: &mut Shop) -> R {
     b.wait_text("#discount", "− 1,000 points").await?;
     b.wait_text("#total", "23,000 points").await?;
     b.wait_text("#points", "50,000 points").await?;
+    shop.picture("storefront-checkout").await?;
     let id = place_from_checkout(shop).await?;
     b.wait_text("#countdown", "Pay within").await?;
     // Free text from the API is shown as text, never as markup.
@@ -97,6 +98,7 @@ pub async fn happy_path_with_a_coupon(shop: &mut Shop) -> R {
     b.click("#pay").await?;
     b.wait_text("#order-status", "Completed").await?;
     b.wait_text("#receipt", "23,000 points").await?;
+    shop.picture("storefront-receipt").await?;
     assert_eq!(shop.api.app.points(uid).await, 27_000);
     assert_eq!(
         shop.api.app.coupon_status(coupon).await,
