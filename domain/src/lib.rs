@@ -12,7 +12,7 @@ pub mod saga;
 
 pub use coupon::{Coupon, CouponInvalidReason, CouponStatus, Discount};
 pub use error::{ErrorBody, MAX_PAYMENT_ATTEMPTS, OrderError};
-pub use input::{LineRequest, PlaceOrderRequest, Shipping};
+pub use input::{LineRequest, PlaceOrderRequest, QuoteRequest, Shipping};
 pub use order::{CancelCode, Order, OrderLine, OrderStatus};
 pub use pricing::Pricing;
 

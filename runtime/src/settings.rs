@@ -26,6 +26,9 @@ pub struct Settings {
     pub auth_secret_from_env: bool,
     /// `RATE_LIMIT`: requests per customer token, or `None` for `off`.
     pub rate_limit: Option<RateLimit>,
+    /// `PUBLIC_URL`: the base of printed links (the storefront's sign-in link), without a
+    /// trailing `/`. Default: `http://` + `HTTP_ADDR`, `0.0.0.0` shown as `127.0.0.1`.
+    pub public_url: String,
 }
 
 /// `RATE_LIMIT=N/s`: each customer token (keyed by its user) may send N requests a second, in
@@ -109,6 +112,18 @@ pub enum SettingsError {
     RateLimit { value: String, reason: String },
 }
 
+/// `http://` + `http_addr`, an address that listens everywhere shown as the loopback one.
+fn default_public_url(http_addr: &str) -> String {
+    let shown = if let Some(port) = http_addr.strip_prefix("0.0.0.0:") {
+        format!("127.0.0.1:{port}")
+    } else if let Some(port) = http_addr.strip_prefix("[::]:") {
+        format!("[::1]:{port}")
+    } else {
+        http_addr.to_owned()
+    };
+    format!("http://{shown}")
+}
+
 impl Settings {
     pub fn from_env() -> Result<Self, SettingsError> {
         Self::from_lookup(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
@@ -141,18 +156,24 @@ impl Settings {
         {
             return Err(SettingsError::AuthSecretTooShort { len });
         }
+        let http_addr = or("HTTP_ADDR", "127.0.0.1:8080");
+        let public_url = match get("PUBLIC_URL") {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => default_public_url(&http_addr),
+        };
         Ok(Self {
             temporal_address: or("TEMPORAL_ADDRESS", "127.0.0.1:7233"),
             temporal_namespace: or("TEMPORAL_NAMESPACE", "default"),
             task_queue: or("TASK_QUEUE", "orders"),
             database_url: or("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/orders"),
-            http_addr: or("HTTP_ADDR", "127.0.0.1:8080"),
+            http_addr,
             data_platform_url: or("DATA_PLATFORM_URL", "http://127.0.0.1:8090/events"),
             payment_timeout,
             remote_steps,
             auth_secret_from_env: secret.is_some(),
             auth_secret: secret.unwrap_or_else(|| DEV_AUTH_SECRET.to_owned()),
             rate_limit,
+            public_url,
         })
     }
 
@@ -205,6 +226,30 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_public_url_defaults_to_the_http_address_as_a_browser_reaches_it() {
+        let with = |pairs: &'static [(&'static str, &'static str)]| {
+            Settings::from_lookup(|k| {
+                pairs
+                    .iter()
+                    .find(|(key, _)| *key == k)
+                    .map(|(_, v)| (*v).to_owned())
+            })
+            .unwrap()
+            .public_url
+        };
+        assert_eq!(with(&[]), "http://127.0.0.1:8080");
+        assert_eq!(
+            with(&[("HTTP_ADDR", "0.0.0.0:9000")]),
+            "http://127.0.0.1:9000"
+        );
+        assert_eq!(with(&[("HTTP_ADDR", "[::]:9000")]), "http://[::1]:9000");
+        assert_eq!(
+            with(&[("PUBLIC_URL", "https://shop.example/")]),
+            "https://shop.example"
+        );
+    }
 
     #[test]
     fn defaults_are_the_contracts() {

@@ -131,9 +131,19 @@ struct TokenArgs {
     /// An admin token.
     #[arg(long)]
     admin: bool,
-    /// How long the token is valid.
-    #[arg(long, default_value = "24h", value_parser = runtime::settings::parse_duration)]
-    ttl: Duration,
+    /// How long the token is valid (default 24h; 1h with --link).
+    #[arg(long, value_parser = runtime::settings::parse_duration)]
+    ttl: Option<Duration>,
+    /// Print a storefront sign-in link (`PUBLIC_URL/#token=…`) instead of the bare token.
+    #[arg(long, conflicts_with = "admin")]
+    link: bool,
+}
+
+impl TokenArgs {
+    fn ttl(&self) -> Duration {
+        let default = if self.link { 3600 } else { 24 * 3600 };
+        self.ttl.unwrap_or(Duration::from_secs(default))
+    }
 }
 
 #[derive(Subcommand)]
@@ -222,8 +232,12 @@ async fn run(cli: Cli) -> Result<String, Failure> {
                 Some(id) => (id.to_string(), Role::Customer),
                 None => ("admin".to_owned(), Role::Admin),
             };
-            let t = token::mint(&settings.auth_secret, &sub, role, args.ttl)
+            let t = token::mint(&settings.auth_secret, &sub, role, args.ttl())
                 .map_err(anyhow::Error::from)?;
+            if args.link {
+                // In the fragment: a browser never sends it to the server (CONTRACT §7).
+                return Ok(format!("{}/#token={t}", settings.public_url));
+            }
             Ok(t)
         }
         Command::Db(DbCommand::Setup { no_seed }) => {
@@ -445,17 +459,27 @@ mod tests {
     fn a_token_is_for_a_user_or_an_admin_with_any_ttl() {
         let t = token(&["--user", "3", "--ttl", "1h"]).unwrap();
         assert_eq!((t.user, t.admin), (Some(3), false));
-        assert_eq!(t.ttl, std::time::Duration::from_secs(3600));
+        assert_eq!(t.ttl(), std::time::Duration::from_secs(3600));
         let t = token(&["--admin", "--ttl", "90s"]).unwrap();
         assert_eq!((t.user, t.admin), (None, true));
-        assert_eq!(t.ttl, std::time::Duration::from_secs(90));
+        assert_eq!(t.ttl(), std::time::Duration::from_secs(90));
         assert_eq!(
-            token(&["--user", "3"]).unwrap().ttl,
+            token(&["--user", "3"]).unwrap().ttl(),
             std::time::Duration::from_secs(24 * 3600)
         );
         // Neither, or both: refused (a bare --ttl once minted an admin token).
         assert!(token(&["--ttl", "1h"]).is_err());
         assert!(token(&[]).is_err());
         assert!(token(&["--user", "3", "--admin"]).is_err());
+    }
+
+    #[test]
+    fn a_sign_in_link_is_a_customers_and_lasts_an_hour() {
+        let t = token(&["--user", "3", "--link"]).unwrap();
+        assert!(t.link);
+        assert_eq!(t.ttl(), std::time::Duration::from_secs(3600));
+        let t = token(&["--user", "3", "--link", "--ttl", "10m"]).unwrap();
+        assert_eq!(t.ttl(), std::time::Duration::from_secs(600));
+        assert!(token(&["--admin", "--link"]).is_err());
     }
 }

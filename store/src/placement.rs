@@ -44,8 +44,20 @@ pub async fn check_placement(
     Ok(checked)
 }
 
-/// [`check_placement`] on a transaction of the caller's.
+/// [`check_placement`] on a transaction of the caller's: [`price_in`], then the points.
 pub(crate) async fn check_in(
+    conn: &mut PgConnection,
+    input: &CheckPlacementInput,
+) -> Result<PlacementCheck, StoreError> {
+    let priced = price_in(conn, input).await?;
+    let total = Pricing::subtotal(&priced.items) - priced.discount;
+    points_in(conn, input.user_id, total).await?;
+    Ok(priced)
+}
+
+/// The pricing a placement and a quote share: the lines, then the coupon, each refused with
+/// its own error in that order.
+async fn price_in(
     conn: &mut PgConnection,
     input: &CheckPlacementInput,
 ) -> Result<PlacementCheck, StoreError> {
@@ -55,8 +67,45 @@ pub(crate) async fn check_in(
         None => 0,
         Some(coupon_id) => coupon_in(conn, input.user_id, coupon_id, subtotal).await?,
     };
-    points_in(conn, input.user_id, subtotal - discount).await?;
     Ok(PlacementCheck { items, discount })
+}
+
+/// A cart priced as a placement would price it now (`POST /api/v1/orders/quote`), and the
+/// user's points beside its total.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Quote {
+    pub items: Vec<OrderLine>,
+    pub subtotal: Points,
+    pub discount: Points,
+    pub total: Points,
+    /// The user's points now; a total above them would be refused `INSUFFICIENT_POINTS` at
+    /// placement.
+    pub points: Points,
+}
+
+/// Prices `input` with placement's checks but the points ([`price_in`]), from one snapshot, and
+/// reads the user's points instead of refusing a total above them. Changes nothing.
+pub async fn quote(db: &PgPool, input: &CheckPlacementInput) -> Result<Quote, StoreError> {
+    let mut tx = db
+        .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .await?;
+    let PlacementCheck { items, discount } = price_in(&mut tx, input).await?;
+    let points: Option<i64> = sqlx::query_scalar("SELECT points FROM users WHERE id = $1")
+        .bind(input.user_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    let points =
+        points.ok_or_else(|| OrderError::invalid(format!("unknown user {}", input.user_id)))?;
+    let subtotal = Pricing::subtotal(&items);
+    Ok(Quote {
+        items,
+        subtotal,
+        discount,
+        total: subtotal - discount,
+        points,
+    })
 }
 
 /// Every product exists and has at least the line's quantity in stock. Returns the lines in

@@ -13,8 +13,10 @@ mod idempotency;
 mod me;
 mod openapi;
 mod orders;
+mod pages;
 mod payments;
 mod products;
+mod quote;
 mod rate_limit;
 
 use saga_tests::http::{ApiApp, spawn_api};

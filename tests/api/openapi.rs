@@ -30,6 +30,7 @@ async fn the_openapi_document_lists_every_route_the_router_serves() -> R {
         ("POST", "/api/v1/me/points/charge"),
         ("GET", "/api/v1/me/coupons"),
         ("POST", "/api/v1/orders"),
+        ("POST", "/api/v1/orders/quote"),
         ("GET", "/api/v1/orders"),
         ("GET", "/api/v1/orders/{id}"),
         ("POST", "/api/v1/payments"),

@@ -9,6 +9,8 @@ mod error;
 mod extract;
 pub mod idempotency;
 pub mod metrics;
+mod pages;
+mod quote;
 mod rate_limit;
 mod routes;
 mod state;
@@ -199,6 +201,7 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::top_up))
         .routes(routes!(routes::my_coupons))
         .routes(routes!(routes::place_order, routes::list_orders))
+        .routes(routes!(quote::quote))
         .routes(routes!(routes::get_order))
         .routes(routes!(routes::cancel_order))
         .routes(routes!(routes::pay))
@@ -241,42 +244,44 @@ pub fn router(state: AppState) -> Router {
 /// The API, recording its requests into `metrics`.
 pub fn router_with(state: AppState, metrics: HttpMetrics) -> Router {
     let (api, _) = routes();
-    api.fallback(|req: Request| async move {
-        ApiError::RouteNotFound(format!("{} {}", req.method(), req.uri().path()))
-    })
-    .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-    .layer(DefaultBodyLimit::max(BODY_LIMIT))
-    .layer(middleware::from_fn(backstop_deadline))
-    .layer(
-        TraceLayer::new_for_http()
-            .make_span_with(|req: &Request| {
-                let request_id = req
-                    .headers()
-                    .get("x-request-id")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("-");
-                tracing::info_span!(
-                    "http",
-                    method = %req.method(),
-                    path = %req.uri().path(),
-                    request_id = %request_id,
-                    user_id = tracing::field::Empty,
-                    order_id = tracing::field::Empty,
-                )
-            })
-            .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
-    )
-    .layer(PropagateRequestIdLayer::x_request_id())
-    .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-    .layer(CatchPanicLayer::custom(
-        |_panic: Box<dyn std::any::Any + Send>| {
-            ApiError::Internal("a handler panicked".into()).into_response()
-        },
-    ))
-    // Outermost, so it also times and counts what the layers above answer themselves (413,
-    // 503 on the deadline, 500 on a panic).
-    .layer(middleware::from_fn_with_state(metrics, metrics::track))
-    .with_state(state)
+    // The storefront's pages and the API reference: outside the OpenAPI document.
+    api.merge(pages::router())
+        .fallback(|req: Request| async move {
+            ApiError::RouteNotFound(format!("{} {}", req.method(), req.uri().path()))
+        })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(backstop_deadline))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    let request_id = req
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-");
+                    tracing::info_span!(
+                        "http",
+                        method = %req.method(),
+                        path = %req.uri().path(),
+                        request_id = %request_id,
+                        user_id = tracing::field::Empty,
+                        order_id = tracing::field::Empty,
+                    )
+                })
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(CatchPanicLayer::custom(
+            |_panic: Box<dyn std::any::Any + Send>| {
+                ApiError::Internal("a handler panicked".into()).into_response()
+            },
+        ))
+        // Outermost, so it also times and counts what the layers above answer themselves (413,
+        // 503 on the deadline, 500 on a panic).
+        .layer(middleware::from_fn_with_state(metrics, metrics::track))
+        .with_state(state)
 }
 
 /// Handlers keep their own deadline (see `idempotency`); this one only guarantees that no
