@@ -2,6 +2,7 @@
 //! connection, the worker's wiring (the one workflow and its activities), logging, and the
 //! [`telemetry`] (metrics, spans, OpenTelemetry). Wiring only: no business rule lives here.
 
+pub mod codec;
 pub mod settings;
 pub mod telemetry;
 
@@ -95,11 +96,22 @@ async fn connect(
         .await
         .map_err(|e| connect_err(e.into()))?
         .map_err(|e| connect_err(e.into()))?;
+    warn_about_payload_keys(&settings.payload_keys);
     Client::new(
         connection,
-        ClientOptions::new(settings.temporal_namespace.clone()).build(),
+        ClientOptions::new(settings.temporal_namespace.clone())
+            .data_converter(codec::data_converter(&settings.payload_keys))
+            .build(),
     )
     .map_err(|e| connect_err(e.into()))
+}
+
+/// Logs, once a process, that payloads are encrypted with the development key or not at all.
+fn warn_about_payload_keys(keys: &codec::PayloadKeys) {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    if let Some(warning) = keys.warning() {
+        WARNED.call_once(|| tracing::warn!("{warning}"));
+    }
 }
 
 /// How long a worker told to stop lets its running tasks finish before it cancels them.

@@ -3,6 +3,8 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use crate::codec::{KeyError, PayloadKeys};
+
 /// The secret tokens are signed with when `AUTH_SECRET` is not set: for development only, so
 /// `starter serve` accepts it only on a loopback `HTTP_ADDR` (see [`Settings::check_auth_secret`]).
 pub const DEV_AUTH_SECRET: &str = "dev-secret-change-me";
@@ -26,6 +28,9 @@ pub struct Settings {
     pub auth_secret_from_env: bool,
     /// `RATE_LIMIT`: requests per customer token, or `None` for `off`.
     pub rate_limit: Option<RateLimit>,
+    /// `PAYLOAD_KEYS` (CONTRACT §8): the keys of the payload codec; the development key when
+    /// not set, none with `off`.
+    pub payload_keys: PayloadKeys,
 }
 
 /// `RATE_LIMIT=N/s`: each customer token (keyed by its user) may send N requests a second, in
@@ -107,6 +112,12 @@ pub enum SettingsError {
          N from 1 to 1000000, for example 20/s) or off: {reason}"
     )]
     RateLimit { value: String, reason: String },
+    /// The keys themselves are never shown.
+    #[error(
+        "PAYLOAD_KEYS must be a comma-separated list of id:base64key (32-byte keys, the first \
+         encrypting; for example `k1:$(openssl rand -base64 32)`) or off: {0}"
+    )]
+    PayloadKeys(#[source] KeyError),
 }
 
 impl Settings {
@@ -135,6 +146,10 @@ impl Settings {
                 reason,
             })?,
         };
+        let payload_keys = match get("PAYLOAD_KEYS") {
+            None => PayloadKeys::development(),
+            Some(v) => PayloadKeys::parse(&v).map_err(SettingsError::PayloadKeys)?,
+        };
         let secret = get("AUTH_SECRET");
         if let Some(len) = secret.as_ref().map(String::len)
             && len < MIN_AUTH_SECRET_BYTES
@@ -153,6 +168,7 @@ impl Settings {
             auth_secret_from_env: secret.is_some(),
             auth_secret: secret.unwrap_or_else(|| DEV_AUTH_SECRET.to_owned()),
             rate_limit,
+            payload_keys,
         })
     }
 
@@ -339,6 +355,21 @@ mod tests {
             );
             assert!(message.contains("loopback"), "{message}");
         }
+    }
+
+    #[test]
+    fn payload_keys_default_to_the_development_key() {
+        let with = |v: &str| Settings::from_lookup(|k| (k == "PAYLOAD_KEYS").then(|| v.to_owned()));
+        let default = Settings::from_lookup(|_| None).unwrap().payload_keys;
+        assert!(default.is_development());
+        assert!(with("off").unwrap().payload_keys.is_off());
+        let key = "k1:MDtsFZjnECM8ElpIRB0NVct13eCPGJOB3orufXo7l94=";
+        assert_eq!(with(key).unwrap().payload_keys.ids(), ["k1"]);
+        let e = with("k1:c2hvcnQ=").unwrap_err().to_string();
+        assert!(
+            e.contains("PAYLOAD_KEYS") && e.contains("must be 32") && !e.contains("c2hvcnQ="),
+            "{e}"
+        );
     }
 
     #[test]
