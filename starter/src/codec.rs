@@ -220,8 +220,15 @@ type Step =
         -> Result<Vec<temporalio_common::protos::temporal::api::common::v1::Payload>, CodecError>;
 
 fn run(state: &Codec, headers: &HeaderMap, body: RequestBody, step: Step) -> Response {
-    if let Err(refused) = authorize(state, headers) {
-        return refused;
+    match access(state, headers) {
+        Access::Granted => {}
+        Access::Forbidden => {
+            let message = "the codec server is for admin tokens only";
+            return error(StatusCode::FORBIDDEN, "FORBIDDEN", message);
+        }
+        Access::Unauthenticated(message) => {
+            return error(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", &message);
+        }
     }
     let body = match body {
         Ok(body) => body,
@@ -251,17 +258,22 @@ fn run(state: &Codec, headers: &HeaderMap, body: RequestBody, step: Step) -> Res
     }
 }
 
-/// An admin token passes; a customer token is 403 always; no token is 401 unless
-/// `CODEC_AUTH=off`; a bad token is 401.
-fn authorize(state: &Codec, headers: &HeaderMap) -> Result<(), Response> {
-    let unauthenticated = |m: &str| error(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", m);
+/// Who may call. An admin token passes; a customer token is 403 always; no token is 401
+/// unless `CODEC_AUTH=off`; a bad token is 401.
+enum Access {
+    Granted,
+    Forbidden,
+    Unauthenticated(String),
+}
+
+fn access(state: &Codec, headers: &HeaderMap) -> Access {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return if state.auth_required {
-            Err(unauthenticated(
-                "an admin bearer token is required (Authorization: Bearer <token>)",
-            ))
+            Access::Unauthenticated(
+                "an admin bearer token is required (Authorization: Bearer <token>)".into(),
+            )
         } else {
-            Ok(())
+            Access::Granted
         };
     };
     let token = value
@@ -271,16 +283,14 @@ fn authorize(state: &Codec, headers: &HeaderMap) -> Result<(), Response> {
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
         })
-        .map(str::trim)
-        .ok_or_else(|| unauthenticated("the Authorization header must be `Bearer <token>`"))?;
+        .map(str::trim);
+    let Some(token) = token else {
+        return Access::Unauthenticated("the Authorization header must be `Bearer <token>`".into());
+    };
     match token::verify(&state.auth_secret, token) {
-        Ok(Principal::Admin) => Ok(()),
-        Ok(Principal::Customer(_)) => Err(error(
-            StatusCode::FORBIDDEN,
-            "FORBIDDEN",
-            "the codec server is for admin tokens only",
-        )),
-        Err(e) => Err(unauthenticated(&e.to_string())),
+        Ok(Principal::Admin) => Access::Granted,
+        Ok(Principal::Customer(_)) => Access::Forbidden,
+        Err(e) => Access::Unauthenticated(e.to_string()),
     }
 }
 
