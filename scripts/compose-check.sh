@@ -92,7 +92,7 @@ check(env("api").get("API_METRICS_ADDR") == "0.0.0.0:9465", "api: API_METRICS_AD
 check(env("worker").get("WORKER_METRICS_ADDR") == "0.0.0.0:9464", "worker: WORKER_METRICS_ADDR")
 
 # One image for the worker, the API, the receiver and the database set-up.
-saga = {"worker", "api", "data-platform", "db-setup"}
+saga = {"worker", "api", "data-platform", "db-setup", "codec"}
 images = {services.get(s, {}).get("image") for s in saga}
 check(len(images) == 1 and None not in images, f"one image for {sorted(saga)}: {images}")
 for s in saga:
@@ -103,6 +103,22 @@ check(services.get("api", {}).get("command") == ["starter", "serve"], "api runs 
 check(services.get("worker", {}).get("command") == ["worker"], "worker runs `worker`")
 check(services.get("data-platform", {}).get("command") == ["data-platform"],
       "data-platform runs `data-platform`")
+
+# The codec server (CONTRACT §8): off loopback, so it requires a token; the UI calls it.
+codec = services.get("codec", {})
+check(codec.get("command") == ["starter", "codec"], "codec runs `starter codec`")
+codec_env = codec.get("environment", {}) or {}
+check(codec_env.get("CODEC_AUTH") == "required", "codec: CODEC_AUTH must be required off loopback")
+check(codec_env.get("CODEC_ADDR") == "0.0.0.0:8081", "codec: CODEC_ADDR must listen on 0.0.0.0:8081")
+check("http://127.0.0.1:8233" in str(codec_env.get("CODEC_ORIGINS", "")),
+      "codec: CODEC_ORIGINS must allow the Web UI")
+check("healthcheck" in codec, "codec: no health check")
+ui_env = services.get("temporal-ui", {}).get("environment", {}) or {}
+check(ui_env.get("TEMPORAL_CODEC_ENDPOINT") == "http://127.0.0.1:8081",
+      "temporal-ui: TEMPORAL_CODEC_ENDPOINT must name the codec server")
+for s in ("worker", "api", "codec"):
+    check("PAYLOAD_KEYS" in (services.get(s, {}).get("environment", {}) or {}),
+          f"{s}: PAYLOAD_KEYS must pass through")
 
 # Temporal's images are pinned, not `latest`.
 for s in ("temporal", "temporal-schema", "temporal-setup", "temporal-ui"):

@@ -2,13 +2,14 @@
 # The whole local stack, in the background, with its state in .local/.
 #
 #   scripts/stack.sh up      set-up, build (debug), database set-up, Temporal dev server, then the
-#                            data-platform receiver, the worker and the HTTP API; waits until each
+#                            data-platform receiver, the worker, the HTTP API and the codec server
+#                            (`starter codec`, for the Web UI); waits until each
 #                            is healthy. Whatever already runs is kept.
 #   scripts/stack.sh down    stop the API, the worker, the receiver, then the Temporal dev server
 #                            (PostgreSQL is a system service and keeps running)
 #   scripts/stack.sh status  say what runs
 #
-# Logs: .local/<name>.log; pids: .local/<name>.pid (names: data-platform, worker, api, temporal).
+# Logs: .local/<name>.log; pids: .local/<name>.pid (names: data-platform, worker, api, codec, temporal).
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -133,6 +134,38 @@ start_api() {
     ok "HTTP API healthy (pid $(pid_of "$name")): http://$HTTP_ADDR"
 }
 
+# The codec server (CONTRACT §8) for the Web UI: on loopback, without a token (the development
+# Web UI cannot send one; `starter codec` refuses CODEC_AUTH=off anywhere else), answering the
+# dev server's Web UI origin.
+export CODEC_ADDR="${CODEC_ADDR:-127.0.0.1:8081}"
+export CODEC_AUTH="${CODEC_AUTH:-off}"
+export CODEC_ORIGINS="${CODEC_ORIGINS:-http://127.0.0.1:${TEMPORAL_UI_PORT:-8233},http://localhost:${TEMPORAL_UI_PORT:-8233}}"
+
+codec_available() {
+    [[ -x "$BIN_DIR/starter" ]] && "$BIN_DIR/starter" codec --help >/dev/null 2>&1
+}
+
+start_codec() {
+    local name=codec pid
+    if ! codec_available; then
+        info "'starter codec' is not available: not starting the codec server"
+        return 0
+    fi
+    restart_if_stale "$name" "codec server"
+    if pid="$(pid_of "$name")"; then
+        ok "codec server already running (pid $pid) at http://$CODEC_ADDR"
+        return 0
+    fi
+    if http_ok "http://$CODEC_ADDR/health"; then
+        ok "a codec server not started by this script answers at http://$CODEC_ADDR; reusing it"
+        return 0
+    fi
+    info "starting the codec server at http://$CODEC_ADDR (CODEC_AUTH=$CODEC_AUTH)"
+    start_bg "$name" "$BIN_DIR/starter" codec
+    wait_healthy "$name" "the codec server" http_ok "http://$CODEC_ADDR/health"
+    ok "codec server healthy (pid $(pid_of "$name")): http://$CODEC_ADDR"
+}
+
 up() {
     lock stack
     "$ROOT/scripts/setup.sh"
@@ -145,12 +178,14 @@ up() {
     start_receiver
     start_worker
     start_api
+    start_codec
     ok "stack is up"
     status
 }
 
 down() {
     lock stack
+    stop_bg codec "codec server"
     stop_bg api "HTTP API"
     stop_bg worker "worker"
     stop_bg data-platform "data-platform receiver"
@@ -222,6 +257,7 @@ status() {
     else
         info "HTTP API: 'starter serve' not available (yet)"
     fi
+    status_line codec "codec server" "http://$CODEC_ADDR/health"
 }
 
 case "${1:-}" in

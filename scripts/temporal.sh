@@ -127,6 +127,7 @@ start() {
                 --db-filename "$LOCAL_DIR/temporal.db" \
                 --sqlite-pragma journal_mode=WAL --sqlite-pragma synchronous=OFF \
                 "${dc_args[@]}" "${sa_args[@]}" "${ns_args[@]}" \
+                --ui-codec-endpoint "http://${CODEC_ADDR:-127.0.0.1:8081}" \
                 --ui-disable-news-fetch --log-level warn
             pid="$(cat "$LOCAL_DIR/$NAME.pid")"
             echo "$TEMPORAL_HOSTPORT" >"$LOCAL_DIR/$NAME.addr"

@@ -2,6 +2,7 @@
 //! connection, the worker's wiring (the one workflow and its activities), logging, and the
 //! [`telemetry`] (metrics, spans, OpenTelemetry). Wiring only: no business rule lives here.
 
+pub mod codec;
 pub mod settings;
 pub mod telemetry;
 
@@ -57,10 +58,30 @@ pub async fn connect_temporal_metered(
     connect(settings, Duration::from_secs(5), Some(meter)).await
 }
 
+/// Like [`connect_temporal`], with another data converter than `PAYLOAD_KEYS`' (the tests use
+/// it to read what the server stores, or to send it what an attacker would).
+pub async fn connect_temporal_converting(
+    settings: &Settings,
+    converter: temporalio_common::data_converters::DataConverter,
+) -> Result<Client, WiringError> {
+    connect_with(settings, Duration::from_secs(5), None, converter).await
+}
+
 async fn connect(
     settings: &Settings,
     patience: Duration,
     meter: Option<temporalio_common::telemetry::metrics::TemporalMeter>,
+) -> Result<Client, WiringError> {
+    warn_about_payload_keys(&settings.payload_keys);
+    let converter = codec::data_converter(&settings.payload_keys);
+    connect_with(settings, patience, meter, converter).await
+}
+
+async fn connect_with(
+    settings: &Settings,
+    patience: Duration,
+    meter: Option<temporalio_common::telemetry::metrics::TemporalMeter>,
+    converter: temporalio_common::data_converters::DataConverter,
 ) -> Result<Client, WiringError> {
     // TLS, mTLS, an API key and gRPC headers come from the SDK's environment configuration
     // (the variables every Temporal SDK and the CLI read), so the same settings reach Temporal
@@ -97,9 +118,19 @@ async fn connect(
         .map_err(|e| connect_err(e.into()))?;
     Client::new(
         connection,
-        ClientOptions::new(settings.temporal_namespace.clone()).build(),
+        ClientOptions::new(settings.temporal_namespace.clone())
+            .data_converter(converter)
+            .build(),
     )
     .map_err(|e| connect_err(e.into()))
+}
+
+/// Logs, once a process, that payloads are encrypted with the development key or not at all.
+fn warn_about_payload_keys(keys: &codec::PayloadKeys) {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    if let Some(warning) = keys.warning() {
+        WARNED.call_once(|| tracing::warn!("{warning}"));
+    }
 }
 
 /// How long a worker told to stop lets its running tasks finish before it cancels them.

@@ -3,6 +3,8 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use crate::codec::{KeyError, PayloadKeys};
+
 /// The secret tokens are signed with when `AUTH_SECRET` is not set: for development only, so
 /// `starter serve` accepts it only on a loopback `HTTP_ADDR` (see [`Settings::check_auth_secret`]).
 pub const DEV_AUTH_SECRET: &str = "dev-secret-change-me";
@@ -29,6 +31,9 @@ pub struct Settings {
     /// `PUBLIC_URL`: the base of printed links (the storefront's sign-in link), without a
     /// trailing `/`. Default: `http://` + `HTTP_ADDR`, `0.0.0.0` shown as `127.0.0.1`.
     pub public_url: String,
+    /// `PAYLOAD_KEYS` (CONTRACT §8): the keys of the payload codec; the development key when
+    /// not set, none with `off`.
+    pub payload_keys: PayloadKeys,
 }
 
 /// `RATE_LIMIT=N/s`: each customer token (keyed by its user) may send N requests a second, in
@@ -110,6 +115,12 @@ pub enum SettingsError {
          N from 1 to 1000000, for example 20/s) or off: {reason}"
     )]
     RateLimit { value: String, reason: String },
+    /// The keys themselves are never shown.
+    #[error(
+        "PAYLOAD_KEYS must be a comma-separated list of id:base64key (32-byte keys, the first \
+         encrypting; for example `k1:$(openssl rand -base64 32)`) or off: {0}"
+    )]
+    PayloadKeys(#[source] KeyError),
 }
 
 /// `http://` + `http_addr`, an address that listens everywhere shown as the loopback one.
@@ -150,6 +161,10 @@ impl Settings {
                 reason,
             })?,
         };
+        let payload_keys = match get("PAYLOAD_KEYS") {
+            None => PayloadKeys::development(),
+            Some(v) => PayloadKeys::parse(&v).map_err(SettingsError::PayloadKeys)?,
+        };
         let secret = get("AUTH_SECRET");
         if let Some(len) = secret.as_ref().map(String::len)
             && len < MIN_AUTH_SECRET_BYTES
@@ -174,6 +189,7 @@ impl Settings {
             auth_secret: secret.unwrap_or_else(|| DEV_AUTH_SECRET.to_owned()),
             rate_limit,
             public_url,
+            payload_keys,
         })
     }
 
@@ -384,6 +400,21 @@ mod tests {
             );
             assert!(message.contains("loopback"), "{message}");
         }
+    }
+
+    #[test]
+    fn payload_keys_default_to_the_development_key() {
+        let with = |v: &str| Settings::from_lookup(|k| (k == "PAYLOAD_KEYS").then(|| v.to_owned()));
+        let default = Settings::from_lookup(|_| None).unwrap().payload_keys;
+        assert!(default.is_development());
+        assert!(with("off").unwrap().payload_keys.is_off());
+        let key = "k1:MDtsFZjnECM8ElpIRB0NVct13eCPGJOB3orufXo7l94=";
+        assert_eq!(with(key).unwrap().payload_keys.ids(), ["k1"]);
+        let e = with("k1:c2hvcnQ=").unwrap_err().to_string();
+        assert!(
+            e.contains("PAYLOAD_KEYS") && e.contains("must be 32") && !e.contains("c2hvcnQ="),
+            "{e}"
+        );
     }
 
     #[test]

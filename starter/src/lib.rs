@@ -3,6 +3,7 @@
 //! ([`http`]) are thin layers over [`orders::OrderService`].
 
 pub mod check;
+pub mod codec;
 pub mod http;
 pub mod orders;
 pub mod token;

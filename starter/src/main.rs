@@ -39,6 +39,9 @@ enum Command {
     /// coupons, top-ups and restocks. Each change is written to its ledger.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// The codec server (CONTRACT §8) on CODEC_ADDR: decrypts payloads for the Temporal Web UI
+    /// and CLI (`POST /decode`, `POST /encode`), until SIGINT/SIGTERM.
+    Codec,
 }
 
 #[derive(Subcommand)]
@@ -262,6 +265,7 @@ async fn run(cli: Cli) -> Result<String, Failure> {
             )
         }
         Command::Serve => serve(settings).await,
+        Command::Codec => codec(settings).await,
         Command::Check => check(&settings).await,
         Command::Admin(cmd) => admin(&settings, cmd).await,
         Command::Order(cmd) => {
@@ -335,6 +339,31 @@ async fn serve(settings: Settings) -> Result<String, Failure> {
         .await
         .context("HTTP server error")?;
     tracing::info!("HTTP API stopped");
+    Ok(serde_json::json!({ "stopped": true }).to_string())
+}
+
+async fn codec(settings: Settings) -> Result<String, Failure> {
+    use starter::codec::{self, CodecSettings};
+    let codec_settings = CodecSettings::from_env().map_err(anyhow::Error::from)?;
+    codec_settings
+        .check_auth_secret(&settings)
+        .map_err(anyhow::Error::from)?;
+    if let Some(warning) = settings.payload_keys.warning() {
+        tracing::warn!("{warning}");
+    }
+    let addr = codec_settings.addr.clone();
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("cannot listen on CODEC_ADDR={addr}"))?;
+    tracing::info!(
+        addr = %addr,
+        auth = if codec_settings.auth_required { "required" } else { "off" },
+        keys = ?settings.payload_keys.ids(),
+        "codec server listening"
+    );
+    codec::serve(listener, &settings, &codec_settings, shutdown_signal())
+        .await
+        .context("codec server error")?;
     Ok(serde_json::json!({ "stopped": true }).to_string())
 }
 

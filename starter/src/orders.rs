@@ -10,9 +10,11 @@ use temporalio_client::errors::{
     WorkflowStartError, WorkflowUpdateError, WorkflowUpdateWithStartError,
 };
 use temporalio_client::{
-    Client, WorkflowExecuteUpdateOptions, WorkflowGetResultOptions, WorkflowIdConflictPolicy,
-    WorkflowIdReusePolicy, WorkflowUpdateWithStartOptions,
+    Client, NamespacedClient, WorkflowExecuteUpdateOptions, WorkflowGetResultOptions,
+    WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowUpdateWithStartOptions,
 };
+use temporalio_common::data_converters::{SerializationContextData, WorkflowSerializationContext};
+use temporalio_common::payload_visitor::decode_payloads;
 use temporalio_common::search_attributes::SearchAttributes;
 use tonic_status::Code;
 use workflows::{OrderInput, OrderWorkflow, search_attributes};
@@ -220,10 +222,19 @@ impl OrderService {
     /// already closed (or never existed) is answered from the database.
     async fn update_error(&self, order_id: &str, e: WorkflowUpdateError) -> ServiceError {
         match e {
-            WorkflowUpdateError::Failed(failure) => match business_error(&failure) {
-                Some(err) => err.into(),
-                None => ServiceError::Temporal(failure.message.clone()),
-            },
+            WorkflowUpdateError::Failed(mut failure) => {
+                // Its details are payloads, encrypted like any other (CONTRACT §8).
+                let codec = self.client.data_converter().codec();
+                let context =
+                    SerializationContextData::Workflow(WorkflowSerializationContext::new());
+                if let Err(e) = decode_payloads(failure.as_mut(), codec, &context).await {
+                    tracing::warn!(error = %e, "cannot decode an update's failure");
+                }
+                match business_error(&failure) {
+                    Some(err) => err.into(),
+                    None => ServiceError::Temporal(failure.message.clone()),
+                }
+            }
             WorkflowUpdateError::NotFound(_) => self.closed_order(order_id).await,
             WorkflowUpdateError::Rpc(status) if status.code() == Code::NotFound => {
                 self.closed_order(order_id).await

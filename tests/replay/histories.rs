@@ -102,6 +102,12 @@ pub fn patch_markers(events: &[Value]) -> Result<Vec<(String, bool)>> {
     Ok(markers)
 }
 
+/// The keys the histories were recorded with: the development key (`make histories` runs
+/// without `PAYLOAD_KEYS`). Histories recorded before the codec decode unchanged under them.
+pub fn replay_keys() -> runtime::codec::PayloadKeys {
+    runtime::codec::PayloadKeys::development()
+}
+
 /// One history replayed against the current `OrderWorkflow`.
 #[derive(Debug)]
 pub struct Replayed {
@@ -125,6 +131,7 @@ pub async fn replay(files: &[PathBuf]) -> Result<Vec<Replayed>> {
     }
     let options = WorkflowReplayerOptions::new()
         .register_workflow::<OrderWorkflow>()?
+        .data_converter(runtime::codec::data_converter(&replay_keys()))
         .build();
     let replayer = WorkflowReplayer::new(options)?;
     // One replay worker for all of them: it holds one workflow at a time (its cache size is

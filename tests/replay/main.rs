@@ -186,3 +186,25 @@ fn rename_first_activity(history: &mut Value, to: &str) -> Result<String> {
     *name = Value::String(to.to_owned());
     Ok(old)
 }
+
+/// The replay set holds both kinds of history: recorded before the payload codec (in clear)
+/// and with it (`binary/encrypted`, the development key), so both keep replaying.
+#[test]
+fn histories_from_before_and_after_the_codec_are_kept() -> Result<()> {
+    // "binary/encrypted", as the stored JSON writes metadata: base64.
+    const ENCRYPTED: &str = "YmluYXJ5L2VuY3J5cHRlZA==";
+    let mut kinds = (0, 0);
+    for file in histories::files(&histories::dir())? {
+        if std::fs::read_to_string(&file)?.contains(ENCRYPTED) {
+            kinds.1 += 1;
+        } else {
+            kinds.0 += 1;
+        }
+    }
+    ensure!(
+        kinds.0 > 0 && kinds.1 > 0,
+        "(in clear, encrypted) histories: {kinds:?}; record the codec's with \
+         HISTORY_SUFFIX=_codec make histories"
+    );
+    Ok(())
+}

@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail, ensure};
 use domain::{Discount, Order, OrderError};
 use runtime::Settings;
+use runtime::codec::PayloadKeys;
 use sqlx::PgPool;
 use starter::{OrderService, ServiceError};
 use temporalio_client::{Client, WorkflowGetResultOptions};
@@ -45,9 +46,26 @@ pub async fn spawn_app_with(payment_timeout: Duration) -> TestApp {
         .expect("cannot start the test app (is the Temporal dev server up? `make test` starts it)")
 }
 
+/// Like [`spawn_app_with`], with `PAYLOAD_KEYS` of its own for the worker and the client.
+pub async fn spawn_app_with_keys(payment_timeout: Duration, keys: PayloadKeys) -> TestApp {
+    try_spawn_app_keyed(payment_timeout, Some(keys))
+        .await
+        .expect("cannot start the test app (is the Temporal dev server up? `make test` starts it)")
+}
+
 async fn try_spawn_app(payment_timeout: Duration) -> Result<TestApp> {
+    try_spawn_app_keyed(payment_timeout, None).await
+}
+
+async fn try_spawn_app_keyed(
+    payment_timeout: Duration,
+    keys: Option<PayloadKeys>,
+) -> Result<TestApp> {
     runtime::init_tracing();
-    let base = Settings::from_env()?;
+    let mut base = Settings::from_env()?;
+    if let Some(keys) = keys {
+        base.payload_keys = keys;
+    }
     let id = uuid::Uuid::new_v4().simple().to_string();
     let database =
         Database::fresh(&base.database_url, &format!("orders_test_{}", &id[..12])).await?;
@@ -149,6 +167,22 @@ impl TestApp {
         self.service
             .place(&id, user_id, order_request(items, coupon_id))
             .await
+    }
+
+    /// Rotates `PAYLOAD_KEYS`: a new worker and client with `keys` replace the old ones (the
+    /// old worker is told to stop), as a deployment of the new setting would.
+    pub async fn rekey(&mut self, keys: PayloadKeys) -> Result<()> {
+        self.settings.payload_keys = keys;
+        let worker = WorkerThread::start(self.settings.clone())?;
+        drop(std::mem::replace(&mut self.worker, worker));
+        self.client = runtime::connect_temporal(&self.settings).await?;
+        self.service = OrderService::new(
+            self.client.clone(),
+            self.db.clone(),
+            &self.settings.task_queue,
+            self.settings.payment_timeout,
+        );
+        Ok(())
     }
 
     /// Waits until `n` sessions of this test's database are blocked on a lock (at most 30 s).
