@@ -5,6 +5,7 @@
 pub mod check;
 pub mod http;
 pub mod orders;
+pub mod repair;
 pub mod token;
 
 pub use orders::{OrderService, ServiceError};

@@ -92,11 +92,14 @@ pub async fn outcomes(env: &Env, ids: &[String], patience: Duration) -> BTreeMap
     out
 }
 
-/// The workflow's outcome equals the row's status (CONTRACT §2, §6).
+/// The workflow's outcome equals the row's status (CONTRACT §2, §6). With `terminated` (the
+/// terminate event), a terminated workflow's order must have been closed by the repair (its
+/// `REPAIRED` code, or `COMPLETED` and delivered, is `starter check`'s to hold).
 pub fn outcome_violations(
     outcomes: &BTreeMap<String, Closed>,
     rows: &BTreeMap<String, String>,
     patience: Duration,
+    terminated: bool,
 ) -> Vec<String> {
     let mut out = Vec::new();
     for (id, closed) in outcomes {
@@ -111,6 +114,9 @@ pub fn outcome_violations(
             // A placement is never interrupted, so a cancelled workflow has its order, which
             // it closed CANCELED.
             Closed::Canceled => row == Some("CANCELED"),
+            Closed::Other(how) if terminated && how.contains("terminated") => {
+                !matches!(row, Some("PENDING" | "PAID"))
+            }
             Closed::Other(_) => false,
             Closed::Running => {
                 out.push(format!(
