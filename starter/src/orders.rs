@@ -10,8 +10,9 @@ use temporalio_client::errors::{
     WorkflowStartError, WorkflowUpdateError, WorkflowUpdateWithStartError,
 };
 use temporalio_client::{
-    Client, WorkflowExecuteUpdateOptions, WorkflowGetResultOptions, WorkflowIdConflictPolicy,
-    WorkflowIdReusePolicy, WorkflowUpdateWithStartOptions,
+    Client, WorkflowDescribeOptions, WorkflowExecuteUpdateOptions, WorkflowExecutionStatus,
+    WorkflowGetResultOptions, WorkflowIdConflictPolicy, WorkflowIdReusePolicy,
+    WorkflowUpdateWithStartOptions,
 };
 use temporalio_common::search_attributes::SearchAttributes;
 use tonic_status::Code;
@@ -222,6 +223,9 @@ impl OrderService {
         match e {
             WorkflowUpdateError::Failed(failure) => match business_error(&failure) {
                 Some(err) => err.into(),
+                // The workflow closed before the update completed (an operator terminated
+                // it): the database has the answer, and a 503 would never become one.
+                None if self.workflow_closed(order_id).await => self.closed_order(order_id).await,
                 None => ServiceError::Temporal(failure.message.clone()),
             },
             WorkflowUpdateError::NotFound(_) => self.closed_order(order_id).await,
@@ -230,6 +234,15 @@ impl OrderService {
             }
             other => ServiceError::Temporal(other.to_string()),
         }
+    }
+
+    /// Whether the order's workflow (its latest run) has closed; false when that is unknown.
+    async fn workflow_closed(&self, order_id: &str) -> bool {
+        let handle = self.client.get_workflow_handle::<OrderWorkflow>(order_id);
+        handle
+            .describe(WorkflowDescribeOptions::default())
+            .await
+            .is_ok_and(|d| d.status() != WorkflowExecutionStatus::Running)
     }
 
     async fn closed_order(&self, order_id: &str) -> ServiceError {
