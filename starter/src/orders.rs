@@ -128,6 +128,13 @@ impl OrderService {
         match result {
             Ok(order) => Ok(order),
             Err(WorkflowUpdateWithStartError::Update(e)) => {
+                let refused =
+                    matches!(&e, WorkflowUpdateError::Failed(f) if business_error(f).is_some());
+                // Its workflow closed before it answered (terminated): answered as a placement
+                // under a known id is, from the order as recorded.
+                if !refused && self.workflow_closed(order_id).await {
+                    return self.placed_before(order_id, user_id).await;
+                }
                 Err(self.update_error(order_id, e).await)
             }
             Err(WorkflowUpdateWithStartError::Start(WorkflowStartError::AlreadyStarted {

