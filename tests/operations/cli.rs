@@ -53,7 +53,8 @@ pub fn temporal(settings: &Settings, args: &[&str]) -> Result<String> {
 }
 
 /// The `starter` binary of this build (`target/<profile>/starter`, beside the test's own
-/// `deps/`), built first if `cargo test` was not asked for the whole workspace.
+/// `deps/`), built first when it is older than this test (`cargo test --workspace` builds it;
+/// `cargo test -p saga-tests` does not).
 pub fn starter() -> Result<Command> {
     static BUILT: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
     let bin = BUILT.get_or_init(|| {
@@ -62,6 +63,14 @@ pub fn starter() -> Result<Command> {
             .parent()
             .and_then(|deps| deps.parent())
             .ok_or("no target directory")?;
+        let bin = dir.join("starter");
+        // Built with this test (`cargo test --workspace` builds it) or since: use it.
+        let fresh = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        if let (Some(built), Some(test)) = (fresh(&bin), fresh(&exe))
+            && built >= test
+        {
+            return Ok(bin);
+        }
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let profile = if dir.ends_with("release") {
             vec!["--release"]
@@ -69,7 +78,7 @@ pub fn starter() -> Result<Command> {
             vec![]
         };
         let built = Command::new(cargo)
-            .args(["build", "-q", "-p", "starter", "--bin", "starter"])
+            .args(["build", "-q", "--bin", "starter"])
             .args(profile)
             .current_dir(root())
             .status()
@@ -77,7 +86,7 @@ pub fn starter() -> Result<Command> {
         if !built.success() {
             return Err("cargo build -p starter failed".into());
         }
-        Ok(dir.join("starter"))
+        Ok(bin)
     });
     match bin {
         Ok(bin) => Ok(Command::new(bin)),
@@ -86,12 +95,18 @@ pub fn starter() -> Result<Command> {
 }
 
 pub fn success(what: &str, out: Output) -> Result<String> {
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let out = success_output(what, out)?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The output of a command that exited 0, or why not.
+pub fn success_output(what: &str, out: Output) -> Result<Output> {
     ensure!(
         out.status.success(),
-        "{what} exited {}: {stdout}{}",
+        "{what} exited {}: {}{}",
         out.status,
+        String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    Ok(stdout)
+    Ok(out)
 }

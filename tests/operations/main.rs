@@ -8,3 +8,4 @@
 mod cli;
 mod repair;
 mod reset;
+mod reset_running;
