@@ -5,6 +5,7 @@
 //! The terminate matrix at every step boundary (the crash points) is the crash-point matrix's
 //! "terminate + repair" column (`chaos`, docs/RELIABILITY.md).
 
+mod activity;
 mod cli;
 mod repair;
 mod reset;
