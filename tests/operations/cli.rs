@@ -16,7 +16,7 @@ pub fn root() -> PathBuf {
         .to_path_buf()
 }
 
-fn temporal_bin() -> PathBuf {
+pub fn temporal_bin() -> PathBuf {
     if let Some(bin) = std::env::var_os("TEMPORAL_CLI") {
         return bin.into();
     }
@@ -56,6 +56,11 @@ pub fn temporal(settings: &Settings, args: &[&str]) -> Result<String> {
 /// `deps/`), built first when it is older than this test (`cargo test --workspace` builds it;
 /// `cargo test -p saga-tests` does not).
 pub fn starter() -> Result<Command> {
+    Ok(Command::new(starter_path()?))
+}
+
+/// The path of [`starter`]'s binary.
+pub fn starter_path() -> Result<PathBuf> {
     static BUILT: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
     let bin = BUILT.get_or_init(|| {
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
@@ -89,7 +94,7 @@ pub fn starter() -> Result<Command> {
         Ok(bin)
     });
     match bin {
-        Ok(bin) => Ok(Command::new(bin)),
+        Ok(bin) => Ok(bin.clone()),
         Err(e) => anyhow::bail!("{e}"),
     }
 }

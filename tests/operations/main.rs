@@ -10,3 +10,4 @@ mod cli;
 mod repair;
 mod reset;
 mod reset_running;
+mod runbook;
