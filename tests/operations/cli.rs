@@ -53,7 +53,7 @@ pub fn temporal(settings: &Settings, args: &[&str]) -> Result<String> {
 }
 
 /// The `starter` binary of this build (`target/<profile>/starter`, beside the test's own
-/// `deps/`), built first when it is older than this test (`cargo test --workspace` builds it;
+/// `deps/`), built first when a source of it is newer (`cargo test --workspace` builds it;
 /// `cargo test -p saga-tests` does not).
 pub fn starter() -> Result<Command> {
     Ok(Command::new(starter_path()?))
@@ -69,11 +69,9 @@ pub fn starter_path() -> Result<PathBuf> {
             .and_then(|deps| deps.parent())
             .ok_or("no target directory")?;
         let bin = dir.join("starter");
-        // Built with this test (`cargo test --workspace` builds it) or since: use it.
-        let fresh = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-        if let (Some(built), Some(test)) = (fresh(&bin), fresh(&exe))
-            && built >= test
-        {
+        // Newer than every source it is built from (`cargo test --workspace` builds it): use it.
+        let built = std::fs::metadata(&bin).and_then(|m| m.modified()).ok();
+        if built.is_some_and(|b| newest_source().is_some_and(|s| s <= b)) {
             return Ok(bin);
         }
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -114,4 +112,35 @@ pub fn success_output(what: &str, out: Output) -> Result<Output> {
         String::from_utf8_lossy(&out.stderr)
     );
     Ok(out)
+}
+
+/// The newest modification time of the sources the `starter` binary is built from.
+fn newest_source() -> Option<std::time::SystemTime> {
+    fn walk(dir: &std::path::Path, newest: &mut Option<std::time::SystemTime>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                walk(&path, newest);
+            } else if let Ok(m) = e.metadata().and_then(|m| m.modified()) {
+                *newest = (*newest).max(Some(m));
+            }
+        }
+    }
+    let mut newest = None;
+    for krate in [
+        "domain",
+        "store",
+        "activities",
+        "workflows",
+        "runtime",
+        "starter",
+        "migrations",
+    ] {
+        walk(&root().join(krate), &mut newest);
+    }
+    let lock = std::fs::metadata(root().join("Cargo.lock")).and_then(|m| m.modified());
+    newest.max(lock.ok())
 }
