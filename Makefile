@@ -55,3 +55,5 @@ screenshots:
 ## Contention, crashes, outages and hostile input on a private stack, each ended by the CONTRACT §6 check (CHAOS_ARGS=--quick for the short form).
 chaos:
 	bash scripts/chaos.sh $(CHAOS_ARGS)
+	bash scripts/temporal.sh start
+	RESET_MATRIX=full cargo test -p saga-tests --test operations reset -- --nocapture

@@ -6,6 +6,7 @@ pub mod check;
 pub mod codec;
 pub mod http;
 pub mod orders;
+pub mod repair;
 pub mod token;
 
 pub use orders::{OrderService, ServiceError};

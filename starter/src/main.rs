@@ -27,6 +27,15 @@ enum Command {
     /// Check every rule of CONTRACT §6 against PostgreSQL and the running workflows; prints
     /// what it checked as JSON and exits 1 naming each violation (a reconciliation job).
     Check,
+    /// Reconcile an order whose workflow ended without finishing it (terminated): undo what it
+    /// did and close it CANCELED (REPAIRED), or, past the pivot, deliver it. A dry run unless
+    /// --apply; running it again changes nothing more.
+    Repair {
+        order_id: String,
+        /// Do it (without: print what it would do).
+        #[arg(long)]
+        apply: bool,
+    },
     /// Orders: place, pay, cancel, show.
     #[command(subcommand)]
     Order(OrderCommand),
@@ -267,6 +276,7 @@ async fn run(cli: Cli) -> Result<String, Failure> {
         Command::Serve => serve(settings).await,
         Command::Codec => codec(settings).await,
         Command::Check => check(&settings).await,
+        Command::Repair { order_id, apply } => repair(&settings, &order_id, apply).await,
         Command::Admin(cmd) => admin(&settings, cmd).await,
         Command::Order(cmd) => {
             let service = connect(&settings).await?;
@@ -315,6 +325,22 @@ async fn check(settings: &Settings) -> Result<String, Failure> {
             eprintln!("violation: {v}");
         }
         Err(Failure::Report(json))
+    }
+}
+
+async fn repair(settings: &Settings, order_id: &str, apply: bool) -> Result<String, Failure> {
+    use starter::repair::{self, RepairError};
+    let db = store::db::connect(&settings.database_url)
+        .await
+        .with_context(|| format!("cannot reach PostgreSQL at {}", settings.database_url))?;
+    let client = runtime::connect_temporal(settings)
+        .await
+        .map_err(anyhow::Error::from)?;
+    let platform = activities::platform::PlatformClient::new(settings.data_platform_url.clone());
+    match repair::run(&db, &client, &platform, order_id, apply).await {
+        Ok(report) => Ok(serde_json::to_string_pretty(&report).map_err(anyhow::Error::from)?),
+        Err(RepairError::Order(e)) => Err(Failure::Order(e)),
+        Err(e) => Err(Failure::Other(e.into())),
     }
 }
 

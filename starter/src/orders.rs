@@ -10,8 +10,9 @@ use temporalio_client::errors::{
     WorkflowStartError, WorkflowUpdateError, WorkflowUpdateWithStartError,
 };
 use temporalio_client::{
-    Client, NamespacedClient, WorkflowExecuteUpdateOptions, WorkflowGetResultOptions,
-    WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowUpdateWithStartOptions,
+    Client, NamespacedClient, WorkflowDescribeOptions, WorkflowExecuteUpdateOptions,
+    WorkflowExecutionStatus, WorkflowGetResultOptions, WorkflowIdConflictPolicy,
+    WorkflowIdReusePolicy, WorkflowUpdateWithStartOptions,
 };
 use temporalio_common::data_converters::{SerializationContextData, WorkflowSerializationContext};
 use temporalio_common::payload_visitor::decode_payloads;
@@ -129,6 +130,13 @@ impl OrderService {
         match result {
             Ok(order) => Ok(order),
             Err(WorkflowUpdateWithStartError::Update(e)) => {
+                let refused =
+                    matches!(&e, WorkflowUpdateError::Failed(f) if business_error(f).is_some());
+                // Its workflow closed before it answered (terminated): answered as a placement
+                // under a known id is, from the order as recorded.
+                if !refused && self.workflow_closed(order_id).await {
+                    return self.placed_before(order_id, user_id).await;
+                }
                 Err(self.update_error(order_id, e).await)
             }
             Err(WorkflowUpdateWithStartError::Start(WorkflowStartError::AlreadyStarted {
@@ -232,6 +240,11 @@ impl OrderService {
                 }
                 match business_error(&failure) {
                     Some(err) => err.into(),
+                    // The workflow closed before the update completed (an operator terminated
+                    // it): the database has the answer, and a 503 would never become one.
+                    None if self.workflow_closed(order_id).await => {
+                        self.closed_order(order_id).await
+                    }
                     None => ServiceError::Temporal(failure.message.clone()),
                 }
             }
@@ -241,6 +254,15 @@ impl OrderService {
             }
             other => ServiceError::Temporal(other.to_string()),
         }
+    }
+
+    /// Whether the order's workflow (its latest run) has closed; false when that is unknown.
+    async fn workflow_closed(&self, order_id: &str) -> bool {
+        let handle = self.client.get_workflow_handle::<OrderWorkflow>(order_id);
+        handle
+            .describe(WorkflowDescribeOptions::default())
+            .await
+            .is_ok_and(|d| d.status() != WorkflowExecutionStatus::Running)
     }
 
     async fn closed_order(&self, order_id: &str) -> ServiceError {

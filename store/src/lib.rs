@@ -6,6 +6,8 @@
 //!   its undo, all idempotent by a business key; [`placement`]: the checks of a placement.
 //! - `fence`: the idempotency and fencing protocol they share (table `saga_steps`, `payments`).
 //! - [`invariants`]: CONTRACT §6 as SQL.
+//! - [`repair`]: what `starter repair` reads and writes for an order whose workflow was
+//!   terminated.
 //! - [`idempotency`]: the HTTP API's `Idempotency-Key` records, their leases and retention.
 //!
 //! Every change to a balance is a ledger row, written in the transaction that changes it.
@@ -21,6 +23,7 @@ pub mod invariants;
 pub mod orders;
 pub mod placement;
 pub mod points;
+pub mod repair;
 pub mod stock;
 
 pub use error::{DbFault, StoreError};

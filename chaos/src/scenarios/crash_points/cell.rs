@@ -283,6 +283,10 @@ async fn inject(
             tokio::time::sleep_until(due.into()).await;
         }
         Event::PlatformDown => env.receiver.stop().await,
+        Event::Terminate => {
+            let found = super::terminate::terminate_and_repair(env, order).await?;
+            caller.state.lock().violations.extend(found);
+        }
     }
     Ok(waiters)
 }
@@ -332,14 +336,23 @@ async fn judge(env: Env, state: &Shared, out: &mut CellResult) -> Result<()> {
     let outcomes = checks::outcomes(&env, &ids, CLOSE_PATIENCE).await;
     let rows: BTreeMap<String, String> = env.order_statuses().await?;
     let final_status = order.as_ref().and_then(|o| rows.get(o)).cloned();
-    let (calls, broken) = {
+    let (calls, broken, found) = {
         let s = state.lock();
-        (s.calls.clone(), s.broken.clone())
+        (s.calls.clone(), s.broken.clone(), s.violations.clone())
     };
-    out.violations
-        .extend(checks::outcome_violations(&outcomes, &rows, CLOSE_PATIENCE));
-    out.violations
-        .extend(checks::caller_violations(&calls, final_status.as_deref()));
+    out.violations.extend(found);
+    let terminated = out.cell.event == Event::Terminate;
+    out.violations.extend(checks::outcome_violations(
+        &outcomes,
+        &rows,
+        CLOSE_PATIENCE,
+        terminated,
+    ));
+    out.violations.extend(checks::caller_violations(
+        &calls,
+        final_status.as_deref(),
+        terminated,
+    ));
     out.violations
         .extend(checks::charge_violations(&env).await?);
     out.broken.extend(broken);

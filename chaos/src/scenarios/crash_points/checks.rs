@@ -92,11 +92,14 @@ pub async fn outcomes(env: &Env, ids: &[String], patience: Duration) -> BTreeMap
     out
 }
 
-/// The workflow's outcome equals the row's status (CONTRACT §2, §6).
+/// The workflow's outcome equals the row's status (CONTRACT §2, §6). With `terminated` (the
+/// terminate event), a terminated workflow's order must have been closed by the repair (its
+/// `REPAIRED` code, or `COMPLETED` and delivered, is `starter check`'s to hold).
 pub fn outcome_violations(
     outcomes: &BTreeMap<String, Closed>,
     rows: &BTreeMap<String, String>,
     patience: Duration,
+    terminated: bool,
 ) -> Vec<String> {
     let mut out = Vec::new();
     for (id, closed) in outcomes {
@@ -111,6 +114,9 @@ pub fn outcome_violations(
             // A placement is never interrupted, so a cancelled workflow has its order, which
             // it closed CANCELED.
             Closed::Canceled => row == Some("CANCELED"),
+            Closed::Other(how) if terminated && how.contains("terminated") => {
+                !matches!(row, Some("PENDING" | "PAID"))
+            }
             Closed::Other(_) => false,
             Closed::Running => {
                 out.push(format!(
@@ -135,11 +141,14 @@ pub fn outcome_violations(
 
 /// Every caller's answer agrees with the state A ended in (`status`: its row's final status,
 /// `None` for no row).
-pub fn caller_violations(calls: &[Call], status: Option<&str>) -> Vec<String> {
+///
+/// With `terminated` (the terminate event), a caller answered between the terminate and the
+/// repair is rightly told the status the row had then: `PENDING` too.
+pub fn caller_violations(calls: &[Call], status: Option<&str>, terminated: bool) -> Vec<String> {
     calls
         .iter()
         .filter_map(|c| {
-            judge(c, status).err().map(|why| {
+            judge(c, status, terminated).err().map(|why| {
                 format!(
                     "[caller] {} but the order is {}: {why}",
                     c.describe(),
@@ -150,7 +159,7 @@ pub fn caller_violations(calls: &[Call], status: Option<&str>) -> Vec<String> {
         .collect()
 }
 
-fn judge(call: &Call, status: Option<&str>) -> Result<(), String> {
+fn judge(call: &Call, status: Option<&str>, terminated: bool) -> Result<(), String> {
     let r = match &call.answer {
         Ok(r) => r,
         Err(_) => return Err("a 503 is never final".into()),
@@ -164,6 +173,9 @@ fn judge(call: &Call, status: Option<&str>) -> Result<(), String> {
         (Kind::Place, 400..=499, _) => status.is_none(),
         (Kind::Pay, 200, _) => is("COMPLETED") && r.order_status() == "COMPLETED",
         (Kind::Cancel, 200, _) => is("CANCELED") && r.order_status() == "CANCELED",
+        (_, 409, "ORDER_NOT_PAYABLE") if terminated && r.body["details"]["status"] == "PENDING" => {
+            status.is_some()
+        }
         (_, 409, "ORDER_NOT_PAYABLE") => went_through(r, status),
         (Kind::Pay, 409, "INSUFFICIENT_STOCK") | (Kind::Pay, 422, "COUPON_INVALID") => {
             is("CANCELED")
@@ -236,38 +248,48 @@ mod tests {
             true,
         );
         assert_eq!(
-            caller_violations(std::slice::from_ref(&told), Some("COMPLETED")).len(),
+            caller_violations(std::slice::from_ref(&told), Some("COMPLETED"), false).len(),
             1
         );
-        assert!(caller_violations(&[told], Some("CANCELED")).is_empty());
+        assert!(caller_violations(&[told], Some("CANCELED"), false).is_empty());
         let in_flight = call(
             Kind::Pay,
             409,
             refused("ORDER_NOT_PAYABLE", json!({"status": "PAID"})),
             true,
         );
-        assert!(caller_violations(&[in_flight], Some("COMPLETED")).is_empty());
+        assert!(caller_violations(&[in_flight], Some("COMPLETED"), false).is_empty());
     }
 
     #[test]
     fn answers_must_agree_with_the_row() {
         let paid = call(Kind::Pay, 200, json!({"status": "COMPLETED"}), true);
-        assert!(caller_violations(std::slice::from_ref(&paid), Some("COMPLETED")).is_empty());
-        assert_eq!(caller_violations(&[paid], Some("CANCELED")).len(), 1);
+        assert!(
+            caller_violations(std::slice::from_ref(&paid), Some("COMPLETED"), false).is_empty()
+        );
+        assert_eq!(caller_violations(&[paid], Some("CANCELED"), false).len(), 1);
         let placed = call(Kind::Place, 201, json!({"status": "PENDING"}), false);
-        assert_eq!(caller_violations(&[placed], None).len(), 1);
+        assert_eq!(caller_violations(&[placed], None, false).len(), 1);
         let missing = call(
             Kind::Cancel,
             404,
             refused("ORDER_NOT_FOUND", json!({})),
             false,
         );
-        assert!(caller_violations(std::slice::from_ref(&missing), Some("CANCELED")).is_empty());
+        assert!(
+            caller_violations(std::slice::from_ref(&missing), Some("CANCELED"), false).is_empty()
+        );
         let mut found = missing;
         found.row_at_send = true;
-        assert_eq!(caller_violations(&[found], Some("CANCELED")).len(), 1);
+        assert_eq!(
+            caller_violations(&[found], Some("CANCELED"), false).len(),
+            1
+        );
         let mut lost = call(Kind::Pay, 200, json!({}), true);
         lost.answer = Err("503".into());
-        assert_eq!(caller_violations(&[lost], Some("COMPLETED")).len(), 1);
+        assert_eq!(
+            caller_violations(&[lost], Some("COMPLETED"), false).len(),
+            1
+        );
     }
 }

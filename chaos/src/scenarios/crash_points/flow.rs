@@ -73,6 +73,8 @@ pub struct State {
     pub done: bool,
     /// Set-up steps that did not go as the scenario needs (B's order, the top-up, arming).
     pub broken: Vec<String>,
+    /// Broken promises found on the way (the terminate event's check and repairs).
+    pub violations: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default)]

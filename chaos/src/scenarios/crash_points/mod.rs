@@ -16,6 +16,7 @@ mod checks;
 mod flow;
 mod report;
 pub mod table;
+mod terminate;
 
 use std::time::Instant;
 

@@ -62,16 +62,20 @@ pub enum Event {
     Timer,
     /// The data-platform receiver stops listening before the restart, and comes back later.
     PlatformDown,
+    /// An operator terminates the workflow (no compensation runs); `starter check` names the
+    /// order, and `starter repair` (a dry run, `--apply`, `--apply` again) reconciles it.
+    Terminate,
 }
 
 /// The matrix's columns, in order.
-pub const EVENTS: [Event; 6] = [
+pub const EVENTS: [Event; 7] = [
     Event::None,
     Event::OperatorCancel,
     Event::UserCancel,
     Event::SecondPay,
     Event::Timer,
     Event::PlatformDown,
+    Event::Terminate,
 ];
 
 impl Event {
@@ -83,6 +87,7 @@ impl Event {
             Event::SecondPay => "second pay",
             Event::Timer => "payment timer",
             Event::PlatformDown => "data platform down",
+            Event::Terminate => "terminate + repair",
         }
     }
 }
@@ -166,6 +171,10 @@ pub const QUICK: &[(&str, Scenario, Event)] = &[
     ("refund_points.before", SoldOut, Event::None),
     ("notify_platform.delivered", Happy, Event::PlatformDown),
     ("close_order.before_completion", Expiry, Event::UserCancel),
+    // Terminated mid-payment (PAID, the coupon redeemed, unknown to the workflow): repaired
+    // CANCELED; and past the pivot, not yet delivered: repaired forward.
+    ("redeem_coupon.before_completion", Happy, Event::Terminate),
+    ("notify_platform.before", Happy, Event::Terminate),
 ];
 
 /// Steps whose points are reached while the order is placed. Their crash is armed before the
