@@ -142,6 +142,16 @@ impl FromStr for OrderId {
     }
 }
 
+/// An order id reads as the text it is (it is one already checked); the other way round is
+/// [`OrderId::parse`].
+impl std::ops::Deref for OrderId {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
 impl AsRef<str> for OrderId {
     fn as_ref(&self) -> &str {
         &self.0
