@@ -69,12 +69,12 @@ pub(crate) async fn attempt_of(db: &PgPool, key: &StepKey) -> Result<Attempt, St
          ON CONFLICT (order_id, payment_id) DO UPDATE SET attempt = payments.attempt \
          RETURNING attempt",
     )
-    .bind(&key.order_id)
+    .bind(key.order_id.as_str())
     .bind(&key.payment_id)
     .fetch_one(db)
     .await?;
     Ok(Attempt {
-        order_id: key.order_id.clone(),
+        order_id: key.order_id.to_string(),
         n,
     })
 }
@@ -111,9 +111,9 @@ pub(crate) async fn forward<T>(
 ) -> Result<T, StoreError> {
     let attempt = attempt_of(db, key).await?;
     let mut tx = db.begin().await?;
-    let result = match lock_order(&mut tx, &key.order_id).await? {
+    let result = match lock_order(&mut tx, key.order_id.as_str()).await? {
         None => Err(OrderError::OrderNotFound {
-            order_id: key.order_id.clone(),
+            order_id: key.order_id.to_string(),
         }
         .into()),
         Some(status) => match claim_forward(&mut tx, step, &attempt).await {
@@ -254,7 +254,7 @@ pub(crate) async fn compensate(
 ) -> Result<(), StoreError> {
     let attempt = attempt_of(db, key).await?;
     let mut tx = db.begin().await?;
-    if lock_order(&mut tx, &key.order_id).await? != Some(OrderStatus::Completed)
+    if lock_order(&mut tx, key.order_id.as_str()).await? != Some(OrderStatus::Completed)
         && claim_compensation(&mut tx, step, &attempt).await?
     {
         undo(&mut tx, &attempt).await?;

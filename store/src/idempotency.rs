@@ -108,7 +108,7 @@ async fn insert(
          VALUES ($1, $2, $3, 'RUNNING', now() + make_interval(secs => $4), $5::uuid) \
          ON CONFLICT DO NOTHING",
     )
-    .bind(claim.user_id)
+    .bind(claim.user_id.get())
     .bind(&claim.key)
     .bind(fingerprint)
     .bind(lease.as_secs_f64())
@@ -125,7 +125,7 @@ async fn read(db: &PgPool, user_id: UserId, key: &str) -> Result<Option<KeyRow>,
              coalesce(locked_until < now(), false) AS lease_over \
          FROM idempotency_keys WHERE user_id = $1 AND key = $2",
     )
-    .bind(user_id)
+    .bind(user_id.get())
     .bind(key)
     .fetch_optional(db)
     .await
@@ -139,7 +139,7 @@ async fn take_over(db: &PgPool, claim: &Lease, lease: Duration) -> Result<bool, 
          SET locked_until = now() + make_interval(secs => $3), lease_token = $4::uuid \
          WHERE user_id = $1 AND key = $2 AND state = 'RUNNING' AND locked_until < now()",
     )
-    .bind(claim.user_id)
+    .bind(claim.user_id.get())
     .bind(&claim.key)
     .bind(lease.as_secs_f64())
     .bind(&claim.token)
@@ -162,7 +162,7 @@ pub async fn store(
          locked_until = NULL, lease_token = NULL \
          WHERE user_id = $1 AND key = $2 AND state = 'RUNNING' AND lease_token = $5::uuid",
     )
-    .bind(lease.user_id)
+    .bind(lease.user_id.get())
     .bind(&lease.key)
     .bind(i32::from(status))
     .bind(body.to_string())
@@ -180,7 +180,7 @@ pub async fn forget(db: &PgPool, lease: &Lease) -> Result<bool, StoreError> {
         "DELETE FROM idempotency_keys \
          WHERE user_id = $1 AND key = $2 AND state = 'RUNNING' AND lease_token = $3::uuid",
     )
-    .bind(lease.user_id)
+    .bind(lease.user_id.get())
     .bind(&lease.key)
     .bind(&lease.token)
     .execute(db)
