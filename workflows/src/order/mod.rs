@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use domain::saga::PayRequest;
-use domain::{Order, OrderError, OrderStatus, PlaceOrderRequest, UserId};
+use domain::{Order, OrderError, OrderId, OrderStatus, PlaceOrderRequest, UserId};
 use futures::future::FusedFuture;
 use serde::{Deserialize, Serialize};
 use temporalio_macros::workflow;
@@ -44,7 +44,7 @@ pub use status::search_attributes;
 /// tests can use seconds and a change of `PAYMENT_TIMEOUT` never breaks replay.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderInput {
-    pub order_id: String,
+    pub order_id: OrderId,
     pub user_id: UserId,
     pub request: PlaceOrderRequest,
     pub payment_timeout_ms: u64,

@@ -3,7 +3,7 @@
 
 use activities::OrderActivities;
 use domain::saga::PlaceOrderInput;
-use domain::{Order, OrderError};
+use domain::{Order, OrderError, OrderId};
 use temporalio_sdk::WorkflowContext;
 
 use super::{OrderInput, OrderResult, OrderWorkflow, status};
@@ -15,10 +15,11 @@ pub async fn place(
     input: &OrderInput,
     mode: StepMode,
 ) -> Result<Order, OrderError> {
+    // A payload's id is decoded unchecked (`OrderId` is transparent): checked here again.
     input
         .request
         .validate()
-        .and_then(|()| domain::input::validate_order_id(&input.order_id))?;
+        .and_then(|()| OrderId::parse(&input.order_id).map(drop))?;
     ctx.set_current_details("Placing: checking the lines, the coupon and the points");
     let request = &input.request;
     let summary = format!(
