@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
+use domain::UserId;
 use reqwest::Method;
 use reqwest::header::{HeaderName, HeaderValue};
 use serde_json::Value;
@@ -61,7 +62,7 @@ impl Api {
     }
 
     /// A customer's token, valid for an hour.
-    pub fn customer(&self, user_id: i64) -> String {
+    pub fn customer(&self, user_id: UserId) -> String {
         token::mint(
             &self.secret,
             &user_id.to_string(),
