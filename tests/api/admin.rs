@@ -1,5 +1,6 @@
 //! `POST /api/v1/admin/{users,products,coupons}`: what they make, and their input rules.
 
+use domain::{CouponId, ProductId, UserId};
 use saga_tests::http::{ApiApp, spawn_api_with_rate_limit};
 use serde_json::{Value, json};
 
@@ -8,14 +9,14 @@ use crate::R;
 /// What the admin routes made for the walk through every route.
 pub struct Shop {
     /// The user, and a customer token of theirs.
-    pub uid: i64,
+    pub uid: UserId,
     pub me: String,
     pub admin: String,
     /// The product as it was answered.
-    pub pid: i64,
+    pub pid: ProductId,
     pub product: Value,
     /// The user's coupon as it was answered.
-    pub cid: i64,
+    pub cid: CouponId,
     pub coupon: Value,
 }
 
@@ -60,12 +61,12 @@ pub async fn make_a_shop(api: &ApiApp) -> anyhow::Result<Shop> {
     );
     let cid = coupon["id"].as_i64().expect("coupon id");
     Ok(Shop {
-        uid,
-        me: api.customer(uid),
+        uid: UserId::new(uid),
+        me: api.customer(UserId::new(uid)),
         admin,
-        pid,
+        pid: ProductId::new(pid),
         product,
-        cid,
+        cid: CouponId::new(cid),
         coupon,
     })
 }
@@ -106,7 +107,7 @@ async fn admin_input_rules() -> R {
             .await?
             .assert_error(400, "INVALID_REQUEST");
     }
-    let body = json!({"user_id": user + 999, "discount": {"type": "FIXED", "amount": 1}, "expires_at": "2099-01-01T00:00:00Z"});
+    let body = json!({"user_id": user.get() + 999, "discount": {"type": "FIXED", "amount": 1}, "expires_at": "2099-01-01T00:00:00Z"});
     api.post("/api/v1/admin/coupons", Some(&admin), &body)
         .await?
         .assert_error(400, "INVALID_REQUEST");

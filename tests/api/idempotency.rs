@@ -2,6 +2,7 @@
 //! answer to a repeat, another body refused, and a top-up's key after its answer is purged.
 //! (The leases of keys are `store`'s, tested in `store/tests/idempotency.rs`.)
 
+use domain::OrderId;
 use saga_tests::http::{spawn_api, spawn_api_with_rate_limit};
 use serde_json::{Value, json};
 use testkit::shop::{order_body, shipping_json};
@@ -121,7 +122,10 @@ async fn idempotent_replays_of_placement_payment_and_top_up() -> R {
     assert_eq!((t2.status, &t2.body), (t1.status, &t1.body));
     assert_eq!(api.app.points(user).await, 10_700);
 
-    api.app.service.cancel(&id_of(&theirs)).await?;
+    api.app
+        .service
+        .cancel(&OrderId::parse(&id_of(&theirs)).unwrap())
+        .await?;
     api.finish().await
 }
 
@@ -141,7 +145,7 @@ async fn a_top_up_key_keeps_its_amount_after_its_answer_is_purged() -> R {
     assert_eq!(first.assert_ok(200)["points"], 1_500);
     // The purge of old answers (idempotency::purge), as if 7 days had passed.
     let purged = sqlx::query("DELETE FROM idempotency_keys WHERE user_id = $1")
-        .bind(user)
+        .bind(user.get())
         .execute(&api.app.db)
         .await?
         .rows_affected();
@@ -167,7 +171,7 @@ async fn a_top_up_key_keeps_its_amount_after_its_answer_is_purged() -> R {
     let rows: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM point_ledger WHERE user_id = $1 AND idempotency_key = 't-purged'",
     )
-    .bind(user)
+    .bind(user.get())
     .fetch_one(&api.app.db)
     .await?;
     assert_eq!(rows, 1);

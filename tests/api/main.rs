@@ -17,6 +17,7 @@ mod payments;
 mod products;
 mod rate_limit;
 
+use domain::{CouponId, ProductId};
 use saga_tests::http::{ApiApp, spawn_api};
 use serde_json::{Value, json};
 use testkit::Reply;
@@ -24,7 +25,12 @@ use testkit::shop::order_body;
 
 type R = anyhow::Result<()>;
 
-async fn place(api: &ApiApp, token: &str, items: &[(i64, i64)], coupon: Option<i64>) -> Reply {
+async fn place(
+    api: &ApiApp,
+    token: &str,
+    items: &[(ProductId, i64)],
+    coupon: Option<CouponId>,
+) -> Reply {
     api.post("/api/v1/orders", Some(token), &order_body(items, coupon))
         .await
         .expect("the API answers")
@@ -70,7 +76,7 @@ async fn points_of(api: &ApiApp, token: &str) -> Value {
     me.assert_ok(200)["points"].clone()
 }
 
-async fn stock_of(api: &ApiApp, token: &str, product: i64) -> Value {
+async fn stock_of(api: &ApiApp, token: &str, product: ProductId) -> Value {
     let shown = api
         .get(&format!("/api/v1/products/{product}"), Some(token))
         .await

@@ -2,6 +2,7 @@
 //! `POST /api/v1/orders/{id}/cancel`: placing, listing, showing, canceling, and the input
 //! rules of a placement.
 
+use domain::ProductId;
 use saga_tests::http::{ApiApp, spawn_api_with_rate_limit};
 use serde_json::{Value, json};
 use testkit::shop::{order_body, shipping_json};
@@ -76,9 +77,9 @@ async fn lines_and_quantities_at_and_just_past_their_limits() -> R {
 
     // Lines: 1 and 50 are fine, 0 and 51 are not; no product twice.
     orders.push(placed(place(&api, &me, &[(p, 1)], None).await).await);
-    let fifty: Vec<(i64, i64)> = products[..50].iter().map(|&id| (id, 1)).collect();
+    let fifty: Vec<(ProductId, i64)> = products[..50].iter().map(|&id| (id, 1)).collect();
     orders.push(placed(place(&api, &me, &fifty, None).await).await);
-    let fifty_one: Vec<(i64, i64)> = products.iter().map(|&id| (id, 1)).collect();
+    let fifty_one: Vec<(ProductId, i64)> = products.iter().map(|&id| (id, 1)).collect();
     place(&api, &me, &fifty_one, None)
         .await
         .assert_error(400, "INVALID_REQUEST");

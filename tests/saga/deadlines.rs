@@ -71,7 +71,7 @@ async fn a_payment_outlasts_a_database_outage() -> R {
     let placed = app.place(user, &[(a, 2)], Some(coupon)).await?;
     let mut outage = app.db.begin().await?;
     sqlx::query("SELECT status FROM coupons WHERE id = $1 FOR UPDATE")
-        .bind(coupon)
+        .bind(coupon.get())
         .execute(&mut *outage)
         .await?;
     let service = app.service.clone();

@@ -3,6 +3,7 @@
 //! paths the replay test guards also record their histories under `make histories`
 //! (`TestApp::record_history`).
 
+use domain::{CouponId, OrderId, ProductId};
 use std::time::Duration;
 
 use domain::{CancelCode, CouponInvalidReason, Discount, OrderError, OrderStatus};
@@ -44,7 +45,7 @@ async fn happy_path_with_a_fixed_coupon() -> R {
     assert_eq!(app.stock(b).await, 4);
     assert_eq!(
         app.coupon_status(coupon).await,
-        ("USED".into(), Some(placed.id.clone()))
+        ("USED".into(), Some(placed.id.to_string()))
     );
 
     let result = app.result(&placed.id).await?;
@@ -94,11 +95,12 @@ async fn product_not_found_rejects_the_placement() -> R {
     let app = spawn_app().await;
     let user = app.user(10_000).await;
     let a = app.product(1_000, 5).await;
-    let err = business(app.place(user, &[(a, 1), (a + 1000, 1)], None).await);
+    let unknown = ProductId::new(a.get() + 1000);
+    let err = business(app.place(user, &[(a, 1), (unknown, 1)], None).await);
     assert_eq!(
         err,
         OrderError::ProductNotFound {
-            product_id: a + 1000
+            product_id: unknown
         }
     );
     assert_eq!(
@@ -137,7 +139,10 @@ async fn every_coupon_invalid_reason() -> R {
 
     let reason = |r| OrderError::CouponInvalid { reason: r };
     // NOT_FOUND
-    let err = business(app.place(user, &[(a, 1)], Some(999_999)).await);
+    let err = business(
+        app.place(user, &[(a, 1)], Some(CouponId::new(999_999)))
+            .await,
+    );
     assert_eq!(err, reason(CouponInvalidReason::NotFound));
     // NOT_OWNED
     let theirs = app.coupon(other, fixed, None).await;
@@ -241,7 +246,7 @@ async fn insufficient_points_at_payment_then_top_up_and_pay_again() -> R {
     assert_eq!(app.stock(a).await, 3);
     assert_eq!(
         app.coupon_status(coupon).await,
-        ("USED".into(), Some(placed.id.clone()))
+        ("USED".into(), Some(placed.id.to_string()))
     );
     app.record_history(&placed.id, "insufficient_points_at_payment_then_paid")
         .await?;
@@ -347,7 +352,7 @@ async fn coupon_used_between_placement_and_payment_refunds_the_charge() -> R {
     );
     assert_eq!(
         app.coupon_status(coupon).await,
-        ("USED".into(), Some(first.id.clone())),
+        ("USED".into(), Some(first.id.to_string())),
         "the coupon stays with the order that used it"
     );
     app.finish().await
@@ -489,7 +494,7 @@ async fn workflow_cancelled_during_payment_still_compensates() -> R {
     // Hold the coupon's row so that redeem_coupon blocks mid-payment, after the charge.
     let mut blocker = app.db.begin().await?;
     sqlx::query("SELECT status FROM coupons WHERE id = $1 FOR UPDATE")
-        .bind(coupon)
+        .bind(coupon.get())
         .execute(&mut *blocker)
         .await?;
 
@@ -597,7 +602,7 @@ async fn a_cancellation_during_the_last_step_lets_the_order_complete() -> R {
     // Hold the product's row so that the last step (deduct and complete) blocks.
     let mut blocker = app.db.begin().await?;
     sqlx::query("SELECT stock FROM products WHERE id = $1 FOR UPDATE")
-        .bind(a)
+        .bind(a.get())
         .execute(&mut *blocker)
         .await?;
     let service = app.service.clone();
@@ -674,9 +679,15 @@ async fn placing_again_with_the_same_id_is_idempotent() -> R {
 async fn unknown_orders_are_not_found() -> R {
     let app = spawn_app().await;
     for result in [
-        app.service.pay("ord-missing").await,
-        app.service.cancel("ord-missing").await,
-        app.service.show("ord-missing").await,
+        app.service
+            .pay(&OrderId::parse("ord-missing").unwrap())
+            .await,
+        app.service
+            .cancel(&OrderId::parse("ord-missing").unwrap())
+            .await,
+        app.service
+            .show(&OrderId::parse("ord-missing").unwrap())
+            .await,
     ] {
         assert_eq!(
             business(result),
@@ -711,14 +722,14 @@ async fn the_checker_finds_stranded_orders_and_broken_ledgers() -> R {
         .await?;
     // And someone edits a balance by hand.
     sqlx::query("UPDATE users SET points = points + 1 WHERE id = $1")
-        .bind(user)
+        .bind(user.get())
         .execute(&app.db)
         .await?;
     let found = starter::check::run(&app.db, Some(&app.client)).await?;
     assert!(!found.ok);
     let joined = found.violations.join("\n");
     assert!(
-        joined.contains("[workflow_outcome]") && joined.contains(&stranded.id),
+        joined.contains("[workflow_outcome]") && joined.contains(stranded.id.as_str()),
         "{joined}"
     );
     assert!(joined.contains("[points_match_ledger]"), "{joined}");
@@ -734,7 +745,7 @@ async fn the_checker_finds_stranded_orders_and_broken_ledgers() -> R {
 
     // Repair what the test broke, the way an operator would, and end clean.
     sqlx::query("UPDATE users SET points = points - 1 WHERE id = $1")
-        .bind(user)
+        .bind(user.get())
         .execute(&app.db)
         .await?;
     store::orders::close(
