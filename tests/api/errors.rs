@@ -136,7 +136,7 @@ async fn coupon_invalid_for_every_reason(
     user: UserId,
     other: UserId,
     a: ProductId,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<OrderId> {
     let me = api.customer(user);
     let fixed = Discount::Fixed { amount: 500 };
     let theirs = api.app.coupon(other, fixed, None).await;

@@ -2,7 +2,6 @@
 //! answer to a repeat, another body refused, and a top-up's key after its answer is purged.
 //! (The leases of keys are `store`'s, tested in `store/tests/idempotency.rs`.)
 
-use domain::OrderId;
 use saga_tests::http::{spawn_api, spawn_api_with_rate_limit};
 use serde_json::{Value, json};
 use testkit::shop::{order_body, shipping_json};
@@ -122,10 +121,7 @@ async fn idempotent_replays_of_placement_payment_and_top_up() -> R {
     assert_eq!((t2.status, &t2.body), (t1.status, &t1.body));
     assert_eq!(api.app.points(user).await, 10_700);
 
-    api.app
-        .service
-        .cancel(&OrderId::parse(&id_of(&theirs)).unwrap())
-        .await?;
+    api.app.service.cancel(&id_of(&theirs)).await?;
     api.finish().await
 }
 

@@ -17,7 +17,7 @@ mod payments;
 mod products;
 mod rate_limit;
 
-use domain::{CouponId, ProductId};
+use domain::{CouponId, OrderId, ProductId};
 use saga_tests::http::{ApiApp, spawn_api};
 use serde_json::{Value, json};
 use testkit::Reply;
@@ -56,8 +56,8 @@ async fn cancel(api: &ApiApp, token: &str, order_id: &str) -> Reply {
     .expect("the API answers")
 }
 
-fn id_of(reply: &Reply) -> String {
-    reply.body["id"].as_str().expect("an order id").to_owned()
+fn id_of(reply: &Reply) -> OrderId {
+    OrderId::parse(reply.body["id"].as_str().expect("an order id")).expect("an order id")
 }
 
 async fn show(api: &ApiApp, token: &str, order_id: &str) -> Value {

@@ -2,7 +2,7 @@
 //! `POST /api/v1/orders/{id}/cancel`: placing, listing, showing, canceling, and the input
 //! rules of a placement.
 
-use domain::ProductId;
+use domain::{OrderId, ProductId};
 use saga_tests::http::{ApiApp, spawn_api_with_rate_limit};
 use serde_json::{Value, json};
 use testkit::shop::{order_body, shipping_json};
@@ -12,7 +12,7 @@ use crate::{R, cancel, id_of, place};
 
 /// The walk's step: two orders placed (the first with the coupon), listed newest first, the
 /// list limited, the first shown. Returns the first's id and the second's.
-pub async fn place_list_and_show(api: &ApiApp, shop: &Shop) -> anyhow::Result<(String, String)> {
+pub async fn place_list_and_show(api: &ApiApp, shop: &Shop) -> anyhow::Result<(OrderId, OrderId)> {
     let me = &shop.me;
     let placed = place(api, me, &[(shop.pid, 2)], Some(shop.cid)).await;
     let order = placed.assert_ok(201).clone();
@@ -57,7 +57,7 @@ pub async fn cancel_and_restock(api: &ApiApp, shop: &Shop, order: &str) -> R {
 }
 
 /// A placement that must succeed; its order's id.
-async fn placed(r: testkit::Reply) -> String {
+async fn placed(r: testkit::Reply) -> OrderId {
     r.assert_ok(201);
     id_of(&r)
 }
