@@ -63,13 +63,13 @@ impl Api {
 
     /// A customer's token, valid for an hour.
     pub fn customer(&self, user_id: UserId) -> String {
-        token::mint(
-            &self.secret,
-            &user_id.to_string(),
-            Role::Customer,
-            Duration::from_secs(3600),
-        )
-        .expect("HS256 signing cannot fail")
+        self.customer_for(user_id, Duration::from_secs(3600))
+    }
+
+    /// A customer's token, valid for `ttl`.
+    pub fn customer_for(&self, user_id: UserId, ttl: Duration) -> String {
+        token::mint(&self.secret, &user_id.to_string(), Role::Customer, ttl)
+            .expect("HS256 signing cannot fail")
     }
 
     /// An admin's token, valid for an hour.
