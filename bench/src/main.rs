@@ -494,7 +494,7 @@ async fn order_via_temporal(ctx: &Ctx, n: usize) -> Result<Sample, String> {
     let t1 = Instant::now();
     let order = ctx
         .service
-        .pay(&id)
+        .pay(&id, None)
         .await
         .map_err(|e| code_of_service(&e))?;
     if order.status != domain::OrderStatus::Completed {

@@ -272,7 +272,9 @@ async fn run(cli: Cli) -> Result<String, Failure> {
                     };
                     service.place(&id, UserId::new(a.user), request).await?
                 }
-                OrderCommand::Pay { order_id } => service.pay(&order_id_arg(&order_id)?).await?,
+                OrderCommand::Pay { order_id } => {
+                    service.pay(&order_id_arg(&order_id)?, None).await?
+                }
                 OrderCommand::Cancel { order_id } => {
                     service.cancel(&order_id_arg(&order_id)?).await?
                 }

@@ -161,15 +161,13 @@ impl OrderService {
         }
     }
 
-    pub async fn pay(&self, order_id: &OrderId) -> Result<Order, ServiceError> {
-        self.pay_as(order_id, None).await
-    }
-
-    /// Pays as the payment named `update_id`: sending it again with the same id attaches to
-    /// that payment and answers its outcome (Temporal deduplicates updates by id), where a new
-    /// payment would be refused as `PAID` (in flight), or as `COMPLETED` by its own success. That is how
-    /// a client whose answer was lost (a 503 after the request deadline) learns it.
-    pub async fn pay_as(
+    /// Sends the `pay` update: answers with the `COMPLETED` order or the contract's error.
+    /// `update_id` names the payment (a fresh one when `None`): sending it again with the same
+    /// id attaches to that payment and answers its outcome (Temporal deduplicates updates by
+    /// id), where a new payment would be refused as `PAID` (in flight), or as `COMPLETED` by its
+    /// own success. That is how a client whose answer was lost (a 503 after the request
+    /// deadline) learns it.
+    pub async fn pay(
         &self,
         order_id: &OrderId,
         update_id: Option<String>,

@@ -444,15 +444,18 @@ async fn four_orders(app: &TestApp, task_queue: &str) -> R {
 
     // Completed.
     let done = place(&service, user, &[(plenty, 1)], None).await?;
-    assert_eq!(service.pay(&done.id).await?.status, OrderStatus::Completed);
+    assert_eq!(
+        service.pay(&done.id, None).await?.status,
+        OrderStatus::Completed
+    );
     // Stock sold out between placement and payment: compensated, CANCELED.
     let doomed = place(&service, user, &[(plenty, 1), (scarce, 2)], Some(coupon)).await?;
     let sniped = place(&service, rival, &[(scarce, 1)], None).await?;
     assert_eq!(
-        service.pay(&sniped.id).await?.status,
+        service.pay(&sniped.id, None).await?.status,
         OrderStatus::Completed
     );
-    let refused = business(service.pay(&doomed.id).await);
+    let refused = business(service.pay(&doomed.id, None).await);
     assert!(
         matches!(refused, OrderError::InsufficientStock { .. }),
         "{refused:?}"
@@ -600,7 +603,7 @@ async fn the_workflow_carries_a_title_and_is_found_by_its_search_attributes() ->
         )
     };
     wait_for_count(&app, &query("PENDING")).await?;
-    let paid = app.service.pay(&placed.id).await?;
+    let paid = app.service.pay(&placed.id, None).await?;
     assert_eq!(paid.status, OrderStatus::Completed);
     let ended = app.result(&placed.id).await?.order;
     assert_eq!(ended.map(|o| o.status), Some(OrderStatus::Completed));

@@ -353,7 +353,7 @@ pub async fn pay(
     });
     idempotency::once(&state, user, key, fingerprint, move || async move {
         let order_id = check_owned(&st, user, &req.order_id).await?;
-        Answer::ok(&st.orders().await?.pay_as(&order_id, payment).await?)
+        Answer::ok(&st.orders().await?.pay(&order_id, payment).await?)
     })
     .await
 }
