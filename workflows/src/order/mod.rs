@@ -37,7 +37,7 @@ use closing::{Closing, close};
 use ending::end;
 use mailbox::{Mailbox, Request};
 use payment::Attempt;
-use placement::{place, rejected};
+use placement::rejected;
 pub use status::search_attributes;
 
 /// What a client starts an order with. The payment timeout is input, not a constant, so that
@@ -75,7 +75,7 @@ async fn life(ctx: &WorkflowContext<OrderWorkflow>) -> WorkflowResult<OrderResul
     let mode = StepMode::of(input.remote_steps);
 
     // 1. Place: check the order and record it PENDING, keyed by its id.
-    let order = match place(ctx, &input, mode).await {
+    let order = match placement::run(ctx, &input, mode).await {
         Ok(order) => order,
         Err(refusal) => return Ok(rejected(ctx, refusal)),
     };

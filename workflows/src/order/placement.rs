@@ -9,8 +9,9 @@ use temporalio_sdk::WorkflowContext;
 use super::{OrderInput, OrderResult, OrderWorkflow, status};
 use crate::steps::{self, Call, Step, StepMode};
 
-/// CONTRACT §2.1. The order as the database recorded it, or why it was rejected.
-pub async fn place(
+/// CONTRACT §2.1, the workflow's side of a placement (the `place` update only waits for its
+/// answer): the order as the database recorded it, or why it was rejected.
+pub async fn run(
     ctx: &WorkflowContext<OrderWorkflow>,
     input: &OrderInput,
     mode: StepMode,
