@@ -111,7 +111,7 @@ pub(crate) async fn forward<T>(
 ) -> Result<T, StoreError> {
     let attempt = attempt_of(db, key).await?;
     let mut tx = db.begin().await?;
-    let result = match lock_order(&mut tx, key.order_id.as_str()).await? {
+    let result = match lock_order(&mut tx, &key.order_id).await? {
         None => Err(OrderError::OrderNotFound {
             order_id: key.order_id.to_string(),
         }
@@ -254,7 +254,7 @@ pub(crate) async fn compensate(
 ) -> Result<(), StoreError> {
     let attempt = attempt_of(db, key).await?;
     let mut tx = db.begin().await?;
-    if lock_order(&mut tx, key.order_id.as_str()).await? != Some(OrderStatus::Completed)
+    if lock_order(&mut tx, &key.order_id).await? != Some(OrderStatus::Completed)
         && claim_compensation(&mut tx, step, &attempt).await?
     {
         undo(&mut tx, &attempt).await?;

@@ -60,7 +60,7 @@ pub async fn place(db: &PgPool, input: &PlaceOrderInput) -> Result<Order, StoreE
     .bind(timeout_ms)
     .fetch_one(&mut *tx)
     .await?;
-    insert_lines(&mut tx, input.order_id.as_str(), &items).await?;
+    insert_lines(&mut tx, &input.order_id, &items).await?;
     tx.commit().await?;
     Ok(Order {
         id: input.order_id.clone(),
@@ -143,18 +143,18 @@ pub async fn close(db: &PgPool, input: &CloseOrderInput) -> Result<Order, StoreE
         .into());
     }
     let mut tx = db.begin().await?;
-    let status = match fence::lock_order(&mut tx, input.order_id.as_str()).await? {
-        None => return Err(not_found(input.order_id.as_str())),
+    let status = match fence::lock_order(&mut tx, &input.order_id).await? {
+        None => return Err(not_found(&input.order_id)),
         Some(OrderStatus::Paid) => OrderStatus::Canceled,
         Some(OrderStatus::Pending) => input.status,
         Some(_) => {
             tx.rollback().await?;
             return load(db, &input.order_id)
                 .await?
-                .ok_or_else(|| not_found(input.order_id.as_str()));
+                .ok_or_else(|| not_found(&input.order_id));
         }
     };
-    for (step, attempt) in fence::done_steps(&mut tx, input.order_id.as_str()).await? {
+    for (step, attempt) in fence::done_steps(&mut tx, &input.order_id).await? {
         match step.as_str() {
             fence::DEDUCT_STOCK => stock::undo_deduct(&mut tx, &attempt).await?,
             fence::REDEEM_COUPON => coupons::undo_redeem(&mut tx, &attempt).await?,
@@ -176,7 +176,7 @@ pub async fn close(db: &PgPool, input: &CloseOrderInput) -> Result<Order, StoreE
     tx.commit().await?;
     load(db, &input.order_id)
         .await?
-        .ok_or_else(|| not_found(input.order_id.as_str()))
+        .ok_or_else(|| not_found(&input.order_id))
 }
 
 /// Records that the data platform has the order. The first time counts: a repeat keeps (and
@@ -191,7 +191,7 @@ pub async fn mark_notified(db: &PgPool, order_id: &OrderId) -> Result<Stamp, Sto
     .await?;
     match at.flatten() {
         Some(at) => Ok(Stamp { at }),
-        None => Err(not_found(order_id.as_str())),
+        None => Err(not_found(order_id)),
     }
 }
 
