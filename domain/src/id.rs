@@ -142,7 +142,7 @@ impl FromStr for OrderId {
     }
 }
 
-/// An order id reads as the text it is (it is one already checked); the other way round is
+/// An order id reads as the text it is, wherever a `&str` is asked for; the other way round is
 /// [`OrderId::parse`].
 impl std::ops::Deref for OrderId {
     type Target = str;
