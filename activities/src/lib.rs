@@ -15,7 +15,7 @@ use domain::saga::{
     ChargePointsInput, CloseOrderInput, DeductStockInput, PlaceOrderInput, RedeemCouponInput,
     Stamp, StepKey,
 };
-use domain::{Order, OrderError};
+use domain::{Order, OrderError, OrderId};
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 
@@ -162,7 +162,7 @@ impl OrderActivities {
     pub async fn notify_platform(
         self: Arc<Self>,
         _ctx: ActivityContext,
-        order_id: String,
+        order_id: OrderId,
     ) -> Result<Stamp, ActivityError> {
         guarded("notify_platform", &order_id.clone(), async {
             let order = orders::load(&self.db, &order_id)
@@ -170,7 +170,7 @@ impl OrderActivities {
                 .activity()?
                 .ok_or_else(|| {
                     StoreError::Business(OrderError::OrderNotFound {
-                        order_id: order_id.clone(),
+                        order_id: order_id.to_string(),
                     })
                 })
                 .activity()?;

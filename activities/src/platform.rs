@@ -25,7 +25,7 @@ impl PlatformClient {
         let response = self
             .http
             .post(&self.url)
-            .header("Idempotency-Key", &order.id)
+            .header("Idempotency-Key", order.id.as_str())
             .timeout(SEND_TIMEOUT)
             .json(order)
             .send()

@@ -2,7 +2,7 @@
 //! its id; anything but a 2xx, or nobody listening, is a retryable error.
 use activities::PlatformClient;
 use activities::error::PlatformError;
-use domain::{Order, OrderLine, OrderStatus, Shipping};
+use domain::{Order, OrderId, OrderLine, OrderStatus, ProductId, Shipping, UserId};
 
 /// A one-shot-per-connection HTTP server answering each request with the next status of
 /// `statuses`; every request it saw (head and body) comes back on the channel.
@@ -86,11 +86,11 @@ async fn platform_send_posts_with_idempotency_key() {
 fn completed_order(id: &str) -> Order {
     let at = chrono::Utc::now();
     Order {
-        id: id.to_owned(),
-        user_id: 1,
+        id: OrderId::parse(id).unwrap(),
+        user_id: UserId::new(1),
         status: OrderStatus::Completed,
         items: vec![OrderLine {
-            product_id: 1,
+            product_id: ProductId::new(1),
             name: "Pencil".into(),
             unit_price: 1_000,
             quantity: 1,

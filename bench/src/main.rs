@@ -23,18 +23,19 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
-use domain::{LineRequest, PlaceOrderRequest, Shipping};
+use domain::{ProductId, UserId};
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use runtime::Settings;
 use serde::Serialize;
 use serde_json::json;
 use starter::OrderService;
-use starter::token::{self, Role};
 use temporalio_client::{
     Client, UntypedWorkflow, WorkflowDescribeOptions, WorkflowExecuteUpdateOptions,
-    WorkflowGetResultOptions, WorkflowIdConflictPolicy, WorkflowUpdateWithStartOptions,
+    WorkflowIdConflictPolicy, WorkflowUpdateWithStartOptions,
 };
+use testkit::Api;
+use testkit::shop::{order_body, order_request};
 
 use floor::worker::FloorWorker;
 use floor::{FloorShape, FloorWorkflow, ORDER_SHAPE, ORDER_SHAPE_REMOTE};
@@ -147,19 +148,21 @@ struct Sample {
     pay: Duration,
 }
 
+/// The bench's customers (each with a token of theirs) and products.
 struct Shop {
-    users: Vec<(i64, String)>,
-    products: Vec<i64>,
+    users: Vec<(UserId, String)>,
+    products: Vec<ProductId>,
 }
 
 struct Ctx {
     settings: Settings,
+    db: sqlx::PgPool,
     client: Client,
     service: OrderService,
     /// Where the floor runs: a task queue of its own, which only the floor worker polls.
     floor_task_queue: String,
-    http: reqwest::Client,
-    api: String,
+    /// The HTTP API of the running stack (`testkit`'s client, as the tests and chaos use).
+    api: Api,
     shop: Shop,
     next: AtomicUsize,
 }
@@ -183,48 +186,14 @@ async fn main() -> Result<()> {
     }
 }
 
+/// The whole bench, step by step: connect and stock the shop, start the floor's worker, run
+/// every kind at every concurrency, then wait for the orders' workflows, check CONTRACT §6,
+/// write the results and fail on any failed order or violation.
 async fn bench(args: Args) -> Result<()> {
-    let settings = Settings::from_env()?;
-    let db = store::db::connect(&settings.database_url)
-        .await
-        .with_context(|| format!("PostgreSQL at {}", settings.database_url))?;
-    let client = runtime::connect_temporal(&settings).await?;
-    let service = OrderService::new(
-        client.clone(),
-        db.clone(),
-        &settings.task_queue,
-        settings.payment_timeout,
-    )
-    .with_remote_steps(settings.remote_steps);
-    let shop = make_shop(&db, &settings, args.users, args.products).await?;
-    let ctx = Arc::new(Ctx {
-        floor_task_queue: floor::task_queue(&settings),
-        api: format!("http://{}", settings.http_addr),
-        http: reqwest::Client::builder()
-            .pool_max_idle_per_host(256)
-            .timeout(Duration::from_secs(60))
-            .build()?,
-        settings,
-        client,
-        service,
-        shop,
-        next: AtomicUsize::new(0),
-    });
+    let ctx = Arc::new(connect(&args).await?);
     let procs = procs::Procs::from_pid_dir(&args.pid_dir);
     std::fs::create_dir_all(&args.out_dir)?;
-    // The floor's worker, for the floor's runs only: stopped after them, or dropped, which stops
-    // it, on an error or a Ctrl-C (and should this process die, its standard input closes).
-    let floor_worker = if args.no_floor {
-        None
-    } else {
-        Some(
-            FloorWorker::start(
-                &ctx.floor_task_queue,
-                &args.out_dir.join("floor-worker.log"),
-            )
-            .await?,
-        )
-    };
+    let floor_worker = start_floor(&ctx, &args).await?;
     // In the floor's runs the worker is the floor's (its CPU per floor iteration is what the
     // orders' worker CPU compares with); in the orders' runs, the production worker.
     let floor_procs = floor_worker
@@ -236,32 +205,7 @@ async fn bench(args: Args) -> Result<()> {
         args.concurrency,
         procs.describe()
     );
-    if let Some(w) = &floor_worker {
-        println!(
-            "bench: the floor on task queue {} by its own worker, pid {} (log: {})",
-            ctx.floor_task_queue,
-            w.pid(),
-            w.log().display()
-        );
-    }
-
-    let mut kinds = Vec::new();
-    if !args.no_floor {
-        kinds.push(Kind::Floor);
-    }
-    if matches!(args.via, Via::Temporal | Via::Both) {
-        kinds.push(Kind::OrdersTemporal);
-    }
-    if matches!(args.via, Via::Api | Via::Both) {
-        if !api_up(&ctx).await {
-            bail!(
-                "the HTTP API does not answer at {} (run `make up`)",
-                ctx.api
-            );
-        }
-        kinds.push(Kind::OrdersApi);
-    }
-
+    let kinds = kinds(&ctx, &args).await?;
     let mut runs = Vec::new();
     for &c in &args.concurrency {
         for &kind in &kinds {
@@ -275,17 +219,104 @@ async fn bench(args: Args) -> Result<()> {
     if let Some(w) = floor_worker {
         w.stop()?;
     }
+    let (unfinished, check) = verify(&ctx, &runs).await?;
+    report(&ctx, &args, &runs, &unfinished, &check)?;
+    verdict(&runs, &unfinished, &check)
+}
 
-    // A payment answers before the data platform is told: wait for every measured order's
-    // workflow to close, then check CONTRACT §6.
+/// The stack's database, Temporal and API from the environment's settings, and the shop the
+/// orders are placed in.
+async fn connect(args: &Args) -> Result<Ctx> {
+    let settings = Settings::from_env()?;
+    let db = store::db::connect(&settings.database_url)
+        .await
+        .with_context(|| format!("PostgreSQL at {}", settings.database_url))?;
+    let client = runtime::connect_temporal(&settings).await?;
+    let service = OrderService::new(
+        client.clone(),
+        db.clone(),
+        &settings.task_queue,
+        settings.payment_timeout,
+    )
+    .with_remote_steps(settings.remote_steps);
+    let api = Api::with_timeout(
+        format!("http://{}", settings.http_addr),
+        &settings.auth_secret,
+        Duration::from_secs(60),
+    )?;
+    let shop = make_shop(&db, &api, args.users, args.products).await?;
+    Ok(Ctx {
+        floor_task_queue: floor::task_queue(&settings),
+        settings,
+        db,
+        client,
+        service,
+        api,
+        shop,
+        next: AtomicUsize::new(0),
+    })
+}
+
+/// The floor's worker, for the floor's runs only (`None` with `--no-floor`): stopped after
+/// them, or dropped, which stops it, on an error or a Ctrl-C (and should this process die, its
+/// standard input closes).
+async fn start_floor(ctx: &Ctx, args: &Args) -> Result<Option<FloorWorker>> {
+    if args.no_floor {
+        return Ok(None);
+    }
+    let log = args.out_dir.join("floor-worker.log");
+    let w = FloorWorker::start(&ctx.floor_task_queue, &log).await?;
+    println!(
+        "bench: the floor on task queue {} by its own worker, pid {} (log: {})",
+        ctx.floor_task_queue,
+        w.pid(),
+        w.log().display()
+    );
+    Ok(Some(w))
+}
+
+/// The kinds of runs asked for; the API's only if it answers.
+async fn kinds(ctx: &Ctx, args: &Args) -> Result<Vec<Kind>> {
+    let mut kinds = Vec::new();
+    if !args.no_floor {
+        kinds.push(Kind::Floor);
+    }
+    if matches!(args.via, Via::Temporal | Via::Both) {
+        kinds.push(Kind::OrdersTemporal);
+    }
+    if matches!(args.via, Via::Api | Via::Both) {
+        if ctx.api.wait_healthy(Duration::ZERO).await.is_err() {
+            bail!(
+                "the HTTP API does not answer at {} (run `make up`)",
+                ctx.api.base
+            );
+        }
+        kinds.push(Kind::OrdersApi);
+    }
+    Ok(kinds)
+}
+
+/// A payment answers before the data platform is told: waits for every measured order's
+/// workflow to close, then checks CONTRACT §6. The orders that did not finish, and the check.
+async fn verify(ctx: &Ctx, runs: &[Run]) -> Result<(Vec<String>, starter::check::CheckReport)> {
     let ids = runs
         .iter()
         .filter(|r| r.kind != Kind::Floor)
         .flat_map(|r| r.ids.iter().cloned())
         .collect();
-    let unfinished = unfinished(&ctx, &db, ids).await?;
-    let check = starter::check::run(&db, Some(&ctx.client)).await?;
+    let unfinished = unfinished(ctx, ids).await?;
+    let check = starter::check::run(&ctx.db, Some(&ctx.client)).await?;
+    Ok((unfinished, check))
+}
 
+/// Writes results.json and chart.png and prints the table.
+fn report(
+    ctx: &Ctx,
+    args: &Args,
+    runs: &[Run],
+    unfinished: &[String],
+    check: &starter::check::CheckReport,
+) -> Result<()> {
     let machine = procs::machine();
     let report = json!({
         "machine": machine,
@@ -300,16 +331,22 @@ async fn bench(args: Args) -> Result<()> {
     let json_path = args.out_dir.join("results.json");
     std::fs::write(&json_path, serde_json::to_string_pretty(&report)?)?;
     let png_path = args.out_dir.join("chart.png");
-    if let Err(e) = chart::draw(&png_path, &runs) {
+    if let Err(e) = chart::draw(&png_path, runs) {
         eprintln!("warning: no chart: {e:#}");
     }
-    print_table(&runs);
+    print_table(runs);
     println!();
     println!(
         "results: {}  chart: {}",
         json_path.display(),
         png_path.display()
     );
+    Ok(())
+}
+
+/// Fails on an invariant violation, and on any failed or unfinished order: figures of runs
+/// where orders failed measure something else.
+fn verdict(runs: &[Run], unfinished: &[String], check: &starter::check::CheckReport) -> Result<()> {
     if !check.ok {
         for v in &check.violations {
             eprintln!("violation: {v}");
@@ -320,12 +357,11 @@ async fn bench(args: Args) -> Result<()> {
         "invariants: ok ({} rules over {} orders)",
         check.checked["rules"], check.checked["orders"]
     );
-    // Figures of runs where orders failed measure something else: the run fails.
     let failed: usize = runs
         .iter()
         .map(|r| r.orders - r.completed + r.warmup_failed)
         .sum();
-    for id in &unfinished {
+    for id in unfinished {
         eprintln!(
             "unfinished: order {id} did not end COMPLETED and delivered to the data platform"
         );
@@ -341,209 +377,172 @@ async fn bench(args: Args) -> Result<()> {
 
 /// The orders among `ids` whose workflow did not close (within a minute of the last run) with
 /// the order COMPLETED and delivered to the data platform.
-async fn unfinished(ctx: &Ctx, db: &sqlx::PgPool, ids: Vec<String>) -> Result<Vec<String>> {
-    let until = tokio::time::Instant::now() + Duration::from_secs(60);
-    let completed: Vec<String> = futures::stream::iter(ids.iter().cloned())
-        .map(|id| async move { (closed(ctx, &id, until).await == Some(true)).then_some(id) })
-        .buffer_unordered(32)
-        .filter_map(std::future::ready)
-        .collect()
-        .await;
+async fn unfinished(ctx: &Ctx, ids: Vec<String>) -> Result<Vec<String>> {
+    let open = testkit::check::unclosed_workflows(&ctx.client, &ids, Duration::from_secs(60)).await;
+    let closed: Vec<&String> = ids.iter().filter(|id| !open.contains(id)).collect();
     let done: std::collections::HashSet<String> = sqlx::query_scalar(
         "SELECT id FROM orders WHERE id = ANY($1) \
          AND status = 'COMPLETED' AND platform_notified_at IS NOT NULL",
     )
-    .bind(&completed)
-    .fetch_all(db)
+    .bind(&closed)
+    .fetch_all(&ctx.db)
     .await?
     .into_iter()
     .collect();
     Ok(ids.into_iter().filter(|id| !done.contains(id)).collect())
 }
 
-async fn api_up(ctx: &Ctx) -> bool {
-    ctx.http
-        .get(format!("{}/health", ctx.api))
-        .send()
-        .await
-        .is_ok_and(|r| r.status().is_success())
-}
-
 /// Customers with points that never run out and products with stock that never does, so that
 /// every order of the run completes and the figures measure the saga, not refusals.
-async fn make_shop(
-    db: &sqlx::PgPool,
-    settings: &Settings,
-    users: usize,
-    products: usize,
-) -> Result<Shop> {
+async fn make_shop(db: &sqlx::PgPool, api: &Api, users: usize, products: usize) -> Result<Shop> {
     let mut shop = Shop {
         users: Vec::new(),
         products: Vec::new(),
     };
     for i in 0..users.max(1) {
-        let id =
-            store::db::create_user(db, &format!("bench customer {i}"), 1_000_000_000_000).await?;
-        let t = token::mint(
-            &settings.auth_secret,
-            &id.to_string(),
-            Role::Customer,
-            Duration::from_secs(86_400),
-        )?;
-        shop.users.push((id, t));
+        let name = format!("bench customer {i}");
+        let id = testkit::shop::user(db, &name, 1_000_000_000_000).await?;
+        let token = api.customer_for(id, Duration::from_secs(86_400));
+        shop.users.push((id, token));
     }
     for i in 0..products.max(1) {
         let price = 1_000 + 500 * (i as i64 % 9);
-        shop.products.push(
-            store::db::create_product(db, &format!("bench product {i}"), price, 1_000_000_000)
-                .await?,
-        );
+        let name = format!("bench product {i}");
+        shop.products
+            .push(testkit::shop::product(db, &name, price, 1_000_000_000).await?);
     }
     Ok(shop)
 }
 
 /// The n-th order: a user round robin, one to three lines over distinct products.
-fn order_for(shop: &Shop, n: usize) -> (usize, PlaceOrderRequest) {
+fn order_for(shop: &Shop, n: usize) -> (usize, Vec<(ProductId, i64)>) {
     let user = n % shop.users.len();
-    let lines = 1 + n % 3;
-    let items = (0..lines)
-        .map(|i| LineRequest {
-            product_id: shop.products[(n * 7 + i * 3) % shop.products.len()],
-            quantity: 1 + (n + i) as i64 % 2,
-        })
-        .collect::<Vec<_>>();
-    // Distinct products only (the input rules forbid a product twice).
-    let mut seen = std::collections::HashSet::new();
-    let items = items
-        .into_iter()
-        .filter(|l| seen.insert(l.product_id))
-        .collect();
-    (
-        user,
-        PlaceOrderRequest {
-            items,
-            coupon_id: None,
-            shipping: Shipping {
-                recipient: "Bench Customer".into(),
-                address: "1 Load Test-ro, Seoul".into(),
-                phone: "010-0000-0000".into(),
-            },
-        },
-    )
+    let mut lines: Vec<(ProductId, i64)> = Vec::new();
+    for i in 0..1 + n % 3 {
+        let product = shop.products[(n * 7 + i * 3) % shop.products.len()];
+        // Distinct products only (the input rules forbid a product twice).
+        if lines.iter().all(|(p, _)| *p != product) {
+            lines.push((product, 1 + (n + i) as i64 % 2));
+        }
+    }
+    (user, lines)
 }
 
+/// One order (or floor iteration) of `kind`, timed.
 async fn one(ctx: &Ctx, kind: Kind) -> Result<Sample, String> {
     let n = ctx.next.fetch_add(1, Ordering::Relaxed);
     match kind {
-        Kind::Floor => {
-            let id = format!("floor-{}", uuid::Uuid::new_v4().simple());
-            let shape = FloorShape {
-                payment_timeout_ms: u64::try_from(ctx.settings.payment_timeout.as_millis())
-                    .unwrap_or(u64::MAX),
-                ..order_shape(&ctx.settings)
-            };
-            let options = WorkflowUpdateWithStartOptions::new(
-                ctx.floor_task_queue.clone(),
-                id.clone(),
-                WorkflowIdConflictPolicy::UseExisting,
-            )
-            .build();
-            let t0 = Instant::now();
-            ctx.client
-                .execute_update_with_start_workflow(
-                    FloorWorkflow::run,
-                    shape,
-                    FloorWorkflow::place,
-                    (),
-                    options,
-                )
-                .await
-                .map_err(|e| format!("floor place: {e}"))?;
-            let place = t0.elapsed();
-            let t1 = Instant::now();
-            ctx.client
-                .get_workflow_handle::<FloorWorkflow>(id.as_str())
-                .execute_update(
-                    FloorWorkflow::pay,
-                    (),
-                    WorkflowExecuteUpdateOptions::default(),
-                )
-                .await
-                .map_err(|e| format!("floor pay: {e}"))?;
-            Ok(Sample {
-                id,
-                place,
-                pay: t1.elapsed(),
-            })
-        }
-        Kind::OrdersTemporal => {
-            let (user, req) = order_for(&ctx.shop, n);
-            let id = OrderService::new_order_id();
-            let t0 = Instant::now();
-            ctx.service
-                .place(&id, ctx.shop.users[user].0, req)
-                .await
-                .map_err(|e| code_of_service(&e))?;
-            let place = t0.elapsed();
-            let t1 = Instant::now();
-            let order = ctx
-                .service
-                .pay(&id)
-                .await
-                .map_err(|e| code_of_service(&e))?;
-            if order.status != domain::OrderStatus::Completed {
-                return Err(format!("paid but {}", order.status));
-            }
-            Ok(Sample {
-                id,
-                place,
-                pay: t1.elapsed(),
-            })
-        }
-        Kind::OrdersApi => {
-            let (user, req) = order_for(&ctx.shop, n);
-            let token = &ctx.shop.users[user].1;
-            let t0 = Instant::now();
-            let placed = ctx
-                .http
-                .post(format!("{}/api/v1/orders", ctx.api))
-                .bearer_auth(token)
-                .json(&req)
-                .send()
-                .await
-                .map_err(|e| format!("HTTP: {e}"))?;
-            let status = placed.status();
-            let body: serde_json::Value =
-                placed.json().await.map_err(|e| format!("HTTP body: {e}"))?;
-            if status.as_u16() != 201 {
-                return Err(body["code"]
-                    .as_str()
-                    .unwrap_or("placement failed")
-                    .to_owned());
-            }
-            let place = t0.elapsed();
-            let id = body["id"].as_str().unwrap_or_default().to_owned();
-            let t1 = Instant::now();
-            let paid = ctx
-                .http
-                .post(format!("{}/api/v1/payments", ctx.api))
-                .bearer_auth(token)
-                .json(&json!({ "order_id": id }))
-                .send()
-                .await
-                .map_err(|e| format!("HTTP: {e}"))?;
-            let status = paid.status();
-            let body: serde_json::Value =
-                paid.json().await.map_err(|e| format!("HTTP body: {e}"))?;
-            if status.as_u16() != 200 || body["status"] != "COMPLETED" {
-                return Err(body["code"].as_str().unwrap_or("payment failed").to_owned());
-            }
-            Ok(Sample {
-                id,
-                place,
-                pay: t1.elapsed(),
-            })
-        }
+        Kind::Floor => floor_once(ctx).await,
+        Kind::OrdersTemporal => order_via_temporal(ctx, n).await,
+        Kind::OrdersApi => order_via_api(ctx, n).await,
+    }
+}
+
+/// The floor: its placement and its payment, updates of a workflow that does no work.
+async fn floor_once(ctx: &Ctx) -> Result<Sample, String> {
+    let id = format!("floor-{}", uuid::Uuid::new_v4().simple());
+    let shape = FloorShape {
+        payment_timeout_ms: u64::try_from(ctx.settings.payment_timeout.as_millis())
+            .unwrap_or(u64::MAX),
+        ..order_shape(&ctx.settings)
+    };
+    let options = WorkflowUpdateWithStartOptions::new(
+        ctx.floor_task_queue.clone(),
+        id.clone(),
+        WorkflowIdConflictPolicy::UseExisting,
+    )
+    .build();
+    let t0 = Instant::now();
+    ctx.client
+        .execute_update_with_start_workflow(
+            FloorWorkflow::run,
+            shape,
+            FloorWorkflow::place,
+            (),
+            options,
+        )
+        .await
+        .map_err(|e| format!("floor place: {e}"))?;
+    let place = t0.elapsed();
+    let t1 = Instant::now();
+    ctx.client
+        .get_workflow_handle::<FloorWorkflow>(id.as_str())
+        .execute_update(
+            FloorWorkflow::pay,
+            (),
+            WorkflowExecuteUpdateOptions::default(),
+        )
+        .await
+        .map_err(|e| format!("floor pay: {e}"))?;
+    Ok(Sample {
+        id,
+        place,
+        pay: t1.elapsed(),
+    })
+}
+
+/// An order through the Temporal client (`OrderService`, as the CLI does).
+async fn order_via_temporal(ctx: &Ctx, n: usize) -> Result<Sample, String> {
+    let (user, lines) = order_for(&ctx.shop, n);
+    let id = OrderService::new_order_id();
+    let t0 = Instant::now();
+    ctx.service
+        .place(&id, ctx.shop.users[user].0, order_request(&lines, None))
+        .await
+        .map_err(|e| code_of_service(&e))?;
+    let place = t0.elapsed();
+    let t1 = Instant::now();
+    let order = ctx
+        .service
+        .pay(&id, None)
+        .await
+        .map_err(|e| code_of_service(&e))?;
+    if order.status != domain::OrderStatus::Completed {
+        return Err(format!("paid but {}", order.status));
+    }
+    Ok(Sample {
+        id: id.into_string(),
+        place,
+        pay: t1.elapsed(),
+    })
+}
+
+/// An order through the HTTP API, with `testkit`'s client.
+async fn order_via_api(ctx: &Ctx, n: usize) -> Result<Sample, String> {
+    let (user, lines) = order_for(&ctx.shop, n);
+    let token = Some(ctx.shop.users[user].1.as_str());
+    let t0 = Instant::now();
+    let placed = ctx
+        .api
+        .post("/api/v1/orders", token, &order_body(&lines, None))
+        .await
+        .map_err(|e| format!("HTTP: {e}"))?;
+    if placed.status != 201 {
+        return Err(code_or(&placed, "placement failed"));
+    }
+    let place = t0.elapsed();
+    let id = placed.body["id"].as_str().unwrap_or_default().to_owned();
+    let t1 = Instant::now();
+    let paid = ctx
+        .api
+        .post("/api/v1/payments", token, &json!({ "order_id": id }))
+        .await
+        .map_err(|e| format!("HTTP: {e}"))?;
+    if paid.status != 200 || paid.order_status() != "COMPLETED" {
+        return Err(code_or(&paid, "payment failed"));
+    }
+    Ok(Sample {
+        id,
+        place,
+        pay: t1.elapsed(),
+    })
+}
+
+/// The contract's error code of an answer, or `otherwise` when it has none.
+fn code_or(reply: &testkit::Reply, otherwise: &str) -> String {
+    match reply.code() {
+        "" => otherwise.to_owned(),
+        code => code.to_owned(),
     }
 }
 
@@ -664,8 +663,12 @@ async fn run(
 async fn history_events(ctx: &Ctx, samples: &[Sample], n: usize) -> Option<f64> {
     let mut lengths = Vec::new();
     for s in samples.iter().take(n) {
-        let until = tokio::time::Instant::now() + Duration::from_secs(30);
-        if closed(ctx, &s.id, until).await.is_none() {
+        let id = std::slice::from_ref(&s.id);
+        let patience = Duration::from_secs(30);
+        if !testkit::check::unclosed_workflows(&ctx.client, id, patience)
+            .await
+            .is_empty()
+        {
             continue;
         }
         let h = ctx
@@ -676,19 +679,6 @@ async fn history_events(ctx: &Ctx, samples: &[Sample], n: usize) -> Option<f64> 
         }
     }
     (!lengths.is_empty()).then(|| lengths.iter().sum::<f64>() / lengths.len() as f64)
-}
-
-/// Waits until workflow `id` (an order's or the floor's) closes, at most until `until`:
-/// `Some(true)` when it completed, `Some(false)` when it closed otherwise.
-async fn closed(ctx: &Ctx, id: &str, until: tokio::time::Instant) -> Option<bool> {
-    let handle = ctx.client.get_workflow_handle::<UntypedWorkflow>(id);
-    let result = tokio::time::timeout_at(
-        until,
-        handle.get_result(WorkflowGetResultOptions::default()),
-    )
-    .await
-    .ok()?;
-    Some(result.is_ok())
 }
 
 fn print_table(runs: &[Run]) {

@@ -1,7 +1,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{CouponId, Points, UserId};
+use crate::{CouponId, OrderId, Points, UserId};
 
 /// A coupon's discount, as the contract writes it on the wire:
 /// `{"type":"FIXED","amount":N}` or `{"type":"PERCENT","percent":P,"max_amount":M?}`.
@@ -85,14 +85,17 @@ impl CouponStatus {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Coupon {
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
     pub id: CouponId,
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
     pub user_id: UserId,
     pub discount: Discount,
     pub min_order_amount: Option<Points>,
     pub expires_at: DateTime<Utc>,
     pub status: CouponStatus,
     pub used_at: Option<DateTime<Utc>>,
-    pub order_id: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub order_id: Option<OrderId>,
 }
 
 /// Why a coupon cannot be used (`details.reason` of `COUPON_INVALID`).
@@ -192,8 +195,8 @@ mod tests {
     fn coupon_rules_in_order() {
         let now = Utc::now();
         let c = Coupon {
-            id: 1,
-            user_id: 7,
+            id: CouponId::new(1),
+            user_id: UserId::new(7),
             discount: Discount::Fixed { amount: 1 },
             min_order_amount: Some(10_000),
             expires_at: now + chrono::Duration::hours(1),
@@ -201,14 +204,17 @@ mod tests {
             used_at: None,
             order_id: None,
         };
-        assert_eq!(c.check(8, 20_000, now), Err(CouponInvalidReason::NotOwned));
         assert_eq!(
-            c.check(7, 9_999, now),
+            c.check(UserId::new(8), 20_000, now),
+            Err(CouponInvalidReason::NotOwned)
+        );
+        assert_eq!(
+            c.check(UserId::new(7), 9_999, now),
             Err(CouponInvalidReason::MinOrderAmount)
         );
-        assert_eq!(c.check(7, 10_000, now), Ok(()));
+        assert_eq!(c.check(UserId::new(7), 10_000, now), Ok(()));
         assert_eq!(
-            c.check(7, 10_000, now + chrono::Duration::hours(2)),
+            c.check(UserId::new(7), 10_000, now + chrono::Duration::hours(2)),
             Err(CouponInvalidReason::Expired)
         );
         let used = Coupon {
@@ -216,7 +222,7 @@ mod tests {
             ..c
         };
         assert_eq!(
-            used.check(7, 10_000, now),
+            used.check(UserId::new(7), 10_000, now),
             Err(CouponInvalidReason::AlreadyUsed)
         );
     }

@@ -179,13 +179,13 @@ impl TryFrom<ErrorBody> for OrderError {
                 details: b.details.clone(),
             },
             Self::PRODUCT_NOT_FOUND => Self::ProductNotFound {
-                product_id: int("product_id")?,
+                product_id: ProductId::new(int("product_id")?),
             },
             Self::ORDER_NOT_FOUND => Self::OrderNotFound {
                 order_id: string("order_id")?,
             },
             Self::INSUFFICIENT_STOCK => Self::InsufficientStock {
-                product_id: int("product_id")?,
+                product_id: ProductId::new(int("product_id")?),
                 available: int("available")?,
             },
             Self::ORDER_NOT_PAYABLE
@@ -220,12 +220,14 @@ mod tests {
     fn round_trips_through_the_contract_body() {
         let all = [
             OrderError::invalid("bad"),
-            OrderError::ProductNotFound { product_id: 3 },
+            OrderError::ProductNotFound {
+                product_id: ProductId::new(3),
+            },
             OrderError::OrderNotFound {
                 order_id: "o-1".into(),
             },
             OrderError::InsufficientStock {
-                product_id: 3,
+                product_id: ProductId::new(3),
                 available: 1,
             },
             OrderError::not_payable(OrderStatus::Completed),

@@ -5,6 +5,7 @@
 
 pub mod coupon;
 pub mod error;
+pub mod id;
 pub mod input;
 pub mod order;
 pub mod pricing;
@@ -12,12 +13,10 @@ pub mod saga;
 
 pub use coupon::{Coupon, CouponInvalidReason, CouponStatus, Discount};
 pub use error::{ErrorBody, MAX_PAYMENT_ATTEMPTS, OrderError};
+pub use id::{CouponId, OrderId, ProductId, UserId};
 pub use input::{LineRequest, PlaceOrderRequest, QuoteRequest, Shipping};
 pub use order::{CancelCode, Order, OrderLine, OrderStatus};
 pub use pricing::Pricing;
 
 /// Money is whole points, a KRW-like integer: there are no fractions anywhere.
 pub type Points = i64;
-pub type UserId = i64;
-pub type ProductId = i64;
-pub type CouponId = i64;

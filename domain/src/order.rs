@@ -1,7 +1,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{CouponId, Points, ProductId, Shipping, UserId};
+use crate::{CouponId, OrderId, Points, ProductId, Shipping, UserId};
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -120,6 +120,7 @@ impl std::fmt::Display for CancelCode {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderLine {
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
     pub product_id: ProductId,
     pub name: String,
     pub unit_price: Points,
@@ -131,13 +132,16 @@ pub struct OrderLine {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Order {
-    pub id: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub id: OrderId,
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
     pub user_id: UserId,
     pub status: OrderStatus,
     pub items: Vec<OrderLine>,
     pub subtotal: Points,
     pub discount: Points,
     pub total: Points,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>))]
     pub coupon_id: Option<CouponId>,
     pub shipping: Shipping,
     pub created_at: DateTime<Utc>,

@@ -32,7 +32,7 @@ mod tests {
 
     fn line(price: Points, qty: i64) -> OrderLine {
         OrderLine {
-            product_id: 1,
+            product_id: crate::ProductId::new(1),
             name: "x".into(),
             unit_price: price,
             quantity: qty,

@@ -3,13 +3,15 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{CancelCode, CouponId, LineRequest, OrderStatus, PlaceOrderRequest, Points, UserId};
+use crate::{
+    CancelCode, CouponId, LineRequest, OrderId, OrderStatus, PlaceOrderRequest, Points, UserId,
+};
 
 /// Places one order: checks it and records it `PENDING`, keyed by `order_id` (a re-run answers
 /// the order as recorded, whatever has changed since).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlaceOrderInput {
-    pub order_id: String,
+    pub order_id: OrderId,
     pub user_id: UserId,
     pub request: PlaceOrderRequest,
     /// `expires_at` is the moment the order is recorded plus this.
@@ -33,7 +35,7 @@ pub struct PayRequest {
 /// `INSUFFICIENT_POINTS`) is a new attempt, so a fenced first attempt never blocks a second.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepKey {
-    pub order_id: String,
+    pub order_id: OrderId,
     pub payment_id: String,
 }
 
@@ -61,7 +63,7 @@ pub struct DeductStockInput {
 /// payment step) or `EXPIRED`. Closing undoes whatever the order's ledger shows done.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CloseOrderInput {
-    pub order_id: String,
+    pub order_id: OrderId,
     pub status: OrderStatus,
     pub code: CancelCode,
     pub reason: String,

@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use domain::{Discount, LineRequest, OrderError, PlaceOrderRequest, Shipping};
+use domain::{
+    CouponId, Discount, LineRequest, OrderError, OrderId, PlaceOrderRequest, ProductId, Shipping,
+    UserId,
+};
 use runtime::Settings;
 use starter::token::{self, Role};
 use starter::{OrderService, ServiceError};
@@ -284,23 +287,40 @@ async fn run(cli: Cli) -> Result<String, Failure> {
                 OrderCommand::Place(a) => {
                     let request = PlaceOrderRequest {
                         items: a.items,
-                        coupon_id: a.coupon,
+                        coupon_id: a.coupon.map(CouponId::new),
                         shipping: Shipping {
                             recipient: a.recipient,
                             address: a.address,
                             phone: a.phone,
                         },
                     };
-                    let id = a.id.unwrap_or_else(OrderService::new_order_id);
-                    service.place(&id, a.user, request).await?
+                    let id = match a.id {
+                        Some(id) => OrderId::parse(&id).map_err(Failure::Order)?,
+                        None => OrderService::new_order_id(),
+                    };
+                    service.place(&id, UserId::new(a.user), request).await?
                 }
-                OrderCommand::Pay { order_id } => service.pay(&order_id).await?,
-                OrderCommand::Cancel { order_id } => service.cancel(&order_id).await?,
-                OrderCommand::Show { order_id } => service.show(&order_id).await?,
+                OrderCommand::Pay { order_id } => {
+                    service.pay(&order_id_arg(&order_id)?, None).await?
+                }
+                OrderCommand::Cancel { order_id } => {
+                    service.cancel(&order_id_arg(&order_id)?).await?
+                }
+                OrderCommand::Show { order_id } => service.show(&order_id_arg(&order_id)?).await?,
             };
             Ok(serde_json::to_string_pretty(&order).map_err(anyhow::Error::from)?)
         }
     }
+}
+
+/// An order id from the command line. One that cannot be an order id names no order (as the
+/// API answers it).
+fn order_id_arg(id: &str) -> Result<OrderId, Failure> {
+    OrderId::parse(id).map_err(|_| {
+        Failure::Order(OrderError::OrderNotFound {
+            order_id: id.to_owned(),
+        })
+    })
 }
 
 async fn check(settings: &Settings) -> Result<String, Failure> {
@@ -330,6 +350,7 @@ async fn check(settings: &Settings) -> Result<String, Failure> {
 
 async fn repair(settings: &Settings, order_id: &str, apply: bool) -> Result<String, Failure> {
     use starter::repair::{self, RepairError};
+    let order_id = order_id_arg(order_id)?;
     let db = store::db::connect(&settings.database_url)
         .await
         .with_context(|| format!("cannot reach PostgreSQL at {}", settings.database_url))?;
@@ -337,7 +358,7 @@ async fn repair(settings: &Settings, order_id: &str, apply: bool) -> Result<Stri
         .await
         .map_err(anyhow::Error::from)?;
     let platform = activities::platform::PlatformClient::new(settings.data_platform_url.clone());
-    match repair::run(&db, &client, &platform, order_id, apply).await {
+    match repair::run(&db, &client, &platform, &order_id, apply).await {
         Ok(report) => Ok(serde_json::to_string_pretty(&report).map_err(anyhow::Error::from)?),
         Err(RepairError::Order(e)) => Err(Failure::Order(e)),
         Err(e) => Err(Failure::Other(e.into())),
@@ -453,9 +474,15 @@ async fn admin(settings: &Settings, cmd: AdminCommand) -> Result<String, Failure
             let valid_for = chrono::Duration::from_std(valid_for)
                 .map_err(|_| Failure::Order(OrderError::invalid("--valid-for is too long")))?;
             let expires_at = chrono::Utc::now() + valid_for;
-            let id = db::create_coupon(&pool, user, &discount, min_order_amount, expires_at)
-                .await
-                .map_err(step)?;
+            let id = db::create_coupon(
+                &pool,
+                UserId::new(user),
+                &discount,
+                min_order_amount,
+                expires_at,
+            )
+            .await
+            .map_err(step)?;
             serde_json::to_value(
                 store::coupons::get(&pool, id)
                     .await
@@ -463,17 +490,21 @@ async fn admin(settings: &Settings, cmd: AdminCommand) -> Result<String, Failure
             )
         }
         AdminCommand::TopUp { user, amount } => {
-            db::top_up(&pool, user, amount, None).await.map_err(step)?;
+            db::top_up(&pool, UserId::new(user), amount, None)
+                .await
+                .map_err(step)?;
             serde_json::to_value(
-                db::get_user(&pool, user)
+                db::get_user(&pool, UserId::new(user))
                     .await
                     .map_err(anyhow::Error::from)?,
             )
         }
         AdminCommand::Restock { product, quantity } => {
-            db::restock(&pool, product, quantity).await.map_err(step)?;
+            db::restock(&pool, ProductId::new(product), quantity)
+                .await
+                .map_err(step)?;
             serde_json::to_value(
-                db::get_product(&pool, product)
+                db::get_product(&pool, ProductId::new(product))
                     .await
                     .map_err(anyhow::Error::from)?,
             )

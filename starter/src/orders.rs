@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use domain::saga::PayRequest;
-use domain::{Order, OrderError, PlaceOrderRequest, UserId};
+use domain::{Order, OrderError, OrderId, PlaceOrderRequest, UserId};
 use store::{PgPool, StoreError};
 use temporalio_client::errors::{
     WorkflowStartError, WorkflowUpdateError, WorkflowUpdateWithStartError,
@@ -76,26 +76,26 @@ impl OrderService {
     }
 
     /// A fresh order id (also the workflow id).
-    pub fn new_order_id() -> String {
-        format!("ord-{}", uuid::Uuid::new_v4().simple())
+    pub fn new_order_id() -> OrderId {
+        OrderId::parse(&format!("ord-{}", uuid::Uuid::new_v4().simple()))
+            .expect("ord- and 32 hex digits make an order id")
     }
 
     /// Starts the order's workflow and waits for the placement's answer (update-with-start).
     /// Calling again with the same id while the workflow runs attaches to the same answer.
     pub async fn place(
         &self,
-        order_id: &str,
+        order_id: &OrderId,
         user_id: UserId,
         request: PlaceOrderRequest,
     ) -> Result<Order, ServiceError> {
         request.validate()?;
-        domain::input::validate_order_id(order_id)?;
         // The Web UI's title of the workflow; set once at the start, as the seed diagrams name
         // an order (what changes afterwards is in the workflow's current details).
         let summary = start_summary(order_id, user_id, &request);
         let details = start_details(&request, self.payment_timeout);
         let input = OrderInput {
-            order_id: order_id.to_owned(),
+            order_id: order_id.clone(),
             user_id,
             request,
             payment_timeout_ms: u64::try_from(self.payment_timeout.as_millis()).unwrap_or(u64::MAX),
@@ -113,7 +113,7 @@ impl OrderService {
         .static_details(details)
         // Known at the start: set with it rather than upserted by the workflow.
         .search_attributes(SearchAttributes::new([
-            search_attributes::CUSTOMER_ID.value_set(user_id),
+            search_attributes::CUSTOMER_ID.value_set(user_id.get()),
             search_attributes::ORDER_STATUS.value_set(search_attributes::PLACING.to_owned()),
         ]))
         .build();
@@ -148,14 +148,20 @@ impl OrderService {
 
     /// Placing again under the id of an order whose workflow has closed: the same answer as
     /// the first time (the order as it stands now, or the error that rejected it).
-    async fn placed_before(&self, order_id: &str, user_id: UserId) -> Result<Order, ServiceError> {
+    async fn placed_before(
+        &self,
+        order_id: &OrderId,
+        user_id: UserId,
+    ) -> Result<Order, ServiceError> {
         if let Some(order) = store::orders::load(&self.db, order_id).await? {
             if order.user_id == user_id {
                 return Ok(order);
             }
             return Err(OrderError::invalid(format!("order id {order_id} is taken")).into());
         }
-        let handle = self.client.get_workflow_handle::<OrderWorkflow>(order_id);
+        let handle = self
+            .client
+            .get_workflow_handle::<OrderWorkflow>(order_id.as_str());
         match handle.get_result(WorkflowGetResultOptions::default()).await {
             Ok(workflows::OrderResult {
                 rejected: Some(error),
@@ -165,20 +171,20 @@ impl OrderService {
         }
     }
 
-    pub async fn pay(&self, order_id: &str) -> Result<Order, ServiceError> {
-        self.pay_as(order_id, None).await
-    }
-
-    /// Pays as the payment named `update_id`: sending it again with the same id attaches to
-    /// that payment and answers its outcome (Temporal deduplicates updates by id), where a new
-    /// payment would be refused as `PAID` (in flight), or as `COMPLETED` by its own success. That is how
-    /// a client whose answer was lost (a 503 after the request deadline) learns it.
-    pub async fn pay_as(
+    /// Sends the `pay` update: answers with the `COMPLETED` order or the contract's error.
+    /// `update_id` names the payment (a fresh one when `None`): sending it again with the same
+    /// id attaches to that payment and answers its outcome (Temporal deduplicates updates by
+    /// id), where a new payment would be refused as `PAID` (in flight), or as `COMPLETED` by its
+    /// own success. That is how a client whose answer was lost (a 503 after the request
+    /// deadline) learns it.
+    pub async fn pay(
         &self,
-        order_id: &str,
+        order_id: &OrderId,
         update_id: Option<String>,
     ) -> Result<Order, ServiceError> {
-        let handle = self.client.get_workflow_handle::<OrderWorkflow>(order_id);
+        let handle = self
+            .client
+            .get_workflow_handle::<OrderWorkflow>(order_id.as_str());
         // The payment's id is the update's: the workflow keys the payment's steps by it, and a
         // repeat under the same id attaches to the same payment.
         let payment_id = update_id.unwrap_or_else(|| format!("pay-{}", uuid::Uuid::new_v4()));
@@ -199,8 +205,10 @@ impl OrderService {
         }
     }
 
-    pub async fn cancel(&self, order_id: &str) -> Result<Order, ServiceError> {
-        let handle = self.client.get_workflow_handle::<OrderWorkflow>(order_id);
+    pub async fn cancel(&self, order_id: &OrderId) -> Result<Order, ServiceError> {
+        let handle = self
+            .client
+            .get_workflow_handle::<OrderWorkflow>(order_id.as_str());
         let result = handle
             .execute_update(
                 OrderWorkflow::cancel,
@@ -215,12 +223,12 @@ impl OrderService {
     }
 
     /// The order as recorded in PostgreSQL.
-    pub async fn show(&self, order_id: &str) -> Result<Order, ServiceError> {
+    pub async fn show(&self, order_id: &OrderId) -> Result<Order, ServiceError> {
         store::orders::load(&self.db, order_id)
             .await?
             .ok_or_else(|| {
                 OrderError::OrderNotFound {
-                    order_id: order_id.to_owned(),
+                    order_id: order_id.to_string(),
                 }
                 .into()
             })
@@ -228,7 +236,7 @@ impl OrderService {
 
     /// Turns a failed update into the contract's error. An update to a workflow that has
     /// already closed (or never existed) is answered from the database.
-    async fn update_error(&self, order_id: &str, e: WorkflowUpdateError) -> ServiceError {
+    async fn update_error(&self, order_id: &OrderId, e: WorkflowUpdateError) -> ServiceError {
         match e {
             WorkflowUpdateError::Failed(mut failure) => {
                 // Its details are payloads, encrypted like any other (CONTRACT §8).
@@ -257,19 +265,21 @@ impl OrderService {
     }
 
     /// Whether the order's workflow (its latest run) has closed; false when that is unknown.
-    async fn workflow_closed(&self, order_id: &str) -> bool {
-        let handle = self.client.get_workflow_handle::<OrderWorkflow>(order_id);
+    async fn workflow_closed(&self, order_id: &OrderId) -> bool {
+        let handle = self
+            .client
+            .get_workflow_handle::<OrderWorkflow>(order_id.as_str());
         handle
             .describe(WorkflowDescribeOptions::default())
             .await
             .is_ok_and(|d| d.status() != WorkflowExecutionStatus::Running)
     }
 
-    async fn closed_order(&self, order_id: &str) -> ServiceError {
+    async fn closed_order(&self, order_id: &OrderId) -> ServiceError {
         match store::orders::load(&self.db, order_id).await {
             Ok(Some(order)) => OrderError::not_payable(order.status).into(),
             Ok(None) => OrderError::OrderNotFound {
-                order_id: order_id.to_owned(),
+                order_id: order_id.to_string(),
             }
             .into(),
             Err(e) => e.into(),
@@ -281,7 +291,7 @@ impl OrderService {
 pub use activities::error::business_error;
 
 /// "Order ord-… by user 4: 2 lines, coupon 7" (one line: the UI shows it as the title).
-fn start_summary(order_id: &str, user_id: UserId, request: &PlaceOrderRequest) -> String {
+fn start_summary(order_id: &OrderId, user_id: UserId, request: &PlaceOrderRequest) -> String {
     let lines = match request.items.len() {
         1 => "1 line".to_owned(),
         n => format!("{n} lines"),

@@ -13,7 +13,7 @@
 //! A dry run by default: it says what it would do. Running it again changes nothing more. A
 //! running workflow is refused: it finishes its order itself (cancel it instead).
 
-use domain::{CancelCode, Order, OrderError, OrderStatus};
+use domain::{CancelCode, Order, OrderError, OrderId, OrderStatus};
 use serde::Serialize;
 use store::repair::DoneStep;
 use store::{PgPool, StoreError};
@@ -100,7 +100,7 @@ pub struct RepairReport {
 /// What to do with `order`, whose workflow stands as `workflow`.
 pub fn decide(workflow: &Workflow, order: &Order) -> Result<Action, RepairError> {
     let unfinished = match workflow {
-        Workflow::Running => return Err(RepairError::Running(order.id.clone())),
+        Workflow::Running => return Err(RepairError::Running(order.id.to_string())),
         Workflow::Finished(_) => false,
         Workflow::Ended(_) => true,
         Workflow::Missing => false,
@@ -167,7 +167,7 @@ pub async fn run(
     db: &PgPool,
     client: &Client,
     platform: &PlatformClient,
-    order_id: &str,
+    order_id: &OrderId,
     apply: bool,
 ) -> Result<RepairReport, RepairError> {
     let workflow = workflow_of(client, order_id).await?;
@@ -176,7 +176,7 @@ pub async fn run(
     let done_steps = store::repair::done_steps(db, order_id).await?;
     let plan = plan(action, &order, &done_steps);
     let mut report = RepairReport {
-        order_id: order_id.to_owned(),
+        order_id: order_id.to_string(),
         workflow: workflow.describe().to_owned(),
         status: order.status,
         cancel_code: order.cancel_code,
@@ -226,10 +226,10 @@ async fn deliver(
     load(db, &order.id).await
 }
 
-async fn load(db: &PgPool, order_id: &str) -> Result<Order, RepairError> {
+async fn load(db: &PgPool, order_id: &OrderId) -> Result<Order, RepairError> {
     store::orders::load(db, order_id).await?.ok_or_else(|| {
         OrderError::OrderNotFound {
-            order_id: order_id.to_owned(),
+            order_id: order_id.to_string(),
         }
         .into()
     })
@@ -259,13 +259,13 @@ pub async fn workflow_of(client: &Client, order_id: &str) -> Result<Workflow, Re
 #[cfg(test)]
 mod tests {
     use super::*;
-    use domain::Shipping;
+    use domain::{Shipping, UserId};
 
     fn order(status: OrderStatus, code: Option<CancelCode>, notified: bool) -> Order {
         let at = chrono::Utc::now();
         Order {
-            id: "ord-1".into(),
-            user_id: 1,
+            id: OrderId::parse("ord-1").expect("a valid order id"),
+            user_id: UserId::from(1),
             status,
             items: Vec::new(),
             subtotal: 1_000,

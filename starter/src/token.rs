@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use domain::UserId;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 
@@ -29,7 +30,7 @@ pub struct TokenError(#[from] jsonwebtoken::errors::Error);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Principal {
     /// A customer: `sub` is the user id.
-    Customer(i64),
+    Customer(UserId),
     /// An admin: `sub` need not be a user.
     Admin,
 }
@@ -86,8 +87,8 @@ pub fn verify_subject(secret: &str, token: &str) -> Result<(Principal, String), 
     let sub = data.claims.sub;
     let principal = match data.claims.role.as_str() {
         "admin" => Principal::Admin,
-        "customer" => match sub.parse::<i64>() {
-            Ok(id) if id > 0 && sub == id.to_string() => Principal::Customer(id),
+        "customer" => match UserId::parse(&sub) {
+            Ok(id) if id.get() > 0 && sub == id.to_string() => Principal::Customer(id),
             _ => return Err(VerifyError::BadSubject),
         },
         _ => return Err(VerifyError::BadRole),
@@ -141,7 +142,7 @@ mod tests {
     fn verify_accepts_what_mint_makes_and_nothing_else() {
         let ttl = Duration::from_secs(60);
         let t = mint("k", "42", Role::Customer, ttl).unwrap();
-        assert_eq!(verify("k", &t), Ok(Principal::Customer(42)));
+        assert_eq!(verify("k", &t), Ok(Principal::Customer(UserId::new(42))));
         assert_eq!(verify("other", &t), Err(VerifyError::BadSignature));
         let a = mint("k", "ops", Role::Admin, ttl).unwrap();
         assert_eq!(verify("k", &a), Ok(Principal::Admin));

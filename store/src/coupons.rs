@@ -2,7 +2,7 @@
 use chrono::{DateTime, Utc};
 use domain::saga::{RedeemCouponInput, StepKey};
 use domain::{
-    Coupon, CouponId, CouponInvalidReason, CouponStatus, OrderError, OrderStatus, UserId,
+    Coupon, CouponId, CouponInvalidReason, CouponStatus, OrderError, OrderId, OrderStatus, UserId,
 };
 use serde_json::json;
 use sqlx::{PgConnection, PgPool};
@@ -38,9 +38,9 @@ async fn apply_redeem(
          WHERE id = $1 AND user_id = $2 AND status = 'AVAILABLE' AND expires_at > now() \
          RETURNING id",
     )
-    .bind(input.coupon_id)
-    .bind(input.user_id)
-    .bind(&key.order_id)
+    .bind(input.coupon_id.get())
+    .bind(input.user_id.get())
+    .bind(key.order_id.as_str())
     .fetch_optional(&mut *tx)
     .await?;
     if redeemed.is_none() {
@@ -62,8 +62,8 @@ async fn apply_redeem(
         "INSERT INTO coupon_ledger (coupon_id, order_id, attempt, kind) \
          VALUES ($1, $2, $3, 'REDEEM')",
     )
-    .bind(input.coupon_id)
-    .bind(&key.order_id)
+    .bind(input.coupon_id.get())
+    .bind(key.order_id.as_str())
     .bind(attempt.n)
     .execute(&mut *tx)
     .await?;
@@ -161,9 +161,13 @@ fn from_row(row: CouponRow) -> Result<Coupon, sqlx::Error> {
             ));
         }
     };
+    let order_id = order_id
+        .map(OrderId::try_from)
+        .transpose()
+        .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
     Ok(Coupon {
-        id,
-        user_id,
+        id: CouponId::new(id),
+        user_id: UserId::new(user_id),
         discount,
         min_order_amount,
         expires_at,
@@ -180,7 +184,7 @@ pub(crate) async fn load_in(
     let row: Option<CouponRow> = sqlx::query_as(&format!(
         "SELECT {COUPON_COLUMNS} FROM coupons WHERE id = $1"
     ))
-    .bind(coupon_id)
+    .bind(coupon_id.get())
     .fetch_optional(&mut *conn)
     .await?;
     row.map(from_row).transpose()
@@ -197,7 +201,7 @@ pub async fn list_for_user(db: &PgPool, user_id: UserId) -> Result<Vec<Coupon>, 
     let rows: Vec<CouponRow> = sqlx::query_as(&format!(
         "SELECT {COUPON_COLUMNS} FROM coupons WHERE user_id = $1 ORDER BY id"
     ))
-    .bind(user_id)
+    .bind(user_id.get())
     .fetch_all(db)
     .await?;
     Ok(rows.into_iter().map(from_row).collect::<Result<_, _>>()?)

@@ -85,6 +85,8 @@ pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct User {
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
+    #[sqlx(try_from = "i64")]
     pub id: UserId,
     pub name: String,
     pub points: Points,
@@ -94,6 +96,8 @@ pub struct User {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct Product {
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
+    #[sqlx(try_from = "i64")]
     pub id: ProductId,
     pub name: String,
     pub price: Points,
@@ -148,7 +152,7 @@ pub async fn seed_demo(pool: &PgPool) -> Result<bool, sqlx::Error> {
         ),
     ];
     for (user, discount, min) in coupons {
-        insert_coupon(&mut tx, user, &discount, min, in_a_year).await?;
+        insert_coupon(&mut tx, UserId::new(user), &discount, min, in_a_year).await?;
     }
     tx.commit().await?;
     tracing::info!("seeded the demo data");
@@ -214,7 +218,7 @@ async fn insert_coupon(
         "INSERT INTO coupons (user_id, discount, min_order_amount, expires_at) \
          VALUES ($1, $2::text::jsonb, $3, $4) RETURNING id",
     )
-    .bind(user_id)
+    .bind(user_id.get())
     .bind(discount)
     .bind(min_order_amount)
     .bind(expires_at)
@@ -241,7 +245,7 @@ pub async fn create_user(pool: &PgPool, name: &str, points: Points) -> Result<Us
     let mut tx = pool.begin().await?;
     let id = insert_user(&mut tx, name, points).await?;
     tx.commit().await?;
-    Ok(id)
+    Ok(UserId::new(id))
 }
 
 /// Creates a product (`price` > 0, `stock` ≥ 0; an `INITIAL` ledger row).
@@ -261,7 +265,7 @@ pub async fn create_product(
     let mut tx = pool.begin().await?;
     let id = insert_product(&mut tx, name, price, stock).await?;
     tx.commit().await?;
-    Ok(id)
+    Ok(ProductId::new(id))
 }
 
 /// Creates an `AVAILABLE` coupon for `user_id`. The discount must be well formed, the user
@@ -283,7 +287,7 @@ pub async fn create_coupon(
     }
     let id = insert_coupon(&mut tx, user_id, discount, min_order_amount, expires_at).await?;
     tx.commit().await?;
-    Ok(id)
+    Ok(CouponId::new(id))
 }
 
 /// Adds `amount` (≥ 1) points to the user (a `TOP_UP` ledger row) and returns the new balance.
@@ -303,7 +307,7 @@ pub async fn top_up(
     let mut tx = pool.begin().await?;
     let current: Option<i64> =
         sqlx::query_scalar("SELECT points FROM users WHERE id = $1 FOR UPDATE")
-            .bind(user_id)
+            .bind(user_id.get())
             .fetch_optional(&mut *tx)
             .await?;
     let Some(current) = current else {
@@ -313,7 +317,7 @@ pub async fn top_up(
         "INSERT INTO point_ledger (user_id, kind, amount, idempotency_key) \
          VALUES ($1, 'TOP_UP', $2, $3) ON CONFLICT DO NOTHING",
     )
-    .bind(user_id)
+    .bind(user_id.get())
     .bind(amount)
     .bind(idempotency_key)
     .execute(&mut *tx)
@@ -326,7 +330,7 @@ pub async fn top_up(
             "SELECT amount FROM point_ledger \
              WHERE user_id = $1 AND idempotency_key = $2 AND kind = 'TOP_UP'",
         )
-        .bind(user_id)
+        .bind(user_id.get())
         .bind(idempotency_key)
         .fetch_optional(&mut *tx)
         .await?;
@@ -341,7 +345,7 @@ pub async fn top_up(
     }
     let points: i64 =
         sqlx::query_scalar("UPDATE users SET points = points + $2 WHERE id = $1 RETURNING points")
-            .bind(user_id)
+            .bind(user_id.get())
             .bind(amount)
             .fetch_one(&mut *tx)
             .await?;
@@ -378,7 +382,7 @@ pub async fn restock_keyed(
     let mut tx = pool.begin().await?;
     let current: Option<i64> =
         sqlx::query_scalar("SELECT stock FROM products WHERE id = $1 FOR UPDATE")
-            .bind(product_id)
+            .bind(product_id.get())
             .fetch_optional(&mut *tx)
             .await?;
     let Some(current) = current else {
@@ -388,7 +392,7 @@ pub async fn restock_keyed(
         "INSERT INTO stock_ledger (product_id, kind, quantity, idempotency_scope, idempotency_key) \
          VALUES ($1, 'RESTOCK', $2, $3, $4) ON CONFLICT DO NOTHING",
     )
-    .bind(product_id)
+    .bind(product_id.get())
     .bind(quantity)
     .bind(&scope)
     .bind(key)
@@ -407,7 +411,7 @@ pub async fn restock_keyed(
         .await?;
         tx.rollback().await?;
         return match (earlier, key) {
-            (Some(earlier), Some(key)) if earlier != (product_id, quantity) => {
+            (Some(earlier), Some(key)) if earlier != (product_id.get(), quantity) => {
                 Err(StoreError::RestockKeyReused {
                     key: key.to_owned(),
                 })
@@ -417,7 +421,7 @@ pub async fn restock_keyed(
     }
     let stock: i64 =
         sqlx::query_scalar("UPDATE products SET stock = stock + $2 WHERE id = $1 RETURNING stock")
-            .bind(product_id)
+            .bind(product_id.get())
             .bind(quantity)
             .fetch_one(&mut *tx)
             .await?;
@@ -432,7 +436,7 @@ pub async fn user_exists(pool: &PgPool, user_id: UserId) -> Result<bool, StoreEr
 
 async fn has_user<'c>(db: impl PgExecutor<'c>, user_id: UserId) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)")
-        .bind(user_id)
+        .bind(user_id.get())
         .fetch_one(db)
         .await
 }
@@ -440,7 +444,7 @@ async fn has_user<'c>(db: impl PgExecutor<'c>, user_id: UserId) -> Result<bool, 
 pub async fn get_user(pool: &PgPool, user_id: UserId) -> Result<Option<User>, StoreError> {
     Ok(
         sqlx::query_as("SELECT id, name, points FROM users WHERE id = $1")
-            .bind(user_id)
+            .bind(user_id.get())
             .fetch_optional(pool)
             .await?,
     )
@@ -452,7 +456,7 @@ pub async fn get_product(
 ) -> Result<Option<Product>, StoreError> {
     Ok(
         sqlx::query_as("SELECT id, name, price, stock FROM products WHERE id = $1")
-            .bind(product_id)
+            .bind(product_id.get())
             .fetch_optional(pool)
             .await?,
     )

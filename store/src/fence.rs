@@ -69,12 +69,12 @@ pub(crate) async fn attempt_of(db: &PgPool, key: &StepKey) -> Result<Attempt, St
          ON CONFLICT (order_id, payment_id) DO UPDATE SET attempt = payments.attempt \
          RETURNING attempt",
     )
-    .bind(&key.order_id)
+    .bind(key.order_id.as_str())
     .bind(&key.payment_id)
     .fetch_one(db)
     .await?;
     Ok(Attempt {
-        order_id: key.order_id.clone(),
+        order_id: key.order_id.to_string(),
         n,
     })
 }
@@ -113,7 +113,7 @@ pub(crate) async fn forward<T>(
     let mut tx = db.begin().await?;
     let result = match lock_order(&mut tx, &key.order_id).await? {
         None => Err(OrderError::OrderNotFound {
-            order_id: key.order_id.clone(),
+            order_id: key.order_id.to_string(),
         }
         .into()),
         Some(status) => match claim_forward(&mut tx, step, &attempt).await {

@@ -143,7 +143,7 @@ async fn insert(
          VALUES ($6, $1, $2, $3, 'RUNNING', now() + make_interval(secs => $4), $5::uuid) \
          ON CONFLICT DO NOTHING",
     )
-    .bind(claim.user_id)
+    .bind(claim.user_id.map(|u| u.get()))
     .bind(&claim.key)
     .bind(fingerprint)
     .bind(lease.as_secs_f64())

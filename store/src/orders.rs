@@ -4,7 +4,10 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use domain::saga::{CloseOrderInput, PlaceOrderInput, Stamp};
-use domain::{CancelCode, Order, OrderError, OrderLine, OrderStatus, Pricing, Shipping, UserId};
+use domain::{
+    CancelCode, CouponId, Order, OrderError, OrderId, OrderLine, OrderStatus, Pricing, ProductId,
+    Shipping, UserId,
+};
 use sqlx::{FromRow, PgConnection, PgPool};
 
 use crate::placement::{self, CheckPlacementInput, PlacementCheck};
@@ -45,12 +48,12 @@ pub async fn place(db: &PgPool, input: &PlaceOrderInput) -> Result<Order, StoreE
              t.at + $10 * interval '1 millisecond' FROM t \
          RETURNING created_at, expires_at",
     )
-    .bind(&input.order_id)
-    .bind(input.user_id)
+    .bind(input.order_id.as_str())
+    .bind(input.user_id.get())
     .bind(subtotal)
     .bind(discount)
     .bind(total)
-    .bind(input.request.coupon_id)
+    .bind(input.request.coupon_id.map(CouponId::get))
     .bind(&shipping.recipient)
     .bind(&shipping.address)
     .bind(&shipping.phone)
@@ -105,7 +108,7 @@ async fn insert_lines(
                                   $6::bigint[], $7::bigint[])",
     )
     .bind(order_id)
-    .bind(items.iter().map(|l| l.product_id).collect::<Vec<_>>())
+    .bind(items.iter().map(|l| l.product_id.get()).collect::<Vec<_>>())
     .bind(positions)
     .bind(items.iter().map(|l| l.name.clone()).collect::<Vec<_>>())
     .bind(items.iter().map(|l| l.unit_price).collect::<Vec<_>>())
@@ -164,7 +167,7 @@ pub async fn close(db: &PgPool, input: &CloseOrderInput) -> Result<Order, StoreE
              closed_at = now(), canceled_at = CASE WHEN $2 = 'CANCELED' THEN now() END \
          WHERE id = $1",
     )
-    .bind(&input.order_id)
+    .bind(input.order_id.as_str())
     .bind(status.as_str())
     .bind(&input.reason)
     .bind(input.code.as_str())
@@ -178,12 +181,12 @@ pub async fn close(db: &PgPool, input: &CloseOrderInput) -> Result<Order, StoreE
 
 /// Records that the data platform has the order. The first time counts: a repeat keeps (and
 /// answers) the first stamp.
-pub async fn mark_notified(db: &PgPool, order_id: &str) -> Result<Stamp, StoreError> {
+pub async fn mark_notified(db: &PgPool, order_id: &OrderId) -> Result<Stamp, StoreError> {
     let at: Option<Option<DateTime<Utc>>> = sqlx::query_scalar(
         "UPDATE orders SET platform_notified_at = COALESCE(platform_notified_at, now()) \
          WHERE id = $1 RETURNING platform_notified_at",
     )
-    .bind(order_id)
+    .bind(order_id.as_str())
     .fetch_optional(db)
     .await?;
     match at.flatten() {
@@ -241,14 +244,14 @@ impl OrderRow {
             })
             .transpose()?;
         Ok(Order {
-            id: self.id,
-            user_id: self.user_id,
+            id: OrderId::try_from(self.id).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+            user_id: UserId::new(self.user_id),
             status,
             items,
             subtotal: self.subtotal,
             discount: self.discount,
             total: self.total,
-            coupon_id: self.coupon_id,
+            coupon_id: self.coupon_id.map(CouponId::new),
             shipping: Shipping {
                 recipient: self.recipient,
                 address: self.address,
@@ -279,7 +282,7 @@ async fn with_lines(db: &PgPool, rows: Vec<OrderRow>) -> Result<Vec<Order>, sqlx
     let mut by_order: HashMap<String, Vec<OrderLine>> = HashMap::new();
     for l in lines {
         by_order.entry(l.order_id).or_default().push(OrderLine {
-            product_id: l.product_id,
+            product_id: ProductId::new(l.product_id),
             name: l.name,
             unit_price: l.unit_price,
             quantity: l.quantity,
@@ -295,10 +298,10 @@ async fn with_lines(db: &PgPool, rows: Vec<OrderRow>) -> Result<Vec<Order>, sqlx
 }
 
 /// One order with its lines, or `None`.
-pub async fn load(db: &PgPool, order_id: &str) -> Result<Option<Order>, StoreError> {
+pub async fn load(db: &PgPool, order_id: &OrderId) -> Result<Option<Order>, StoreError> {
     let row: Option<OrderRow> =
         sqlx::query_as(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1"))
-            .bind(order_id)
+            .bind(order_id.as_str())
             .fetch_optional(db)
             .await?;
     let Some(row) = row else { return Ok(None) };
@@ -307,12 +310,13 @@ pub async fn load(db: &PgPool, order_id: &str) -> Result<Option<Order>, StoreErr
 
 /// The user whose order it is, or `None`: one indexed read, for callers that need no more to
 /// tell whether the order is the caller's.
-pub async fn owner(db: &PgPool, order_id: &str) -> Result<Option<UserId>, StoreError> {
+pub async fn owner(db: &PgPool, order_id: &OrderId) -> Result<Option<UserId>, StoreError> {
     Ok(
         sqlx::query_scalar("SELECT user_id FROM orders WHERE id = $1")
-            .bind(order_id)
+            .bind(order_id.as_str())
             .fetch_optional(db)
-            .await?,
+            .await?
+            .map(UserId::new),
     )
 }
 
@@ -320,7 +324,8 @@ pub async fn owner(db: &PgPool, order_id: &str) -> Result<Option<UserId>, StoreE
 /// and cancel code as stored, and whether the data platform has it.
 #[derive(Debug, Clone, FromRow)]
 pub struct Standing {
-    pub id: String,
+    #[sqlx(try_from = "String")]
+    pub id: OrderId,
     pub status: String,
     pub cancel_code: Option<String>,
     pub notified: bool,
@@ -339,11 +344,11 @@ pub async fn standings(db: &PgPool) -> Result<Vec<Standing>, StoreError> {
 }
 
 /// Where one order stands, or `None`.
-pub async fn standing(db: &PgPool, order_id: &str) -> Result<Option<Standing>, StoreError> {
+pub async fn standing(db: &PgPool, order_id: &OrderId) -> Result<Option<Standing>, StoreError> {
     Ok(sqlx::query_as(&format!(
         "SELECT {STANDING_COLUMNS} FROM orders WHERE id = $1"
     ))
-    .bind(order_id)
+    .bind(order_id.as_str())
     .fetch_optional(db)
     .await?)
 }
@@ -398,7 +403,7 @@ pub async fn list(
            AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4::text)) \
          ORDER BY created_at DESC, id DESC LIMIT $5"
     ))
-    .bind(filter.user_id)
+    .bind(filter.user_id.map(|u| u.get()))
     .bind(filter.status.map(|s| s.as_str()))
     .bind(after.map(|c| c.created_at))
     .bind(after.map(|c| c.id.as_str()))
@@ -412,7 +417,7 @@ pub async fn list(
     }
     let next = more.then(|| orders.last()).flatten().map(|last| Cursor {
         created_at: last.created_at,
-        id: last.id.clone(),
+        id: last.id.to_string(),
     });
     Ok(Page { orders, next })
 }

@@ -92,7 +92,7 @@ pub async fn quote(db: &PgPool, input: &CheckPlacementInput) -> Result<Quote, St
         .await?;
     let PlacementCheck { items, discount } = price_in(&mut tx, input).await?;
     let points: Option<i64> = sqlx::query_scalar("SELECT points FROM users WHERE id = $1")
-        .bind(input.user_id)
+        .bind(input.user_id.get())
         .fetch_optional(&mut *tx)
         .await?;
     tx.commit().await?;
@@ -125,7 +125,7 @@ async fn lines_in(
         ))
         .into());
     }
-    let ids: Vec<i64> = lines.iter().map(|l| l.product_id).collect();
+    let ids: Vec<i64> = lines.iter().map(|l| l.product_id.get()).collect();
     let rows: Vec<(i64, String, i64, i64)> =
         sqlx::query_as("SELECT id, name, price, stock FROM products WHERE id = ANY($1)")
             .bind(&ids)
@@ -135,7 +135,10 @@ async fn lines_in(
         .into_iter()
         .map(|(id, name, price, stock)| (id, (name, price, stock)))
         .collect();
-    if let Some(missing) = lines.iter().find(|l| !products.contains_key(&l.product_id)) {
+    if let Some(missing) = lines
+        .iter()
+        .find(|l| !products.contains_key(&l.product_id.get()))
+    {
         return Err(OrderError::ProductNotFound {
             product_id: missing.product_id,
         }
@@ -143,7 +146,7 @@ async fn lines_in(
     }
     let mut out = Vec::with_capacity(lines.len());
     for line in lines {
-        let (name, price, stock) = &products[&line.product_id];
+        let (name, price, stock) = &products[&line.product_id.get()];
         if *stock < line.quantity {
             return Err(OrderError::InsufficientStock {
                 product_id: line.product_id,
@@ -200,7 +203,7 @@ async fn points_in(
     total: Points,
 ) -> Result<(), StoreError> {
     let points: Option<i64> = sqlx::query_scalar("SELECT points FROM users WHERE id = $1")
-        .bind(user_id)
+        .bind(user_id.get())
         .fetch_optional(&mut *conn)
         .await?;
     match points {

@@ -47,8 +47,8 @@ async fn apply_charge(
          WHERE id = $1 AND status = 'PENDING' AND user_id = $2 AND total = $3 \
          RETURNING paid_at",
     )
-    .bind(&key.order_id)
-    .bind(input.user_id)
+    .bind(key.order_id.as_str())
+    .bind(input.user_id.get())
     .bind(input.amount)
     .fetch_optional(&mut *tx)
     .await?;
@@ -69,8 +69,8 @@ async fn apply_charge(
              RETURNING 1 \
          ) SELECT count(*) FROM u",
     )
-    .bind(&key.order_id)
-    .bind(input.user_id)
+    .bind(key.order_id.as_str())
+    .bind(input.user_id.get())
     .bind(input.amount)
     .bind(attempt.n)
     .bind(detail.to_string())
@@ -78,7 +78,7 @@ async fn apply_charge(
     .await?;
     if charged == 0 {
         let points: Option<i64> = sqlx::query_scalar("SELECT points FROM users WHERE id = $1")
-            .bind(input.user_id)
+            .bind(input.user_id.get())
             .fetch_optional(&mut *tx)
             .await?;
         return Err(match points {
@@ -99,13 +99,13 @@ async fn refusal(tx: &mut PgConnection, input: &ChargePointsInput) -> StoreError
     let key = &input.key;
     let order: Result<Option<(i64, String, i64)>, sqlx::Error> =
         sqlx::query_as("SELECT user_id, status, total FROM orders WHERE id = $1")
-            .bind(&key.order_id)
+            .bind(key.order_id.as_str())
             .fetch_optional(&mut *tx)
             .await;
     match order {
         Err(e) => e.into(),
         Ok(None) => OrderError::OrderNotFound {
-            order_id: key.order_id.clone(),
+            order_id: key.order_id.to_string(),
         }
         .into(),
         Ok(Some((_, status, _))) if status != OrderStatus::Pending.as_str() => {

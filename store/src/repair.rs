@@ -2,7 +2,7 @@
 //! (terminated), reconciled from its ledger. Closing reuses [`orders::close`], which undoes
 //! every payment step the ledger shows done; the rest is what only a repair does.
 use domain::saga::CloseOrderInput;
-use domain::{CancelCode, Order, OrderError, OrderStatus};
+use domain::{CancelCode, Order, OrderError, OrderId, OrderStatus};
 use sqlx::PgPool;
 
 use crate::{StoreError, orders};
@@ -36,9 +36,9 @@ pub async fn done_steps(db: &PgPool, order_id: &str) -> Result<Vec<DoneStep>, St
 /// Closes an open order `CANCELED` with the code `REPAIRED`, undoing what its ledger shows
 /// done. Answers the order as it then stands: a row found `COMPLETED` is left alone (the
 /// pivot), one already closed is answered as it is.
-pub async fn close(db: &PgPool, order_id: &str, reason: &str) -> Result<Order, StoreError> {
+pub async fn close(db: &PgPool, order_id: &OrderId, reason: &str) -> Result<Order, StoreError> {
     let input = CloseOrderInput {
-        order_id: order_id.to_owned(),
+        order_id: order_id.clone(),
         status: OrderStatus::Canceled,
         code: CancelCode::Repaired,
         reason: reason.to_owned(),
@@ -49,7 +49,7 @@ pub async fn close(db: &PgPool, order_id: &str, reason: &str) -> Result<Order, S
 /// Marks an order its workflow had already closed (`CANCELED` or `EXPIRED`) before it was
 /// terminated as confirmed by a repair: its code becomes `REPAIRED` and its reason keeps the
 /// first code. Nothing else changes; a repeat changes nothing.
-pub async fn confirm_closed(db: &PgPool, order_id: &str) -> Result<Order, StoreError> {
+pub async fn confirm_closed(db: &PgPool, order_id: &OrderId) -> Result<Order, StoreError> {
     sqlx::query(
         "UPDATE orders SET cancel_code = 'REPAIRED', \
              cancel_reason = concat_ws(' ', cancel_reason, \
@@ -58,12 +58,12 @@ pub async fn confirm_closed(db: &PgPool, order_id: &str) -> Result<Order, StoreE
          WHERE id = $1 AND status IN ('CANCELED', 'EXPIRED') \
            AND cancel_code IS DISTINCT FROM 'REPAIRED'",
     )
-    .bind(order_id)
+    .bind(order_id.as_str())
     .execute(db)
     .await?;
     orders::load(db, order_id).await?.ok_or_else(|| {
         OrderError::OrderNotFound {
-            order_id: order_id.to_owned(),
+            order_id: order_id.to_string(),
         }
         .into()
     })

@@ -67,14 +67,17 @@ fn quantities(lines: &[LineRequest]) -> Result<Vec<(ProductId, i64)>, OrderError
 /// Locks the products in id order and returns their stock.
 async fn lock_products(
     tx: &mut PgConnection,
-    ids: &[ProductId],
+    ids: &[i64],
 ) -> Result<BTreeMap<ProductId, i64>, sqlx::Error> {
     let rows: Vec<(i64, i64)> =
         sqlx::query_as("SELECT id, stock FROM products WHERE id = ANY($1) ORDER BY id FOR UPDATE")
             .bind(ids)
             .fetch_all(&mut *tx)
             .await?;
-    Ok(rows.into_iter().collect())
+    Ok(rows
+        .into_iter()
+        .map(|(id, stock)| (ProductId::new(id), stock))
+        .collect())
 }
 
 /// Deducts every line (the products locked in id order and checked first), records the ledger
@@ -87,7 +90,7 @@ async fn apply_deduct(
     attempt: &Attempt,
 ) -> Result<DateTime<Utc>, StoreError> {
     let wanted = quantities(&input.lines)?;
-    let mut ids: Vec<ProductId> = wanted.iter().map(|(id, _)| *id).collect();
+    let mut ids: Vec<i64> = wanted.iter().map(|(id, _)| id.get()).collect();
     ids.sort_unstable();
     let stock = lock_products(tx, &ids).await?;
     if let Some((missing, _)) = wanted.iter().find(|(id, _)| !stock.contains_key(id)) {
@@ -109,7 +112,7 @@ async fn apply_deduct(
         .iter()
         .map(|(id, q)| json!({ "product_id": id, "quantity": q }))
         .collect();
-    let (ids, qtys): (Vec<i64>, Vec<i64>) = sorted.into_iter().unzip();
+    let (ids, qtys): (Vec<i64>, Vec<i64>) = sorted.into_iter().map(|(id, q)| (id.get(), q)).unzip();
     // The completion stamp is the transaction's `now()`, written into the order and the step's
     // detail (so a repeat answers it) by the same statement.
     let at: DateTime<Utc> = sqlx::query_scalar(

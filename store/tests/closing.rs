@@ -4,6 +4,7 @@
 //! workflow run remembers, and answers the order as it then stands; after a close no late
 //! forward step commits; and the data platform's receipt is recorded once.
 use domain::{CancelCode, CouponStatus, Discount, Order, OrderError, OrderStatus};
+use domain::{CouponId, OrderId, ProductId, UserId};
 use sqlx::PgPool;
 use store::{coupons, db, invariants, orders, points, stock};
 
@@ -18,10 +19,10 @@ use common::{TestDb, in_days};
 
 /// A user with 100 000 points, two products (1 000 × 10, 2 500 × 3) and a coupon, 10 % off.
 struct Shop {
-    user: i64,
-    cheap: i64,
-    dear: i64,
-    coupon: i64,
+    user: UserId,
+    cheap: ProductId,
+    dear: ProductId,
+    coupon: CouponId,
 }
 
 async fn shop(pool: &PgPool) -> Shop {
@@ -174,7 +175,9 @@ async fn close_undoes_what_the_ledger_shows_done() {
     );
     assert!(closed.paid_at.is_some() && closed.canceled_at.is_some());
     assert_eq!(
-        orders::load(pool, "o-close").await.unwrap(),
+        orders::load(pool, &OrderId::parse("o-close").unwrap())
+            .await
+            .unwrap(),
         Some(closed.clone())
     );
     assert_eq!(points_of(pool, order.user_id).await, 2_800);
@@ -233,7 +236,10 @@ async fn close_leaves_a_completed_order_alone() {
     let pool = &t.pool;
     let s = shop(pool).await;
     completed(pool, &s).await;
-    let stands = orders::load(pool, "o-done").await.unwrap().unwrap();
+    let stands = orders::load(pool, &OrderId::parse("o-done").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     let before = effects(pool).await;
     let steps = steps_of(pool, "o-done").await;
     for (status, code) in [
@@ -413,7 +419,10 @@ async fn a_failed_payment_is_compensated_and_canceled_from_paid() {
         .await
         .unwrap();
     unwind(pool, &failed, "p1").await;
-    let loaded = orders::load(pool, "o-failed").await.unwrap().unwrap();
+    let loaded = orders::load(pool, &OrderId::parse("o-failed").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(loaded.status, OrderStatus::Canceled);
     assert!(loaded.paid_at.is_some() && loaded.canceled_at.is_some());
     assert_eq!(points_of(pool, s.user).await, 100_000);
@@ -501,14 +510,26 @@ async fn mark_notified_records_the_first_receipt() {
     let pending = invariants::check_notified(pool).await.unwrap();
     assert_eq!(pending.len(), 1);
     assert!(pending[0].contains("o-done"), "{pending:?}");
-    let first = orders::mark_notified(pool, "o-done").await.unwrap();
-    let again = orders::mark_notified(pool, "o-done").await.unwrap();
+    let first = orders::mark_notified(pool, &OrderId::parse("o-done").unwrap())
+        .await
+        .unwrap();
+    let again = orders::mark_notified(pool, &OrderId::parse("o-done").unwrap())
+        .await
+        .unwrap();
     assert_eq!(first, again);
-    let loaded = orders::load(pool, "o-done").await.unwrap().unwrap();
+    let loaded = orders::load(pool, &OrderId::parse("o-done").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(loaded.platform_notified_at, Some(first.at));
     assert!(invariants::check_notified(pool).await.unwrap().is_empty());
     assert_eq!(
-        business(orders::mark_notified(pool, "o-ghost").await.unwrap_err()).code(),
+        business(
+            orders::mark_notified(pool, &OrderId::parse("o-ghost").unwrap())
+                .await
+                .unwrap_err()
+        )
+        .code(),
         OrderError::ORDER_NOT_FOUND
     );
     t.finish().await;

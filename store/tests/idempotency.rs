@@ -1,5 +1,6 @@
 //! The HTTP API's `Idempotency-Key` records against a real PostgreSQL (a fresh database per
 //! test, see `common`): claims, their leases and tokens, stored answers, and the purge.
+use domain::UserId;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -13,30 +14,34 @@ use common::TestDb;
 /// The API's lease (`starter::http::idempotency`).
 const LEASE: Duration = Duration::from_secs(25);
 
-async fn claim(pool: &PgPool, user: i64, key: &str, fingerprint: &str) -> Claim {
+async fn claim(pool: &PgPool, user: UserId, key: &str, fingerprint: &str) -> Claim {
     idempotency::claim(pool, user, key, fingerprint, LEASE)
         .await
         .unwrap()
 }
 
 /// Ends `key`'s lease now, as if its request had died.
-async fn expire(pool: &PgPool, user: i64, key: &str) {
+async fn expire(pool: &PgPool, user: UserId, key: &str) {
     sqlx::query(
         "UPDATE idempotency_keys SET locked_until = now() - interval '1 second' \
          WHERE user_id = $1 AND key = $2",
     )
-    .bind(user)
+    .bind(user.get())
     .bind(key)
     .execute(pool)
     .await
     .unwrap();
 }
 
-async fn row(pool: &PgPool, user: i64, key: &str) -> Option<(String, Option<i32>, Option<String>)> {
+async fn row(
+    pool: &PgPool,
+    user: UserId,
+    key: &str,
+) -> Option<(String, Option<i32>, Option<String>)> {
     sqlx::query_as(
         "SELECT state, status, body FROM idempotency_keys WHERE user_id = $1 AND key = $2",
     )
-    .bind(user)
+    .bind(user.get())
     .bind(key)
     .fetch_optional(pool)
     .await
@@ -167,7 +172,7 @@ async fn the_purge_drops_keys_past_their_retention_only() {
             "UPDATE idempotency_keys SET created_at = now() - make_interval(secs => $3) \
              WHERE user_id = $1 AND key = $2",
         )
-        .bind(user)
+        .bind(user.get())
         .bind(key)
         .bind(secs)
         .execute(pool)

@@ -7,6 +7,7 @@ use chrono::{Duration, Utc};
 use domain::{
     CancelCode, CouponInvalidReason, CouponStatus, Discount, OrderError, OrderStatus, Pricing,
 };
+use domain::{CouponId, OrderId, ProductId, UserId};
 use sqlx::PgPool;
 use store::placement::{self, CheckPlacementInput, PlacementCheck};
 use store::{StoreError, db, orders};
@@ -18,7 +19,11 @@ use common::{TestDb, in_days, lines};
 
 // ---------------------------------------------------------------- harness
 
-fn input(user_id: i64, items: &[(i64, i64)], coupon_id: Option<i64>) -> CheckPlacementInput {
+fn input(
+    user_id: UserId,
+    items: &[(ProductId, i64)],
+    coupon_id: Option<CouponId>,
+) -> CheckPlacementInput {
     CheckPlacementInput {
         user_id,
         lines: lines(items),
@@ -35,24 +40,24 @@ async fn check(pool: &PgPool, input: &CheckPlacementInput) -> Result<PlacementCh
 /// Users, products and coupons for every outcome of the checks.
 struct Shop {
     /// 10 000 points, less the 1 999 of the order that used `used`.
-    user: i64,
+    user: UserId,
     /// 100 points.
-    poor: i64,
+    poor: UserId,
     /// 1 000 × 10, less the 2 of the order that used `used`.
-    pencil: i64,
+    pencil: ProductId,
     /// 2 500 × 3.
-    notebook: i64,
+    notebook: ProductId,
     /// Priced so that three of them overflow a line total.
-    jewel: i64,
+    jewel: ProductId,
     /// 1 500 off from 5 000.
-    fixed: i64,
+    fixed: CouponId,
     /// 10 %, at most 300.
-    percent: i64,
+    percent: CouponId,
     /// The poor user's.
-    theirs: i64,
-    expired: i64,
+    theirs: CouponId,
+    expired: CouponId,
     /// Used by a completed order.
-    used: i64,
+    used: CouponId,
 }
 
 async fn shop(pool: &PgPool) -> Shop {
@@ -211,12 +216,26 @@ async fn check_placement_refuses_bad_lines_before_the_coupon_and_the_points() {
         code(check(pool, &input(s.poor, &[(s.pencil, 0)], Some(s.expired))).await),
         OrderError::INVALID_REQUEST
     );
-    let missing = input(s.poor, &[(s.notebook, 99), (999, 1), (998, 1)], Some(404));
+    let missing = input(
+        s.poor,
+        &[
+            (s.notebook, 99),
+            (ProductId::new(999), 1),
+            (ProductId::new(998), 1),
+        ],
+        Some(CouponId::new(404)),
+    );
     assert_eq!(
         check(pool, &missing).await,
-        Err(OrderError::ProductNotFound { product_id: 999 })
+        Err(OrderError::ProductNotFound {
+            product_id: ProductId::new(999)
+        })
     );
-    let short = input(s.poor, &[(s.pencil, 1), (s.notebook, 4)], Some(404));
+    let short = input(
+        s.poor,
+        &[(s.pencil, 1), (s.notebook, 4)],
+        Some(CouponId::new(404)),
+    );
     assert_eq!(
         check(pool, &short).await,
         Err(OrderError::InsufficientStock {
@@ -229,7 +248,11 @@ async fn check_placement_refuses_bad_lines_before_the_coupon_and_the_points() {
         OrderError::INVALID_REQUEST,
         "a line total that overflows"
     );
-    let overflow = input(s.user, &[(s.jewel, 2), (s.jewel - 1, 1)], None);
+    let overflow = input(
+        s.user,
+        &[(s.jewel, 2), (ProductId::new(s.jewel.get() - 1), 1)],
+        None,
+    );
     assert_eq!(
         code(check(pool, &overflow).await),
         OrderError::INVALID_REQUEST,
@@ -248,7 +271,7 @@ async fn check_placement_refuses_the_coupon_before_the_points() {
     // Every reason, each before the points (the poor user cannot pay 2 000).
     let two = [(s.pencil, 2)];
     assert_eq!(
-        check(pool, &input(s.poor, &two, Some(404))).await,
+        check(pool, &input(s.poor, &two, Some(CouponId::new(404)))).await,
         coupon(CouponInvalidReason::NotFound)
     );
     assert_eq!(
@@ -278,7 +301,7 @@ async fn check_placement_refuses_the_coupon_before_the_points() {
         })
     );
     assert_eq!(
-        check(pool, &input(777, &two, None))
+        check(pool, &input(UserId::new(777), &two, None))
             .await
             .unwrap_err()
             .code(),
@@ -303,18 +326,22 @@ async fn place_answers_what_check_placement_answers() {
         input(s.user, &[(s.pencil, 1)], None),
         input(s.poor, &[], None),
         input(s.poor, &[(s.pencil, -1)], None),
-        input(s.poor, &[(s.notebook, 99), (999, 1)], Some(404)),
-        input(s.poor, &[(s.notebook, 4)], Some(404)),
+        input(
+            s.poor,
+            &[(s.notebook, 99), (ProductId::new(999), 1)],
+            Some(CouponId::new(404)),
+        ),
+        input(s.poor, &[(s.notebook, 4)], Some(CouponId::new(404))),
         input(s.user, &[(s.jewel, 3)], None),
-        input(s.poor, &[(s.pencil, 2)], Some(404)),
+        input(s.poor, &[(s.pencil, 2)], Some(CouponId::new(404))),
         input(s.poor, &[(s.pencil, 2)], Some(s.fixed)),
         input(s.user, &[(s.pencil, 2)], Some(s.used)),
         input(s.user, &[(s.pencil, 2)], Some(s.expired)),
         input(s.user, &[(s.pencil, 4)], Some(s.fixed)),
         input(s.poor, &[(s.pencil, 2)], Some(s.theirs)),
         input(s.poor, &[(s.pencil, 2)], None),
-        input(777, &[(s.pencil, 2)], None),
-        input(777, &[(s.pencil, 2)], Some(s.fixed)),
+        input(UserId::new(777), &[(s.pencil, 2)], None),
+        input(UserId::new(777), &[(s.pencil, 2)], Some(s.fixed)),
     ];
     for (i, case) in cases.iter().enumerate() {
         let id = format!("o-case-{i}");
@@ -325,7 +352,9 @@ async fn place_answers_what_check_placement_answers() {
             .map(|l| (l.product_id, l.quantity))
             .collect();
         let placed = place(pool, &id, case.user_id, &items, case.coupon_id).await;
-        let recorded = orders::load(pool, &id).await.unwrap();
+        let recorded = orders::load(pool, &OrderId::parse(&id).unwrap())
+            .await
+            .unwrap();
         match (checked, placed) {
             (Ok(c), Ok(o)) => {
                 assert_eq!((&c.items, c.discount), (&o.items, o.discount), "{case:?}");
@@ -391,7 +420,9 @@ async fn place_records_the_order_pending_as_placed() {
 
     // Read back exactly as placed; placing reserves nothing.
     assert_eq!(
-        orders::load(pool, "o-1").await.unwrap(),
+        orders::load(pool, &OrderId::parse("o-1").unwrap())
+            .await
+            .unwrap(),
         Some(order.clone())
     );
     assert_eq!(
@@ -408,18 +439,23 @@ async fn place_records_the_order_pending_as_placed() {
         coupon_of(pool, s.fixed).await,
         (CouponStatus::Available, None)
     );
-    assert!(orders::load(pool, "nope").await.unwrap().is_none());
+    assert!(
+        orders::load(pool, &OrderId::parse("nope").unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
     t.finish().await;
 }
 
 /// Two users, two products (1 000 × 5 each) and a coupon of the first user's, 500 off.
 struct Keyed {
     /// 8 000 points.
-    user: i64,
-    other: i64,
-    pencil: i64,
-    eraser: i64,
-    coupon: i64,
+    user: UserId,
+    other: UserId,
+    pencil: ProductId,
+    eraser: ProductId,
+    coupon: CouponId,
 }
 
 async fn keyed_shop(pool: &PgPool) -> Keyed {
@@ -496,7 +532,9 @@ async fn place_is_keyed_by_the_order_id() {
         OrderError::INVALID_REQUEST
     );
     assert_eq!(
-        orders::load(pool, "o-keyed").await.unwrap(),
+        orders::load(pool, &OrderId::parse("o-keyed").unwrap())
+            .await
+            .unwrap(),
         Some(first.clone())
     );
 

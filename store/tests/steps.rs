@@ -10,6 +10,7 @@ use domain::saga::{ChargePointsInput, DeductStockInput, RedeemCouponInput, StepK
 use domain::{
     CancelCode, CouponInvalidReason, CouponStatus, Discount, Order, OrderError, OrderStatus,
 };
+use domain::{CouponId, OrderId, ProductId, UserId};
 use sqlx::PgPool;
 use store::{DbFault, StoreError, coupons, db, invariants, orders, points, stock};
 
@@ -27,9 +28,9 @@ use common::{TestDb, drop_database, in_days, lines, url_for};
 
 /// A user with 100 000 points and two products (1 000 × 10, 2 500 × 3).
 struct Shop {
-    user: i64,
-    cheap: i64,
-    dear: i64,
+    user: UserId,
+    cheap: ProductId,
+    dear: ProductId,
 }
 
 async fn shop(pool: &PgPool) -> Shop {
@@ -43,7 +44,7 @@ async fn shop(pool: &PgPool) -> Shop {
 }
 
 /// A coupon of `owner`, `amount` off, valid for a week.
-async fn fixed_coupon(pool: &PgPool, owner: i64, amount: i64) -> i64 {
+async fn fixed_coupon(pool: &PgPool, owner: UserId, amount: i64) -> CouponId {
     db::create_coupon(pool, owner, &Discount::Fixed { amount }, None, in_days(7))
         .await
         .unwrap()
@@ -165,7 +166,11 @@ async fn a_completed_order_is_not_charged_again() {
         .await
         .unwrap();
     pay(pool, &order, "p1").await.unwrap();
-    let stamp = orders::load(pool, "o-once").await.unwrap().unwrap().paid_at;
+    let stamp = orders::load(pool, &OrderId::parse("o-once").unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .paid_at;
 
     // The same payment again answers what it did; another payment is refused and leaves only
     // its refusal behind.
@@ -217,7 +222,7 @@ async fn a_charge_that_does_not_match_the_order_is_refused() {
 
     let missing = ChargePointsInput {
         key: StepKey {
-            order_id: "o-missing".into(),
+            order_id: OrderId::parse("o-missing").unwrap(),
             payment_id: "p1".into(),
         },
         user_id: s.user,
@@ -502,7 +507,7 @@ async fn redeem_refusal(
     pool: &PgPool,
     order: &Order,
     payment_id: &str,
-    coupon_id: i64,
+    coupon_id: CouponId,
 ) -> CouponInvalidReason {
     let input = RedeemCouponInput {
         key: key(order, payment_id),
@@ -537,7 +542,7 @@ async fn redeem_refusals_name_the_reason() {
         .await
         .unwrap();
     sqlx::query("UPDATE coupons SET expires_at = now() - interval '1 second' WHERE id = $1")
-        .bind(expiring)
+        .bind(expiring.get())
         .execute(pool)
         .await
         .unwrap();
@@ -556,7 +561,10 @@ async fn redeem_refusals_name_the_reason() {
     let not_owned = CouponInvalidReason::NotOwned;
     assert_eq!(redeem_refusal(pool, &second, "p2", theirs).await, not_owned);
     let not_found = CouponInvalidReason::NotFound;
-    assert_eq!(redeem_refusal(pool, &second, "p3", 4242).await, not_found);
+    assert_eq!(
+        redeem_refusal(pool, &second, "p3", CouponId::new(4242)).await,
+        not_found
+    );
     points::charge(pool, &charge_input(&third, "p1"))
         .await
         .unwrap();
@@ -619,7 +627,10 @@ async fn deduct_and_complete_needs_a_paid_order_and_completes_it_once() {
         .await
         .unwrap();
     assert_eq!(first, again, "a repeat answers the first stamp");
-    let done = orders::load(pool, "o-last").await.unwrap().unwrap();
+    let done = orders::load(pool, &OrderId::parse("o-last").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(done.status, OrderStatus::Completed);
     assert_eq!(done.completed_at, Some(first.at));
     assert_eq!(
@@ -756,14 +767,16 @@ async fn deduct_refusals_change_nothing() {
 
     let unknown = DeductStockInput {
         key: key(&order, "p2"),
-        lines: lines(&[(s.cheap, 1), (31337, 1)]),
+        lines: lines(&[(s.cheap, 1), (ProductId::new(31337), 1)]),
     };
     let e = stock::deduct_and_complete(pool, &unknown)
         .await
         .unwrap_err();
     assert_eq!(
         business(e),
-        OrderError::ProductNotFound { product_id: 31337 }
+        OrderError::ProductNotFound {
+            product_id: ProductId::new(31337)
+        }
     );
     assert_eq!(
         step_state(pool, "o-short", "deduct_stock", 2)
@@ -786,7 +799,12 @@ async fn deduct_refusals_change_nothing() {
 
 /// `n` orders of one product each (half naming the two products in the other order), placed
 /// and charged.
-async fn charged_orders(pool: &PgPool, user: i64, scarce: i64, plenty: i64) -> Vec<Order> {
+async fn charged_orders(
+    pool: &PgPool,
+    user: UserId,
+    scarce: ProductId,
+    plenty: ProductId,
+) -> Vec<Order> {
     let mut placed = Vec::new();
     for i in 0..20 {
         let items = if i % 2 == 0 {
@@ -960,7 +978,11 @@ async fn the_lookups_answer_what_the_database_holds() {
     assert_eq!(db::installation_id(pool).await.unwrap(), installation);
 
     assert!(db::user_exists(pool, s.user).await.unwrap());
-    assert!(!db::user_exists(pool, s.user + 1000).await.unwrap());
+    assert!(
+        !db::user_exists(pool, UserId::new(s.user.get() + 1000))
+            .await
+            .unwrap()
+    );
 
     place(pool, "o-b", s.user, &[(s.cheap, 1)], None)
         .await
@@ -968,13 +990,23 @@ async fn the_lookups_answer_what_the_database_holds() {
     let a = place(pool, "o-a", s.user, &[(s.cheap, 1)], None)
         .await
         .unwrap();
-    assert_eq!(orders::owner(pool, "o-a").await.unwrap(), Some(s.user));
-    assert_eq!(orders::owner(pool, "o-none").await.unwrap(), None);
+    assert_eq!(
+        orders::owner(pool, &OrderId::parse("o-a").unwrap())
+            .await
+            .unwrap(),
+        Some(s.user)
+    );
+    assert_eq!(
+        orders::owner(pool, &OrderId::parse("o-none").unwrap())
+            .await
+            .unwrap(),
+        None
+    );
 
     pay(pool, &a, "p1").await.unwrap();
     let ids = |all: Vec<orders::Standing>| -> Vec<(String, String, bool)> {
         all.into_iter()
-            .map(|o| (o.id, o.status, o.notified))
+            .map(|o| (o.id.into_string(), o.status, o.notified))
             .collect()
     };
     let completed = ("o-a".to_owned(), "COMPLETED".to_owned(), false);
@@ -983,17 +1015,30 @@ async fn the_lookups_answer_what_the_database_holds() {
         ids(orders::standings(pool).await.unwrap()),
         [completed.clone(), pending]
     );
-    orders::mark_notified(pool, "o-a").await.unwrap();
-    let a = orders::standing(pool, "o-a").await.unwrap().unwrap();
+    orders::mark_notified(pool, &OrderId::parse("o-a").unwrap())
+        .await
+        .unwrap();
+    let a = orders::standing(pool, &OrderId::parse("o-a").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         (a.status.as_str(), a.cancel_code, a.notified),
         ("COMPLETED", None, true)
     );
-    assert!(orders::standing(pool, "o-none").await.unwrap().is_none());
+    assert!(
+        orders::standing(pool, &OrderId::parse("o-none").unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
     close(pool, "o-b", OrderStatus::Canceled, CancelCode::UserCanceled)
         .await
         .unwrap();
-    let b = orders::standing(pool, "o-b").await.unwrap().unwrap();
+    let b = orders::standing(pool, &OrderId::parse("o-b").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(b.status, "CANCELED");
     assert_eq!(b.cancel_code.as_deref(), Some("USER_CANCELED"));
     t.finish().await;
@@ -1041,16 +1086,22 @@ async fn seed_demo_seeds_once_and_a_demo_order_goes_through() {
     let kinds = "SELECT count(DISTINCT discount->>'type') FROM coupons";
     assert_eq!(count(pool, kinds).await, 2);
     assert_eq!(db::list_products(pool).await.unwrap().len(), 4);
-    let alice = db::get_user(pool, 1).await.unwrap().unwrap();
+    let alice = db::get_user(pool, UserId::new(1)).await.unwrap().unwrap();
     assert_eq!(alice.points, 100_000);
-    let alices = coupons::list_for_user(pool, 1).await.unwrap();
+    let alices = coupons::list_for_user(pool, UserId::new(1)).await.unwrap();
     assert_eq!(alices.len(), 2);
     assert!(alices.iter().all(|c| c.status == CouponStatus::Available));
 
     // A demo order with a coupon goes through.
-    let order = place(pool, "o-demo", 1, &[(2, 1), (3, 2)], Some(alices[0].id))
-        .await
-        .unwrap();
+    let order = place(
+        pool,
+        "o-demo",
+        UserId::new(1),
+        &[(ProductId::new(2), 1), (ProductId::new(3), 2)],
+        Some(alices[0].id),
+    )
+    .await
+    .unwrap();
     assert_eq!((order.subtotal, order.discount), (44_800, 5_000));
     pay(pool, &order, "p1").await.unwrap();
     assert_eq!(status_of(pool, "o-demo").await, OrderStatus::Completed);
@@ -1095,7 +1146,12 @@ async fn top_ups_take_effect_once_per_key() {
         OrderError::INVALID_REQUEST
     );
     assert_eq!(
-        business(db::top_up(pool, 999, 5, None).await.unwrap_err()).code(),
+        business(
+            db::top_up(pool, UserId::new(999), 5, None)
+                .await
+                .unwrap_err()
+        )
+        .code(),
         OrderError::INVALID_REQUEST
     );
     t.finish().await;
@@ -1112,7 +1168,7 @@ async fn admin_helpers_validate_and_restock() {
     assert!(db::create_product(pool, "Neg", 1, -1).await.is_err());
     let fixed_1 = Discount::Fixed { amount: 1 };
     assert!(
-        db::create_coupon(pool, 999, &fixed_1, None, in_days(1))
+        db::create_coupon(pool, UserId::new(999), &fixed_1, None, in_days(1))
             .await
             .is_err()
     );
@@ -1128,8 +1184,10 @@ async fn admin_helpers_validate_and_restock() {
     let empty = db::create_product(pool, "Sold out", 10, 0).await.unwrap();
     assert_eq!(db::restock(pool, empty, 4).await.unwrap(), 4);
     assert_eq!(
-        business(db::restock(pool, 999, 4).await.unwrap_err()),
-        OrderError::ProductNotFound { product_id: 999 }
+        business(db::restock(pool, ProductId::new(999), 4).await.unwrap_err()),
+        OrderError::ProductNotFound {
+            product_id: ProductId::new(999)
+        }
     );
     t.finish().await;
 }
@@ -1140,7 +1198,7 @@ async fn admin_helpers_validate_and_restock() {
 /// (`o-pending`: a notebook), over which the invariant tests corrupt the data.
 struct Corruptible {
     s: Shop,
-    coupon: i64,
+    coupon: CouponId,
     done: Order,
 }
 
@@ -1151,7 +1209,9 @@ async fn corruptible(pool: &PgPool) -> Corruptible {
         .await
         .unwrap();
     pay(pool, &done, "p1").await.unwrap();
-    orders::mark_notified(pool, "o-good").await.unwrap();
+    orders::mark_notified(pool, &OrderId::parse("o-good").unwrap())
+        .await
+        .unwrap();
     place(pool, "o-pending", s.user, &[(s.dear, 1)], None)
         .await
         .unwrap();
@@ -1222,7 +1282,7 @@ async fn invariants_catch_a_lost_refund() {
         "INSERT INTO point_ledger (user_id, order_id, attempt, kind, amount) \
          VALUES ($1, 'o-good', 9, 'CHARGE', $2)",
     )
-    .bind(c.s.user)
+    .bind(c.s.user.get())
     .bind(c.done.total)
     .execute(pool)
     .await
@@ -1281,7 +1341,7 @@ async fn invariants_catch_a_coupon_held_by_the_wrong_order() {
     sqlx::query(
         "UPDATE coupons SET status = 'USED', used_at = now(), order_id = 'o-pending' WHERE id = $1",
     )
-    .bind(c.coupon)
+    .bind(c.coupon.get())
     .execute(pool)
     .await
     .unwrap();
@@ -1389,7 +1449,10 @@ async fn the_database_keeps_cancel_code_with_the_status() {
          cancel_code = 'PAYMENT_EXPIRED' WHERE id = 'o-pending'",
     )
     .await;
-    let expired = orders::load(pool, "o-pending").await.unwrap().unwrap();
+    let expired = orders::load(pool, &OrderId::parse("o-pending").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         expired.cancel_code,
         Some(domain::CancelCode::PaymentExpired)

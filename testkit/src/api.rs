@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
+use domain::UserId;
 use reqwest::Method;
 use reqwest::header::{HeaderName, HeaderValue};
 use serde_json::Value;
@@ -61,14 +62,14 @@ impl Api {
     }
 
     /// A customer's token, valid for an hour.
-    pub fn customer(&self, user_id: i64) -> String {
-        token::mint(
-            &self.secret,
-            &user_id.to_string(),
-            Role::Customer,
-            Duration::from_secs(3600),
-        )
-        .expect("HS256 signing cannot fail")
+    pub fn customer(&self, user_id: UserId) -> String {
+        self.customer_for(user_id, Duration::from_secs(3600))
+    }
+
+    /// A customer's token, valid for `ttl`.
+    pub fn customer_for(&self, user_id: UserId, ttl: Duration) -> String {
+        token::mint(&self.secret, &user_id.to_string(), Role::Customer, ttl)
+            .expect("HS256 signing cannot fail")
     }
 
     /// An admin's token, valid for an hour.

@@ -3,7 +3,7 @@
 //! workflow does (`PlaceOrderRequest`).
 
 use anyhow::Result;
-use domain::{Discount, LineRequest, PlaceOrderRequest, Shipping};
+use domain::{CouponId, Discount, LineRequest, PlaceOrderRequest, ProductId, Shipping, UserId};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
@@ -24,7 +24,7 @@ pub fn shipping_json() -> Value {
 
 /// An order's body for `POST /api/v1/orders`: `(product, quantity)` lines, an optional coupon
 /// and the demo shipping address.
-pub fn order_body(lines: &[(i64, i64)], coupon: Option<i64>) -> Value {
+pub fn order_body(lines: &[(ProductId, i64)], coupon: Option<CouponId>) -> Value {
     let items: Vec<Value> = lines
         .iter()
         .map(|(p, q)| json!({"product_id": p, "quantity": q}))
@@ -37,7 +37,7 @@ pub fn order_body(lines: &[(i64, i64)], coupon: Option<i64>) -> Value {
 }
 
 /// The same order as a placement request, for placing through `OrderService`.
-pub fn order_request(lines: &[(i64, i64)], coupon: Option<i64>) -> PlaceOrderRequest {
+pub fn order_request(lines: &[(ProductId, i64)], coupon: Option<CouponId>) -> PlaceOrderRequest {
     PlaceOrderRequest {
         items: lines
             .iter()
@@ -51,16 +51,21 @@ pub fn order_request(lines: &[(i64, i64)], coupon: Option<i64>) -> PlaceOrderReq
     }
 }
 
-pub async fn user(db: &PgPool, name: &str, points: i64) -> Result<i64> {
+pub async fn user(db: &PgPool, name: &str, points: i64) -> Result<UserId> {
     Ok(store::db::create_user(db, name, points).await?)
 }
 
-pub async fn product(db: &PgPool, name: &str, price: i64, stock: i64) -> Result<i64> {
+pub async fn product(db: &PgPool, name: &str, price: i64, stock: i64) -> Result<ProductId> {
     Ok(store::db::create_product(db, name, price, stock).await?)
 }
 
 /// A coupon of `user`'s that expires in 30 days.
-pub async fn coupon(db: &PgPool, user: i64, discount: Discount, min: Option<i64>) -> Result<i64> {
+pub async fn coupon(
+    db: &PgPool,
+    user: UserId,
+    discount: Discount,
+    min: Option<i64>,
+) -> Result<CouponId> {
     let expires = chrono::Utc::now() + chrono::Duration::days(30);
     Ok(store::db::create_coupon(db, user, &discount, min, expires).await?)
 }
@@ -68,8 +73,8 @@ pub async fn coupon(db: &PgPool, user: i64, discount: Discount, min: Option<i64>
 /// A shop of customers and products.
 #[derive(Debug, Clone)]
 pub struct Shop {
-    pub users: Vec<i64>,
-    pub products: Vec<i64>,
+    pub users: Vec<UserId>,
+    pub products: Vec<ProductId>,
 }
 
 impl Shop {
@@ -101,10 +106,11 @@ mod tests {
 
     #[test]
     fn the_body_and_the_request_are_the_same_order() {
-        let body = order_body(&[(3, 2)], Some(7));
+        let (p, c) = (ProductId::new(3), CouponId::new(7));
+        let body = order_body(&[(p, 2)], Some(c));
         let request: PlaceOrderRequest = serde_json::from_value(body).expect("a request");
-        assert_eq!(request, order_request(&[(3, 2)], Some(7)));
-        let without = order_body(&[(3, 2)], None);
+        assert_eq!(request, order_request(&[(p, 2)], Some(c)));
+        let without = order_body(&[(p, 2)], None);
         assert!(without.get("coupon_id").is_none());
     }
 }

@@ -5,6 +5,8 @@
 use std::time::Duration;
 
 use reqwest::Method;
+
+use domain::{CouponId, ProductId, UserId};
 use saga_tests::http::{ApiApp, spawn_api_with_rate_limit};
 use serde_json::{Value, json};
 use starter::token::{self, Role};
@@ -15,14 +17,14 @@ use crate::{R, cancel, id_of, pay, place, stock_of};
 /// What the admin routes made for the walk through every route.
 pub struct Shop {
     /// The user, and a customer token of theirs.
-    pub uid: i64,
+    pub uid: UserId,
     pub me: String,
     pub admin: String,
     /// The product as it was answered.
-    pub pid: i64,
+    pub pid: ProductId,
     pub product: Value,
     /// The user's coupon as it was answered.
-    pub cid: i64,
+    pub cid: CouponId,
     pub coupon: Value,
 }
 
@@ -67,12 +69,12 @@ pub async fn make_a_shop(api: &ApiApp) -> anyhow::Result<Shop> {
     );
     let cid = coupon["id"].as_i64().expect("coupon id");
     Ok(Shop {
-        uid,
-        me: api.customer(uid),
+        uid: UserId::new(uid),
+        me: api.customer(UserId::new(uid)),
         admin,
-        pid,
+        pid: ProductId::new(pid),
         product,
-        cid,
+        cid: CouponId::new(cid),
         coupon,
     })
 }
@@ -113,7 +115,7 @@ async fn admin_input_rules() -> R {
             .await?
             .assert_error(400, "INVALID_REQUEST");
     }
-    let body = json!({"user_id": user + 999, "discount": {"type": "FIXED", "amount": 1}, "expires_at": "2099-01-01T00:00:00Z"});
+    let body = json!({"user_id": user.get() + 999, "discount": {"type": "FIXED", "amount": 1}, "expires_at": "2099-01-01T00:00:00Z"});
     api.post("/api/v1/admin/coupons", Some(&admin), &body)
         .await?
         .assert_error(400, "INVALID_REQUEST");
@@ -153,9 +155,10 @@ async fn a_restock_refills_a_sold_out_product_once_per_admin_and_key() -> R {
     let api = spawn_api_with_rate_limit(None).await;
     let user = api.app.user(1_000_000).await;
     let me = api.customer(user);
-    let p = api.app.product(10_000, 0).await;
+    let product = api.app.product(10_000, 0).await;
+    let p = product.get();
     let (ops, other) = (api.admin(), admin_named(&api, "night-shift"));
-    place(&api, &me, &[(p, 2)], None)
+    place(&api, &me, &[(product, 2)], None)
         .await
         .assert_error(409, "INSUFFICIENT_STOCK");
 
@@ -240,10 +243,10 @@ async fn a_restock_refills_a_sold_out_product_once_per_admin_and_key() -> R {
     assert_eq!(topped.assert_ok(200)["points"], 1_000_001);
 
     // What was restocked sells, and CONTRACT §6 counts the restocks (finish).
-    let order = place(&api, &me, &[(p, 2)], None).await;
+    let order = place(&api, &me, &[(product, 2)], None).await;
     let paid = pay(&api, &me, &id_of(&order)).await;
     assert_eq!(paid.assert_ok(200)["status"], "COMPLETED");
-    assert_eq!(stock_of(&api, &me, p).await, 1_000_010);
+    assert_eq!(stock_of(&api, &me, product).await, 1_000_010);
     api.finish().await
 }
 
@@ -290,7 +293,7 @@ async fn the_admins_order_list_filters_by_status_and_user_and_pages_with_link() 
         [as_orders[2].clone(), as_orders[0].clone()]
     );
     assert!(ids_of(&list("?status=COMPLETED".into()).await?).is_empty());
-    assert!(ids_of(&list(format!("?user_id={}", b + 1000)).await?).is_empty());
+    assert!(ids_of(&list(format!("?user_id={}", b.get() + 1000)).await?).is_empty());
 
     // One at a time, keeping the filters: the same orders, a page each.
     let first = list(format!("?user_id={a}&limit=1")).await?;

@@ -1,6 +1,7 @@
 //! Authentication and authorisation on every route group: the tokens the API refuses (401),
 //! another user's order (404, its existence not told), and the roles (403).
 
+use domain::{OrderId, UserId};
 use saga_tests::http::spawn_api;
 use serde_json::{Value, json};
 use testkit::tokens::{self, Algorithm};
@@ -8,7 +9,7 @@ use testkit::tokens::{self, Algorithm};
 use crate::{R, cancel, id_of, pay, place};
 
 /// The tokens the API must refuse, each with why, for `user` (another user: `other`).
-fn refused(secret: &str, user: i64, other: i64) -> Vec<(&'static str, String)> {
+fn refused(secret: &str, user: UserId, other: UserId) -> Vec<(&'static str, String)> {
     let now = chrono::Utc::now().timestamp();
     let claims = |sub: &str, role: &str| json!({"sub": sub, "role": role, "exp": now + 600});
     let hs256 = |claims: &Value| tokens::sign(claims, Algorithm::HS256, secret.as_bytes());
@@ -55,7 +56,7 @@ fn refused(secret: &str, user: i64, other: i64) -> Vec<(&'static str, String)> {
         ("sub not a number", hs256(&claims("alice", "customer"))),
         (
             "unknown user",
-            hs256(&claims(&(user + 999).to_string(), "customer")),
+            hs256(&claims(&(user.get() + 999).to_string(), "customer")),
         ),
     ]
 }
@@ -136,6 +137,9 @@ async fn another_users_order_is_not_found_and_roles_are_kept() -> R {
         .await?
         .assert_error(403, "FORBIDDEN");
 
-    api.app.service.cancel(&tid).await?;
+    api.app
+        .service
+        .cancel(&OrderId::parse(&tid).unwrap())
+        .await?;
     api.finish().await
 }

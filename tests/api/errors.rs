@@ -1,6 +1,7 @@
 //! CONTRACT §5's error table, row by row with its `details`; a body's size limit; and 503, never
 //! a hang or a 500, when Temporal or PostgreSQL is down.
 
+use domain::{CouponId, OrderId, ProductId, UserId};
 use std::time::{Duration, Instant};
 
 use domain::Discount;
@@ -81,30 +82,34 @@ async fn every_error_of_the_table_with_its_details() -> R {
         .fetch_all(&api.app.db)
         .await?;
     for (id,) in open {
-        api.app.service.cancel(&id).await?;
+        api.app
+            .service
+            .cancel(&OrderId::parse(&id).unwrap())
+            .await?;
     }
     api.finish().await
 }
 
 /// 404 `PRODUCT_NOT_FOUND`, from a line and from the product route, and `ORDER_NOT_FOUND` on
 /// every order route.
-async fn not_found(api: &ApiApp, me: &str, a: i64) -> R {
-    let d = place(api, me, &[(a, 1), (a + 999, 1)], None).await;
+async fn not_found(api: &ApiApp, me: &str, a: ProductId) -> R {
+    let unknown = ProductId::new(a.get() + 999);
+    let d = place(api, me, &[(a, 1), (unknown, 1)], None).await;
     assert_eq!(
         d.assert_error(404, "PRODUCT_NOT_FOUND"),
-        &json!({"product_id": a + 999})
+        &json!({"product_id": unknown})
     );
     let d = api
-        .get(&format!("/api/v1/products/{}", a + 999), Some(me))
+        .get(&format!("/api/v1/products/{unknown}"), Some(me))
         .await?;
     assert_eq!(
         d.assert_error(404, "PRODUCT_NOT_FOUND"),
-        &json!({"product_id": a + 999})
+        &json!({"product_id": unknown})
     );
     // An id that can name no product is still a product that does not exist: no input rule
     // covers ids, so 0 and negatives are 404 too, not 400.
     for id in [0, -1, i64::MIN] {
-        let d = place(api, me, &[(id, 1)], None).await;
+        let d = place(api, me, &[(ProductId::new(id), 1)], None).await;
         assert_eq!(
             d.assert_error(404, "PRODUCT_NOT_FOUND"),
             &json!({"product_id": id}),
@@ -128,10 +133,10 @@ async fn not_found(api: &ApiApp, me: &str, a: i64) -> R {
 /// 422 `COUPON_INVALID` for every reason; the `COMPLETED` order that used a coupon of `user`'s.
 async fn coupon_invalid_for_every_reason(
     api: &ApiApp,
-    user: i64,
-    other: i64,
-    a: i64,
-) -> anyhow::Result<String> {
+    user: UserId,
+    other: UserId,
+    a: ProductId,
+) -> anyhow::Result<OrderId> {
     let me = api.customer(user);
     let fixed = Discount::Fixed { amount: 500 };
     let theirs = api.app.coupon(other, fixed, None).await;
@@ -149,9 +154,9 @@ async fn coupon_invalid_for_every_reason(
     let first_id = id_of(&first);
     pay(api, &me, &first_id).await.assert_ok(200);
     for (coupon, reason) in [
-        (999_999, "NOT_FOUND"),
-        (0, "NOT_FOUND"),
-        (-7, "NOT_FOUND"),
+        (CouponId::new(999_999), "NOT_FOUND"),
+        (CouponId::new(0), "NOT_FOUND"),
+        (CouponId::new(-7), "NOT_FOUND"),
         (theirs, "NOT_OWNED"),
         (used, "ALREADY_USED"),
         (expired, "EXPIRED"),

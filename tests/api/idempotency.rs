@@ -141,7 +141,7 @@ async fn a_top_up_key_keeps_its_amount_after_its_answer_is_purged() -> R {
     assert_eq!(first.assert_ok(200)["points"], 1_500);
     // The purge of old answers (idempotency::purge), as if 7 days had passed.
     let purged = sqlx::query("DELETE FROM idempotency_keys WHERE user_id = $1")
-        .bind(user)
+        .bind(user.get())
         .execute(&api.app.db)
         .await?
         .rows_affected();
@@ -167,7 +167,7 @@ async fn a_top_up_key_keeps_its_amount_after_its_answer_is_purged() -> R {
     let rows: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM point_ledger WHERE user_id = $1 AND idempotency_key = 't-purged'",
     )
-    .bind(user)
+    .bind(user.get())
     .fetch_one(&api.app.db)
     .await?;
     assert_eq!(rows, 1);

@@ -19,6 +19,7 @@ mod products;
 mod quote;
 mod rate_limit;
 
+use domain::{CouponId, OrderId, ProductId};
 use saga_tests::http::{ApiApp, spawn_api};
 use serde_json::{Value, json};
 use testkit::Reply;
@@ -26,7 +27,12 @@ use testkit::shop::order_body;
 
 type R = anyhow::Result<()>;
 
-async fn place(api: &ApiApp, token: &str, items: &[(i64, i64)], coupon: Option<i64>) -> Reply {
+async fn place(
+    api: &ApiApp,
+    token: &str,
+    items: &[(ProductId, i64)],
+    coupon: Option<CouponId>,
+) -> Reply {
     api.post("/api/v1/orders", Some(token), &order_body(items, coupon))
         .await
         .expect("the API answers")
@@ -52,8 +58,8 @@ async fn cancel(api: &ApiApp, token: &str, order_id: &str) -> Reply {
     .expect("the API answers")
 }
 
-fn id_of(reply: &Reply) -> String {
-    reply.body["id"].as_str().expect("an order id").to_owned()
+fn id_of(reply: &Reply) -> OrderId {
+    OrderId::parse(reply.body["id"].as_str().expect("an order id")).expect("an order id")
 }
 
 async fn show(api: &ApiApp, token: &str, order_id: &str) -> Value {
@@ -72,7 +78,7 @@ async fn points_of(api: &ApiApp, token: &str) -> Value {
     me.assert_ok(200)["points"].clone()
 }
 
-async fn stock_of(api: &ApiApp, token: &str, product: i64) -> Value {
+async fn stock_of(api: &ApiApp, token: &str, product: ProductId) -> Value {
     let shown = api
         .get(&format!("/api/v1/products/{product}"), Some(token))
         .await

@@ -2,6 +2,7 @@
 //! `POST /api/v1/orders/{id}/cancel`: placing, listing, showing, canceling, and the input
 //! rules of a placement.
 
+use domain::{OrderId, ProductId};
 use saga_tests::http::{ApiApp, spawn_api_with_rate_limit};
 use serde_json::{Value, json};
 use testkit::shop::{order_body, shipping_json};
@@ -11,7 +12,7 @@ use crate::{R, cancel, id_of, place};
 
 /// The walk's step: two orders placed (the first with the coupon), listed newest first, the
 /// list limited, the first shown. Returns the first's id and the second's.
-pub async fn place_list_and_show(api: &ApiApp, shop: &Shop) -> anyhow::Result<(String, String)> {
+pub async fn place_list_and_show(api: &ApiApp, shop: &Shop) -> anyhow::Result<(OrderId, OrderId)> {
     let me = &shop.me;
     let placed = place(api, me, &[(shop.pid, 2)], Some(shop.cid)).await;
     let order = placed.assert_ok(201).clone();
@@ -56,7 +57,7 @@ pub async fn cancel_and_restock(api: &ApiApp, shop: &Shop, order: &str) -> R {
 }
 
 /// A placement that must succeed; its order's id.
-async fn placed(r: testkit::Reply) -> String {
+async fn placed(r: testkit::Reply) -> OrderId {
     r.assert_ok(201);
     id_of(&r)
 }
@@ -76,9 +77,9 @@ async fn lines_and_quantities_at_and_just_past_their_limits() -> R {
 
     // Lines: 1 and 50 are fine, 0 and 51 are not; no product twice.
     orders.push(placed(place(&api, &me, &[(p, 1)], None).await).await);
-    let fifty: Vec<(i64, i64)> = products[..50].iter().map(|&id| (id, 1)).collect();
+    let fifty: Vec<(ProductId, i64)> = products[..50].iter().map(|&id| (id, 1)).collect();
     orders.push(placed(place(&api, &me, &fifty, None).await).await);
-    let fifty_one: Vec<(i64, i64)> = products.iter().map(|&id| (id, 1)).collect();
+    let fifty_one: Vec<(ProductId, i64)> = products.iter().map(|&id| (id, 1)).collect();
     place(&api, &me, &fifty_one, None)
         .await
         .assert_error(400, "INVALID_REQUEST");
@@ -193,12 +194,12 @@ async fn the_list_limit_at_and_just_past_its_limits() -> R {
 }
 
 /// The ids of a list answer, in its order.
-pub fn ids_of(list: &testkit::Reply) -> Vec<String> {
+pub fn ids_of(list: &testkit::Reply) -> Vec<OrderId> {
     list.assert_ok(200)
         .as_array()
         .expect("a list")
         .iter()
-        .map(|o| o["id"].as_str().expect("an order id").to_owned())
+        .map(|o| OrderId::parse(o["id"].as_str().expect("an order id")).expect("an order id"))
         .collect()
 }
 
@@ -218,7 +219,7 @@ pub async fn every_page(
     api: &ApiApp,
     token: &str,
     first: &str,
-) -> anyhow::Result<(Vec<String>, usize)> {
+) -> anyhow::Result<(Vec<OrderId>, usize)> {
     let (mut ids, mut pages, mut path) = (Vec::new(), 0, Some(first.to_owned()));
     while let Some(p) = path {
         let page = api.get(&p, Some(token)).await?;

@@ -11,7 +11,7 @@ pub async fn read_by_customers_and_admins(api: &ApiApp, shop: &Shop) -> R {
     assert!(
         list.assert_ok(200)
             .as_array()
-            .is_some_and(|a| a.iter().any(|p| p["id"] == shop.pid))
+            .is_some_and(|a| a.iter().any(|p| p["id"] == shop.pid.get()))
     );
     let one = api
         .get(&format!("/api/v1/products/{}", shop.pid), Some(&shop.admin))

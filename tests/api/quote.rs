@@ -2,7 +2,7 @@
 //! beside it; placement's errors but `INSUFFICIENT_POINTS`; no side effect; its rules in the
 //! OpenAPI document.
 
-use domain::Discount;
+use domain::{CouponId, Discount, ProductId};
 use saga_tests::http::{ApiApp, spawn_api_with_rate_limit};
 use serde_json::{Value, json};
 use testkit::Reply;
@@ -15,7 +15,7 @@ async fn quote(api: &ApiApp, token: &str, body: &Value) -> Reply {
         .expect("the API answers")
 }
 
-fn cart(items: &[(i64, i64)], coupon: Option<i64>) -> Value {
+fn cart(items: &[(ProductId, i64)], coupon: Option<CouponId>) -> Value {
     let items: Vec<Value> = items
         .iter()
         .map(|(p, q)| json!({"product_id": p, "quantity": q}))
@@ -98,7 +98,12 @@ async fn a_quote_answers_placements_errors_and_rules() -> R {
     let theirs = api.app.coupon(other, fixed, None).await;
     let minimum = api.app.coupon(user, fixed, Some(50_000)).await;
 
-    let missing = quote(&api, &me, &cart(&[(lamp, 1), (-7, 1)], None)).await;
+    let missing = quote(
+        &api,
+        &me,
+        &cart(&[(lamp, 1), (ProductId::from(-7), 1)], None),
+    )
+    .await;
     assert_eq!(
         missing.assert_error(404, "PRODUCT_NOT_FOUND")["product_id"],
         -7
@@ -112,7 +117,7 @@ async fn a_quote_answers_placements_errors_and_rules() -> R {
     for (coupon, reason) in [
         (theirs, "NOT_OWNED"),
         (minimum, "MIN_ORDER_AMOUNT"),
-        (0, "NOT_FOUND"),
+        (CouponId::from(0), "NOT_FOUND"),
     ] {
         let refused = quote(&api, &me, &cart(&[(lamp, 1)], Some(coupon))).await;
         assert_eq!(
@@ -121,8 +126,9 @@ async fn a_quote_answers_placements_errors_and_rules() -> R {
         );
     }
 
-    let fifty: Vec<(i64, i64)> = (0..50).map(|i| (1_000_000 + i, 1)).collect();
-    let fifty_one: Vec<(i64, i64)> = (0..51).map(|i| (1_000_000 + i, 1)).collect();
+    let unknown = |i: i64| (ProductId::from(1_000_000 + i), 1);
+    let fifty: Vec<(ProductId, i64)> = (0..50).map(unknown).collect();
+    let fifty_one: Vec<(ProductId, i64)> = (0..51).map(unknown).collect();
     // 50 lines pass the rules (and then name a product that does not exist); 51 do not.
     quote(&api, &me, &cart(&fifty, None))
         .await

@@ -96,7 +96,7 @@ async fn the_default_rate_limit_is_per_customer_and_never_kept_under_a_key() -> 
     };
     let kept: i64 =
         sqlx::query_scalar("SELECT count(*) FROM idempotency_keys WHERE user_id = $1 AND key = $2")
-            .bind(alice)
+            .bind(alice.get())
             .bind(&key)
             .fetch_one(&api.app.db)
             .await?;

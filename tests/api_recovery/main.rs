@@ -7,6 +7,7 @@
 //! Losing the answer is simulated by deleting the key's row, which is what the API does when
 //! it answers 503.
 
+use domain::ProductId;
 use std::time::Duration;
 
 use saga_tests::http::{ApiApp, spawn_api};
@@ -16,7 +17,7 @@ use testkit::shop::order_body;
 
 type R = anyhow::Result<()>;
 
-async fn place(api: &ApiApp, token: &str, product: i64, quantity: i64) -> String {
+async fn place(api: &ApiApp, token: &str, product: ProductId, quantity: i64) -> String {
     let placed = api
         .post(
             "/api/v1/orders",
@@ -76,7 +77,7 @@ async fn a_keyed_payment_repeated_while_it_runs_answers_its_outcome() -> R {
     // Hold the product's row: the payment charges, then waits in its last step.
     let mut blocker = api.app.db.begin().await?;
     sqlx::query("SELECT stock FROM products WHERE id = $1 FOR UPDATE")
-        .bind(product)
+        .bind(product.get())
         .execute(&mut *blocker)
         .await?;
     let first = spawn_pay(&api, &token, &order, "pay-once");

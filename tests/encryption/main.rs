@@ -10,7 +10,10 @@ mod rotation;
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
-use domain::{Discount, LineRequest, Order, OrderStatus, PlaceOrderRequest, Shipping};
+use domain::{
+    CouponId, Discount, LineRequest, Order, OrderStatus, PlaceOrderRequest, ProductId, Shipping,
+    UserId,
+};
 use prost::Message;
 use runtime::codec::{EncryptionCodec, PayloadKeys};
 use saga_tests::{TestApp, business, spawn_app, spawn_app_with};
@@ -35,8 +38,8 @@ pub fn secret_shipping() -> Shipping {
 
 /// The order of `lines` shipped to `shipping`.
 pub fn request(
-    lines: &[(i64, i64)],
-    coupon: Option<i64>,
+    lines: &[(ProductId, i64)],
+    coupon: Option<CouponId>,
     shipping: &Shipping,
 ) -> PlaceOrderRequest {
     PlaceOrderRequest {
@@ -54,9 +57,9 @@ pub fn request(
 
 pub async fn place(
     app: &TestApp,
-    user: i64,
-    lines: &[(i64, i64)],
-    coupon: Option<i64>,
+    user: UserId,
+    lines: &[(ProductId, i64)],
+    coupon: Option<CouponId>,
     shipping: &Shipping,
 ) -> Result<Order, starter::ServiceError> {
     let id = OrderService::new_order_id();
@@ -167,12 +170,12 @@ async fn payment_refusals_and_compensation_keep_shipping_out_of_the_stored_histo
 
     // Paid with a coupon, then delivered.
     let paid = place(&app, user, &[(b, 2)], Some(coupon), &shipping).await?;
-    app.service.pay(&paid.id).await?;
+    app.service.pay(&paid.id, None).await?;
     // Placed, then the stock sold out under it: the payment is compensated (a failed update).
     let sold_out = place(&app, user, &[(a, 2)], None, &shipping).await?;
     let sniped = place(&app, user, &[(a, 1)], None, &shipping).await?;
-    app.service.pay(&sniped.id).await?;
-    let refusal = business(app.service.pay(&sold_out.id).await);
+    app.service.pay(&sniped.id, None).await?;
+    let refusal = business(app.service.pay(&sold_out.id, None).await);
     ensure!(refusal.code() == "INSUFFICIENT_STOCK", "{refusal:?}");
     for order in [&paid, &sold_out, &sniped] {
         assert_result_reads_back(&app, &order.id, &shipping).await?;

@@ -72,7 +72,7 @@ async fn keys_rotate_without_a_stop() -> R {
 
     // PAYLOAD_KEYS=key-b,key-a: the old order is still paid and read; new ones use key-b.
     app.rekey(keys(&[&b, &a])).await?;
-    let paid = app.service.pay(&old.id).await?;
+    let paid = app.service.pay(&old.id, None).await?;
     ensure!(paid.status == OrderStatus::Completed, "{paid:?}");
     let result = app.result(&old.id).await?.order.context("the old order")?;
     ensure!(

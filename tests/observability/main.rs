@@ -3,6 +3,7 @@
 //! search attributes). Against the real dev server and PostgreSQL; every test ends with the
 //! CONTRACT §6 check.
 
+use domain::{CouponId, ProductId, UserId};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -152,7 +153,7 @@ async fn api_metrics_count_and_time_requests_by_route_template_on_their_own_list
 
 /// Ten requests of every kind the metrics must tell apart: two healthy, one unauthenticated,
 /// a product found and one not, two unmatched routes, an order placed and paid, the document.
-async fn ten_requests(served: &Served, bearer: &str, product: i64) -> R {
+async fn ten_requests(served: &Served, bearer: &str, product: ProductId) -> R {
     let (http, api) = (&served.http, &served.api);
     let status = |r: reqwest::Response| r.status().as_u16();
 
@@ -162,12 +163,19 @@ async fn ten_requests(served: &Served, bearer: &str, product: i64) -> R {
         status(http.get(format!("{api}/api/v1/me")).send().await?),
         401
     );
-    let get_product = |id: i64| {
+    let get_product = |id: ProductId| {
         http.get(format!("{api}/api/v1/products/{id}"))
             .bearer_auth(bearer)
     };
     assert_eq!(status(get_product(product).send().await?), 200);
-    assert_eq!(status(get_product(product + 1000).send().await?), 404);
+    assert_eq!(
+        status(
+            get_product(ProductId::new(product.get() + 1000))
+                .send()
+                .await?
+        ),
+        404
+    );
     assert_eq!(
         status(http.get(format!("{api}/no/such/route")).send().await?),
         404
@@ -211,7 +219,11 @@ async fn ten_requests(served: &Served, bearer: &str, product: i64) -> R {
 }
 
 /// The ten requests, each counted under its method, route template and status, and timed.
-fn assert_each_request_counted_and_timed(text: &str, samples: &[(Sample, f64)], product: i64) {
+fn assert_each_request_counted_and_timed(
+    text: &str,
+    samples: &[(Sample, f64)],
+    product: ProductId,
+) {
     let requests = |method: &str, route: &str, status: &str| {
         sum(
             samples,
@@ -420,7 +432,10 @@ async fn four_orders(app: &TestApp, task_queue: &str) -> R {
     let coupon = app
         .coupon(user, Discount::Fixed { amount: 500 }, None)
         .await;
-    let place = |service: &OrderService, user: i64, items: &[(i64, i64)], coupon: Option<i64>| {
+    let place = |service: &OrderService,
+                 user: UserId,
+                 items: &[(ProductId, i64)],
+                 coupon: Option<CouponId>| {
         let id = OrderService::new_order_id();
         let request = order_request(items, coupon);
         let service = service.clone();
@@ -429,15 +444,18 @@ async fn four_orders(app: &TestApp, task_queue: &str) -> R {
 
     // Completed.
     let done = place(&service, user, &[(plenty, 1)], None).await?;
-    assert_eq!(service.pay(&done.id).await?.status, OrderStatus::Completed);
+    assert_eq!(
+        service.pay(&done.id, None).await?.status,
+        OrderStatus::Completed
+    );
     // Stock sold out between placement and payment: compensated, CANCELED.
     let doomed = place(&service, user, &[(plenty, 1), (scarce, 2)], Some(coupon)).await?;
     let sniped = place(&service, rival, &[(scarce, 1)], None).await?;
     assert_eq!(
-        service.pay(&sniped.id).await?.status,
+        service.pay(&sniped.id, None).await?.status,
         OrderStatus::Completed
     );
-    let refused = business(service.pay(&doomed.id).await);
+    let refused = business(service.pay(&doomed.id, None).await);
     assert!(
         matches!(refused, OrderError::InsufficientStock { .. }),
         "{refused:?}"
@@ -585,7 +603,7 @@ async fn the_workflow_carries_a_title_and_is_found_by_its_search_attributes() ->
         )
     };
     wait_for_count(&app, &query("PENDING")).await?;
-    let paid = app.service.pay(&placed.id).await?;
+    let paid = app.service.pay(&placed.id, None).await?;
     assert_eq!(paid.status, OrderStatus::Completed);
     let ended = app.result(&placed.id).await?.order;
     assert_eq!(ended.map(|o| o.status), Some(OrderStatus::Completed));

@@ -71,7 +71,7 @@ async fn a_stuck_delivery_is_paused_unpaused_and_reset() -> Result<()> {
     let product = app.product(1_000, 10).await;
     app.platform.stop().await;
     let order = app.place(user, &[(product, 1)], None).await?;
-    ensure!(app.service.pay(&order.id).await?.status == OrderStatus::Completed);
+    ensure!(app.service.pay(&order.id, None).await?.status == OrderStatus::Completed);
     let stuck = failing(&app, &order.id, 1).await?;
     let id = stuck["activityId"]
         .as_str()

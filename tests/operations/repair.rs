@@ -9,7 +9,7 @@
 use std::process::Output;
 
 use anyhow::{Context, Result, ensure};
-use domain::{Discount, OrderStatus};
+use domain::{Discount, OrderId, OrderStatus};
 use saga_tests::{TestApp, spawn_app_with};
 use serde_json::Value;
 
@@ -55,20 +55,21 @@ fn terminate(app: &TestApp, order: &str) -> Result<()> {
 /// Check names it, the dry run plans `action` and changes nothing, `--apply` does it, a second
 /// `--apply` does nothing, check is clean. Answers the repaired order.
 async fn repair(app: &TestApp, order: &str, action: &str) -> Result<Value> {
+    let id = &OrderId::parse(order)?;
     let check = starter(app, &["check"])?;
     ensure!(
         check.status.code() == Some(1),
         "check did not fail: {check:?}"
     );
     ensure!(json(&check)?["violations"].to_string().contains(order));
-    let before = app.service.show(order).await?;
+    let before = app.service.show(id).await?;
     let dry = json(&starter(app, &["repair", order])?)?;
     ensure!(
         dry["action"] == action && dry["applied"] == false,
         "dry run: {dry}"
     );
     ensure!(
-        app.service.show(order).await? == before,
+        app.service.show(id).await? == before,
         "the dry run changed the order"
     );
     let applied = starter(app, &["repair", order, "--apply"])?;
@@ -111,11 +112,11 @@ async fn a_terminated_order_is_repaired_from_its_ledger() -> Result<()> {
     let paying = app.place(user, &[(product, 2)], Some(coupon)).await?;
     let mut lock = app.db.begin().await?;
     sqlx::query("SELECT points FROM users WHERE id = $1 FOR UPDATE")
-        .bind(user)
+        .bind(user.get())
         .execute(&mut *lock)
         .await?;
     let (service, id) = (app.service.clone(), paying.id.clone());
-    let payer = tokio::spawn(async move { service.pay(&id).await });
+    let payer = tokio::spawn(async move { service.pay(&id, None).await });
     app.wait_for_lock_waiters(1).await?;
     terminate(&app, &paying.id)?;
     lock.rollback().await?;
@@ -145,7 +146,7 @@ async fn a_terminated_order_is_repaired_from_its_ledger() -> Result<()> {
     // Past the pivot, the data platform down: terminated before the delivery.
     app.platform.stop().await;
     let done = app.place(user, &[(product, 3)], None).await?;
-    ensure!(app.service.pay(&done.id).await?.status == OrderStatus::Completed);
+    ensure!(app.service.pay(&done.id, None).await?.status == OrderStatus::Completed);
     terminate(&app, &done.id)?;
     app.platform.resume().await?;
     let repaired = repair(&app, &done.id, "complete_forward").await?;

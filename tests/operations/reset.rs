@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
-use domain::{Discount, OrderStatus};
+use domain::{CouponId, Discount, OrderStatus, ProductId, UserId};
 use saga_tests::{TestApp, spawn_app_with};
 use serde_json::{Value, json};
 use temporalio_client::{
@@ -177,7 +177,7 @@ async fn judge(app: TestApp, path: &str, order: &str) -> Result<()> {
     app.finish().await
 }
 
-async fn shop(app: &TestApp, points: i64, stock: i64) -> (i64, i64, i64) {
+async fn shop(app: &TestApp, points: i64, stock: i64) -> (UserId, ProductId, CouponId) {
     let user = app.user(points).await;
     let product = app.product(1_000, stock).await;
     let coupon = app
@@ -192,7 +192,7 @@ async fn reset_a_completed_order() -> Result<()> {
     let app = spawn_app_with(TIMEOUT).await;
     let (user, product, coupon) = shop(&app, 100_000, 10).await;
     let order = app.place(user, &[(product, 2)], Some(coupon)).await?;
-    let paid = app.service.pay(&order.id).await?;
+    let paid = app.service.pay(&order.id, None).await?;
     ensure!(paid.status == OrderStatus::Completed);
     app.result(&order.id).await?;
     judge(app, "S1 completed", &order.id).await
@@ -205,8 +205,8 @@ async fn reset_a_compensated_order() -> Result<()> {
     let (user, product, coupon) = shop(&app, 100_000, 1).await;
     let a = app.place(user, &[(product, 1)], Some(coupon)).await?;
     let b = app.place(user, &[(product, 1)], None).await?;
-    app.service.pay(&b.id).await?;
-    let refused = app.service.pay(&a.id).await;
+    app.service.pay(&b.id, None).await?;
+    let refused = app.service.pay(&a.id, None).await;
     ensure!(refused.is_err(), "A was paid: {refused:?}");
     app.result(&a.id).await?;
     app.result(&b.id).await?;
@@ -239,13 +239,13 @@ async fn reset_an_order_paid_after_a_refusal() -> Result<()> {
     let (user, product, _) = shop(&app, 1_000, 10).await;
     let order = app.place(user, &[(product, 1)], None).await?;
     let other = app.place(user, &[(product, 1)], None).await?;
-    app.service.pay(&other.id).await?;
-    let short = app.service.pay(&order.id).await;
+    app.service.pay(&other.id, None).await?;
+    let short = app.service.pay(&order.id, None).await;
     ensure!(short.is_err(), "paid without the points: {short:?}");
     store::db::top_up(&app.db, user, 1_000, None)
         .await
         .context("top-up")?;
-    app.service.pay(&order.id).await?;
+    app.service.pay(&order.id, None).await?;
     app.result(&order.id).await?;
     app.result(&other.id).await?;
     judge(app, "S5 paid after a refusal", &order.id).await

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use anyhow::{Result, ensure};
-use domain::{Discount, OrderStatus};
+use domain::{Discount, OrderId, OrderStatus};
 use saga_tests::{TestApp, spawn_app_with};
 use temporalio_client::{WorkflowDescribeOptions, WorkflowExecutionStatus};
 use workflows::OrderWorkflow;
@@ -37,7 +37,7 @@ async fn reset(app: &TestApp, order: &str, point: &str, exclude: bool) -> Result
 }
 
 /// The latest run's outcome equals the row; then `starter check` and the test's end.
-async fn judge(app: TestApp, orders: &[&str]) -> Result<()> {
+async fn judge(app: TestApp, orders: &[OrderId]) -> Result<()> {
     for order in orders {
         let result = app.result(order).await?;
         let row = app.service.show(order).await?;
@@ -71,7 +71,7 @@ async fn reset_while_waiting_for_payment() -> Result<()> {
     ] {
         let order = app.place(user, &[(product, 1)], None).await?;
         reset(&app, &order.id, point, exclude).await?;
-        let paid = app.service.pay(&order.id).await?;
+        let paid = app.service.pay(&order.id, None).await?;
         ensure!(
             paid.status == OrderStatus::Completed,
             "{point} {exclude}: {paid:?}"
@@ -82,8 +82,7 @@ async fn reset_while_waiting_for_payment() -> Result<()> {
         app.points(user).await == 100_000 - 4 * 1_000,
         "charged other than once each"
     );
-    let ids: Vec<&str> = orders.iter().map(String::as_str).collect();
-    judge(app, &ids).await
+    judge(app, &orders).await
 }
 
 /// The coupon's step held on the coupon's row lock (the order `PAID`, charged), the run
@@ -111,12 +110,12 @@ async fn reset_in_the_middle_of_a_payment() -> Result<()> {
         let order = app.place(user, &[(product, 1)], Some(coupon)).await?;
         let mut lock = app.db.begin().await?;
         sqlx::query("SELECT status FROM coupons WHERE id = $1 FOR UPDATE")
-            .bind(coupon)
+            .bind(coupon.get())
             .execute(&mut *lock)
             .await?;
         let service = app.service.clone();
         let id = order.id.clone();
-        let payer = tokio::spawn(async move { service.pay(&id).await });
+        let payer = tokio::spawn(async move { service.pay(&id, None).await });
         app.wait_for_lock_waiters(1).await?;
         ensure!(app.service.show(&order.id).await?.status == OrderStatus::Paid);
         reset(&app, &order.id, point, exclude).await?;
@@ -138,8 +137,7 @@ async fn reset_in_the_middle_of_a_payment() -> Result<()> {
         }
         orders.push(order.id);
     }
-    let ids: Vec<&str> = orders.iter().map(String::as_str).collect();
-    judge(app, &ids).await
+    judge(app, &orders).await
 }
 
 /// `COMPLETED`, the data platform down, the run reset while it retries the delivery: it is
@@ -153,9 +151,11 @@ async fn reset_during_the_notification() -> Result<()> {
     let mut orders = Vec::new();
     for exclude in [false, true] {
         let order = app.place(user, &[(product, 1)], None).await?;
-        app.service.pay(&order.id).await?;
+        app.service.pay(&order.id, None).await?;
         reset(&app, &order.id, "LastWorkflowTask", exclude).await?;
-        let handle = app.client.get_workflow_handle::<OrderWorkflow>(&order.id);
+        let handle = app
+            .client
+            .get_workflow_handle::<OrderWorkflow>(order.id.as_str());
         let d = handle.describe(WorkflowDescribeOptions::default()).await?;
         ensure!(
             d.status() == WorkflowExecutionStatus::Running,
@@ -168,6 +168,5 @@ async fn reset_during_the_notification() -> Result<()> {
         app.points(user).await == 100_000 - 2 * 1_000,
         "charged other than once each"
     );
-    let ids: Vec<&str> = orders.iter().map(String::as_str).collect();
-    judge(app, &ids).await
+    judge(app, &orders).await
 }

@@ -146,7 +146,7 @@ async fn every_runbook_command_runs_as_written() -> Result<()> {
     // The data platform down: pause the delivery; back: unpause it.
     app.platform.stop().await;
     let done = app.place(user, &[(product, 1)], None).await?;
-    app.service.pay(&done.id).await?;
+    app.service.pay(&done.id, None).await?;
     let activity = stuck_delivery(&app, &done.id).await?;
     book.run(&app, "platform-down", &done.id, &activity)?;
     app.platform.resume().await?;

@@ -52,7 +52,7 @@ async fn a_placement_outlasts_a_database_outage() -> R {
             .place(&id, user, order_request(&[(a, 2)], None))
             .await?;
         assert_eq!(again, placed);
-        app.service.pay(&id).await?;
+        app.service.pay(&id, None).await?;
     }
     app.finish().await
 }
@@ -71,12 +71,12 @@ async fn a_payment_outlasts_a_database_outage() -> R {
     let placed = app.place(user, &[(a, 2)], Some(coupon)).await?;
     let mut outage = app.db.begin().await?;
     sqlx::query("SELECT status FROM coupons WHERE id = $1 FOR UPDATE")
-        .bind(coupon)
+        .bind(coupon.get())
         .execute(&mut *outage)
         .await?;
     let service = app.service.clone();
     let id = placed.id.clone();
-    let paying = tokio::spawn(async move { service.pay(&id).await });
+    let paying = tokio::spawn(async move { service.pay(&id, None).await });
     tokio::time::sleep(Duration::from_secs(65)).await;
     assert!(!paying.is_finished(), "answered during the outage");
     outage.rollback().await?;
@@ -112,7 +112,7 @@ async fn a_payment_after_expires_at_is_refused() -> R {
     // Half a second after expires_at: the order must not be payable any more.
     let wait = placed.expires_at + chrono::Duration::milliseconds(500) - chrono::Utc::now();
     tokio::time::sleep(wait.to_std().unwrap_or_default()).await;
-    let refused = business(app.service.pay(&placed.id).await);
+    let refused = business(app.service.pay(&placed.id, None).await);
     assert_eq!(refused, OrderError::not_payable(OrderStatus::Expired));
     let order = app.service.show(&placed.id).await?;
     assert_eq!(order.status, OrderStatus::Expired);
@@ -131,25 +131,25 @@ async fn an_order_takes_at_most_twenty_payment_attempts() -> R {
     let a = app.product(6_000, 5).await;
     let starved = app.place(user, &[(a, 1)], None).await?;
     let first = app.place(user, &[(a, 1)], None).await?;
-    app.service.pay(&first.id).await?;
+    app.service.pay(&first.id, None).await?;
     assert_eq!(app.points(user).await, 4_000);
 
     for _ in 0..MAX_PAYMENT_ATTEMPTS {
-        let refused = business(app.service.pay(&starved.id).await);
+        let refused = business(app.service.pay(&starved.id, None).await);
         assert_eq!(
             refused.code(),
             OrderError::INSUFFICIENT_POINTS,
             "{refused:?}"
         );
     }
-    let refused = business(app.service.pay(&starved.id).await);
+    let refused = business(app.service.pay(&starved.id, None).await);
     assert_eq!(refused, OrderError::TooManyAttempts);
     assert_eq!(
         serde_json::to_value(&refused)?["details"],
         serde_json::json!({"status": "PENDING", "reason": "TOO_MANY_ATTEMPTS"})
     );
     store::db::top_up(&app.db, user, 10_000, None).await?;
-    let still = business(app.service.pay(&starved.id).await);
+    let still = business(app.service.pay(&starved.id, None).await);
     assert_eq!(still, OrderError::TooManyAttempts);
     assert_eq!(
         app.service.show(&starved.id).await?.status,

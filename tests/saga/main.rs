@@ -3,6 +3,7 @@
 //! paths the replay test guards also record their histories under `make histories`
 //! (`TestApp::record_history`).
 
+use domain::{CouponId, OrderId, ProductId};
 use std::time::Duration;
 
 use domain::{CancelCode, CouponInvalidReason, Discount, OrderError, OrderStatus};
@@ -36,7 +37,7 @@ async fn happy_path_with_a_fixed_coupon() -> R {
     assert_eq!(app.points(user).await, 100_000);
     assert_eq!(app.stock(a).await, 10);
 
-    let paid = app.service.pay(&placed.id).await?;
+    let paid = app.service.pay(&placed.id, None).await?;
     assert_eq!(paid.status, OrderStatus::Completed);
     assert!(paid.paid_at.is_some() && paid.completed_at.is_some());
     assert_eq!(app.points(user).await, 78_000);
@@ -44,7 +45,7 @@ async fn happy_path_with_a_fixed_coupon() -> R {
     assert_eq!(app.stock(b).await, 4);
     assert_eq!(
         app.coupon_status(coupon).await,
-        ("USED".into(), Some(placed.id.clone()))
+        ("USED".into(), Some(placed.id.to_string()))
     );
 
     let result = app.result(&placed.id).await?;
@@ -82,7 +83,7 @@ async fn happy_path_with_a_percent_coupon() -> R {
         (placed.subtotal, placed.discount, placed.total),
         (29_997, 4_000, 25_997)
     );
-    let paid = app.service.pay(&placed.id).await?;
+    let paid = app.service.pay(&placed.id, None).await?;
     assert_eq!(paid.status, OrderStatus::Completed);
     assert_eq!(app.points(user).await, 50_000 - 25_997);
     assert_eq!(app.stock(a).await, 0);
@@ -94,11 +95,12 @@ async fn product_not_found_rejects_the_placement() -> R {
     let app = spawn_app().await;
     let user = app.user(10_000).await;
     let a = app.product(1_000, 5).await;
-    let err = business(app.place(user, &[(a, 1), (a + 1000, 1)], None).await);
+    let unknown = ProductId::new(a.get() + 1000);
+    let err = business(app.place(user, &[(a, 1), (unknown, 1)], None).await);
     assert_eq!(
         err,
         OrderError::ProductNotFound {
-            product_id: a + 1000
+            product_id: unknown
         }
     );
     assert_eq!(
@@ -137,7 +139,10 @@ async fn every_coupon_invalid_reason() -> R {
 
     let reason = |r| OrderError::CouponInvalid { reason: r };
     // NOT_FOUND
-    let err = business(app.place(user, &[(a, 1)], Some(999_999)).await);
+    let err = business(
+        app.place(user, &[(a, 1)], Some(CouponId::new(999_999)))
+            .await,
+    );
     assert_eq!(err, reason(CouponInvalidReason::NotFound));
     // NOT_OWNED
     let theirs = app.coupon(other, fixed, None).await;
@@ -165,7 +170,7 @@ async fn every_coupon_invalid_reason() -> R {
     // ALREADY_USED: use it once, then again.
     let once = app.coupon(user, fixed, None).await;
     let first = app.place(user, &[(a, 1)], Some(once)).await?;
-    app.service.pay(&first.id).await?;
+    app.service.pay(&first.id, None).await?;
     let err = business(app.place(user, &[(a, 1)], Some(once)).await);
     assert_eq!(err, reason(CouponInvalidReason::AlreadyUsed));
 
@@ -214,10 +219,10 @@ async fn insufficient_points_at_payment_then_top_up_and_pay_again() -> R {
 
     // The points go elsewhere between placement and payment.
     let other = app.place(user, &[(a, 1)], None).await?;
-    app.service.pay(&other.id).await?;
+    app.service.pay(&other.id, None).await?;
     assert_eq!(app.points(user).await, 2_000);
 
-    let err = business(app.service.pay(&placed.id).await);
+    let err = business(app.service.pay(&placed.id, None).await);
     assert_eq!(
         err,
         OrderError::InsufficientPoints {
@@ -235,13 +240,13 @@ async fn insufficient_points_at_payment_then_top_up_and_pay_again() -> R {
     );
 
     store::db::top_up(&app.db, user, 5_000, Some("top-up-1")).await?;
-    let paid = app.service.pay(&placed.id).await?;
+    let paid = app.service.pay(&placed.id, None).await?;
     assert_eq!(paid.status, OrderStatus::Completed);
     assert_eq!(app.points(user).await, 0);
     assert_eq!(app.stock(a).await, 3);
     assert_eq!(
         app.coupon_status(coupon).await,
-        ("USED".into(), Some(placed.id.clone()))
+        ("USED".into(), Some(placed.id.to_string()))
     );
     app.record_history(&placed.id, "insufficient_points_at_payment_then_paid")
         .await?;
@@ -269,10 +274,10 @@ async fn stock_sold_out_between_placement_and_payment_compensates_everything() -
     assert_eq!(placed.total, 20_700);
 
     let sniped = app.place(rival, &[(a, 1)], None).await?;
-    app.service.pay(&sniped.id).await?;
+    app.service.pay(&sniped.id, None).await?;
     assert_eq!(app.stock(a).await, 1);
 
-    let err = business(app.service.pay(&placed.id).await);
+    let err = business(app.service.pay(&placed.id, None).await);
     assert_eq!(
         err,
         OrderError::InsufficientStock {
@@ -297,7 +302,7 @@ async fn stock_sold_out_between_placement_and_payment_compensates_everything() -
     assert_eq!(app.stock(a).await, 1);
     assert_eq!(app.stock(b).await, 10, "no line deducted");
     // Paying again is refused: the order is over.
-    let again = business(app.service.pay(&placed.id).await);
+    let again = business(app.service.pay(&placed.id, None).await);
     assert_eq!(again, OrderError::not_payable(OrderStatus::Canceled));
     app.record_history(&placed.id, "compensation_after_stock_sold_out")
         .await?;
@@ -318,10 +323,10 @@ async fn coupon_used_between_placement_and_payment_refunds_the_charge() -> R {
     let first = app.place(user, &[(a, 1)], Some(coupon)).await?;
     let second = app.place(user, &[(a, 2)], Some(coupon)).await?;
     assert_eq!((first.total, second.total), (9_000, 19_000));
-    app.service.pay(&first.id).await?;
+    app.service.pay(&first.id, None).await?;
     assert_eq!(app.points(user).await, 91_000);
 
-    let err = business(app.service.pay(&second.id).await);
+    let err = business(app.service.pay(&second.id, None).await);
     assert_eq!(
         err,
         OrderError::CouponInvalid {
@@ -347,7 +352,7 @@ async fn coupon_used_between_placement_and_payment_refunds_the_charge() -> R {
     );
     assert_eq!(
         app.coupon_status(coupon).await,
-        ("USED".into(), Some(first.id.clone())),
+        ("USED".into(), Some(first.id.to_string())),
         "the coupon stays with the order that used it"
     );
     app.finish().await
@@ -368,7 +373,7 @@ async fn an_unpaid_order_expires() -> R {
     let shown = app.service.show(&placed.id).await?;
     assert_eq!(shown.status, OrderStatus::Expired);
     assert_eq!(shown.cancel_code, Some(CancelCode::PaymentExpired));
-    let err = business(app.service.pay(&placed.id).await);
+    let err = business(app.service.pay(&placed.id, None).await);
     assert_eq!(err, OrderError::not_payable(OrderStatus::Expired));
     assert_eq!(app.points(user).await, 10_000);
     app.record_history(&placed.id, "expiry").await?;
@@ -395,7 +400,7 @@ async fn the_user_cancels_a_pending_order() -> R {
         app.service.show(&placed.id).await?.status,
         OrderStatus::Canceled
     );
-    let err = business(app.service.pay(&placed.id).await);
+    let err = business(app.service.pay(&placed.id, None).await);
     assert_eq!(err, OrderError::not_payable(OrderStatus::Canceled));
     let err = business(app.service.cancel(&placed.id).await);
     assert_eq!(err, OrderError::not_payable(OrderStatus::Canceled));
@@ -412,7 +417,10 @@ async fn paying_twice_charges_once() -> R {
     let placed = app.place(user, &[(a, 1)], None).await?;
 
     // Two payments at once: one wins, the other is refused while it runs.
-    let (first, second) = tokio::join!(app.service.pay(&placed.id), app.service.pay(&placed.id));
+    let (first, second) = tokio::join!(
+        app.service.pay(&placed.id, None),
+        app.service.pay(&placed.id, None)
+    );
     let outcomes = [first, second];
     let wins = outcomes.iter().filter(|r| r.is_ok()).count();
     assert_eq!(wins, 1, "exactly one payment succeeds: {outcomes:?}");
@@ -432,7 +440,7 @@ async fn paying_twice_charges_once() -> R {
         }
     }
     // And once more after completion.
-    let err = business(app.service.pay(&placed.id).await);
+    let err = business(app.service.pay(&placed.id, None).await);
     assert_eq!(err.code(), OrderError::ORDER_NOT_PAYABLE);
     assert_eq!(app.points(user).await, 6_000);
     assert_eq!(app.stock(a).await, 4);
@@ -446,7 +454,7 @@ async fn data_platform_outage_then_one_delivery() -> R {
     let a = app.product(1_000, 5).await;
     app.platform.state.fail_next(3);
     let placed = app.place(user, &[(a, 2)], None).await?;
-    let paid = app.service.pay(&placed.id).await?;
+    let paid = app.service.pay(&placed.id, None).await?;
     assert_eq!(paid.status, OrderStatus::Completed);
 
     // While the platform fails, the order stays COMPLETED, not yet notified.
@@ -489,13 +497,13 @@ async fn workflow_cancelled_during_payment_still_compensates() -> R {
     // Hold the coupon's row so that redeem_coupon blocks mid-payment, after the charge.
     let mut blocker = app.db.begin().await?;
     sqlx::query("SELECT status FROM coupons WHERE id = $1 FOR UPDATE")
-        .bind(coupon)
+        .bind(coupon.get())
         .execute(&mut *blocker)
         .await?;
 
     let service = app.service.clone();
     let id = placed.id.clone();
-    let payment = tokio::spawn(async move { service.pay(&id).await });
+    let payment = tokio::spawn(async move { service.pay(&id, None).await });
 
     // Wait until the points are charged (the order is PAID) and the coupon step is stuck.
     let mut waited = 0;
@@ -579,7 +587,7 @@ async fn workflow_cancelled_while_waiting_for_payment_closes_the_order() -> R {
         "{:?}",
         order.cancel_reason
     );
-    let err = business(app.service.pay(&placed.id).await);
+    let err = business(app.service.pay(&placed.id, None).await);
     assert_eq!(err, OrderError::not_payable(OrderStatus::Canceled));
     assert_eq!(app.points(user).await, 10_000);
     assert_eq!(app.stock(a).await, 5);
@@ -597,12 +605,12 @@ async fn a_cancellation_during_the_last_step_lets_the_order_complete() -> R {
     // Hold the product's row so that the last step (deduct and complete) blocks.
     let mut blocker = app.db.begin().await?;
     sqlx::query("SELECT stock FROM products WHERE id = $1 FOR UPDATE")
-        .bind(a)
+        .bind(a.get())
         .execute(&mut *blocker)
         .await?;
     let service = app.service.clone();
     let id = placed.id.clone();
-    let payment = tokio::spawn(async move { service.pay(&id).await });
+    let payment = tokio::spawn(async move { service.pay(&id, None).await });
     app.wait_for_lock_waiters(1).await?;
     app.client
         .get_workflow_handle::<OrderWorkflow>(placed.id.as_str())
@@ -638,7 +646,7 @@ async fn placing_again_with_the_same_id_is_idempotent() -> R {
     let second = app.service.place(&id, user, req).await?;
     assert_eq!(first, second);
     assert_eq!(app.order_count().await, 1);
-    app.service.pay(&id).await?;
+    app.service.pay(&id, None).await?;
     app.result(&id).await?;
 
     // Once the workflow has closed, the id still names the same order: placing again answers
@@ -674,9 +682,15 @@ async fn placing_again_with_the_same_id_is_idempotent() -> R {
 async fn unknown_orders_are_not_found() -> R {
     let app = spawn_app().await;
     for result in [
-        app.service.pay("ord-missing").await,
-        app.service.cancel("ord-missing").await,
-        app.service.show("ord-missing").await,
+        app.service
+            .pay(&OrderId::parse("ord-missing").unwrap(), None)
+            .await,
+        app.service
+            .cancel(&OrderId::parse("ord-missing").unwrap())
+            .await,
+        app.service
+            .show(&OrderId::parse("ord-missing").unwrap())
+            .await,
     ] {
         assert_eq!(
             business(result),
@@ -711,14 +725,14 @@ async fn the_checker_finds_stranded_orders_and_broken_ledgers() -> R {
         .await?;
     // And someone edits a balance by hand.
     sqlx::query("UPDATE users SET points = points + 1 WHERE id = $1")
-        .bind(user)
+        .bind(user.get())
         .execute(&app.db)
         .await?;
     let found = starter::check::run(&app.db, Some(&app.client)).await?;
     assert!(!found.ok);
     let joined = found.violations.join("\n");
     assert!(
-        joined.contains("[workflow_outcome]") && joined.contains(&stranded.id),
+        joined.contains("[workflow_outcome]") && joined.contains(stranded.id.as_str()),
         "{joined}"
     );
     assert!(joined.contains("[points_match_ledger]"), "{joined}");
@@ -734,7 +748,7 @@ async fn the_checker_finds_stranded_orders_and_broken_ledgers() -> R {
 
     // Repair what the test broke, the way an operator would, and end clean.
     sqlx::query("UPDATE users SET points = points - 1 WHERE id = $1")
-        .bind(user)
+        .bind(user.get())
         .execute(&app.db)
         .await?;
     store::orders::close(
@@ -767,7 +781,7 @@ async fn step_mode_remote_runs_every_step_as_an_ordinary_activity() -> R {
     let placed = remote
         .place(&id, user, order_request(&[(a, 2)], Some(coupon)))
         .await?;
-    let paid = remote.pay(&placed.id).await?;
+    let paid = remote.pay(&placed.id, None).await?;
     assert_eq!(paid.status, OrderStatus::Completed);
     assert_eq!(app.points(user).await, 14_500);
     app.result(&id).await?;

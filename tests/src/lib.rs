@@ -9,7 +9,7 @@ pub mod record;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
-use domain::{Discount, Order, OrderError};
+use domain::{CouponId, Discount, Order, OrderError, ProductId, UserId};
 use runtime::Settings;
 use runtime::codec::PayloadKeys;
 use sqlx::PgPool;
@@ -107,44 +107,44 @@ pub fn business(result: Result<Order, ServiceError>) -> OrderError {
 }
 
 impl TestApp {
-    pub async fn user(&self, points: i64) -> i64 {
+    pub async fn user(&self, points: i64) -> UserId {
         shop::user(&self.db, "Test user", points)
             .await
             .expect("create user")
     }
 
-    pub async fn product(&self, price: i64, stock: i64) -> i64 {
+    pub async fn product(&self, price: i64, stock: i64) -> ProductId {
         shop::product(&self.db, "Test product", price, stock)
             .await
             .expect("create product")
     }
 
     /// A coupon of `user_id`'s that expires in 30 days.
-    pub async fn coupon(&self, user_id: i64, discount: Discount, min: Option<i64>) -> i64 {
+    pub async fn coupon(&self, user_id: UserId, discount: Discount, min: Option<i64>) -> CouponId {
         shop::coupon(&self.db, user_id, discount, min)
             .await
             .expect("create coupon")
     }
 
-    pub async fn points(&self, user_id: i64) -> i64 {
+    pub async fn points(&self, user_id: UserId) -> i64 {
         sqlx::query_scalar("SELECT points FROM users WHERE id = $1")
-            .bind(user_id)
+            .bind(user_id.get())
             .fetch_one(&self.db)
             .await
             .expect("points")
     }
 
-    pub async fn stock(&self, product_id: i64) -> i64 {
+    pub async fn stock(&self, product_id: ProductId) -> i64 {
         sqlx::query_scalar("SELECT stock FROM products WHERE id = $1")
-            .bind(product_id)
+            .bind(product_id.get())
             .fetch_one(&self.db)
             .await
             .expect("stock")
     }
 
-    pub async fn coupon_status(&self, coupon_id: i64) -> (String, Option<String>) {
+    pub async fn coupon_status(&self, coupon_id: CouponId) -> (String, Option<String>) {
         sqlx::query_as("SELECT status, order_id FROM coupons WHERE id = $1")
-            .bind(coupon_id)
+            .bind(coupon_id.get())
             .fetch_one(&self.db)
             .await
             .expect("coupon")
@@ -159,9 +159,9 @@ impl TestApp {
 
     pub async fn place(
         &self,
-        user_id: i64,
-        items: &[(i64, i64)],
-        coupon_id: Option<i64>,
+        user_id: UserId,
+        items: &[(ProductId, i64)],
+        coupon_id: Option<CouponId>,
     ) -> Result<Order, ServiceError> {
         let id = OrderService::new_order_id();
         self.service

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Result;
+use domain::{ProductId, UserId};
 use futures::FutureExt;
 use saga_tests::http::ApiApp;
 use tokio::sync::Semaphore;
@@ -30,12 +31,12 @@ pub struct Shop {
 
 impl Shop {
     /// A user of `points` with a sign-in link's token, the customer token of the API.
-    pub async fn user(&self, name: &str, points: i64) -> Result<(i64, String)> {
+    pub async fn user(&self, name: &str, points: i64) -> Result<(UserId, String)> {
         let id = testkit::shop::user(&self.api.app.db, name, points).await?;
         Ok((id, self.api.customer(id)))
     }
 
-    pub async fn product(&self, name: &str, price: i64, stock: i64) -> Result<i64> {
+    pub async fn product(&self, name: &str, price: i64, stock: i64) -> Result<ProductId> {
         testkit::shop::product(&self.api.app.db, name, price, stock).await
     }
 

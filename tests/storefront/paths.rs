@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use domain::Discount;
+use domain::{CouponId, Discount, ProductId};
 use serde_json::json;
 use starter::http::AppState;
 
@@ -16,7 +16,7 @@ const PERCENT: Discount = Discount::Percent {
 };
 
 /// Puts `qty` of the product into the cart from the catalogue.
-async fn add_to_cart(shop: &Shop, product: i64, qty: i64) -> R {
+async fn add_to_cart(shop: &Shop, product: ProductId, qty: i64) -> R {
     let b = &shop.browser;
     let card = format!("li[data-product-id=\"{product}\"]");
     b.type_into(&format!("{card} input[name=quantity]"), &qty.to_string())
@@ -49,8 +49,8 @@ async fn place_from_checkout(shop: &Shop) -> Result<String> {
 async fn placed(
     shop: &Shop,
     token: &str,
-    lines: &[(i64, i64)],
-    coupon: Option<i64>,
+    lines: &[(ProductId, i64)],
+    coupon: Option<CouponId>,
 ) -> Result<String> {
     let body = testkit::shop::order_body(lines, coupon);
     let r = shop.api.post("/api/v1/orders", Some(token), &body).await?;

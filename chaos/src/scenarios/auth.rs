@@ -5,6 +5,7 @@
 //! a customer on an admin route, or an admin on a customer route, is 403. Nothing of it changes
 //! the database.
 
+use domain::{ProductId, UserId};
 use std::time::Duration;
 
 use anyhow::{Result, bail};
@@ -46,9 +47,9 @@ fn now() -> i64 {
 /// Who and what the attacks are about: Alice's `PENDING` order, Bob who wants it, the secret
 /// the API signs with, and a valid token of each.
 struct Target {
-    alice: i64,
-    bob: i64,
-    product: i64,
+    alice: UserId,
+    bob: UserId,
+    product: ProductId,
     order: String,
     secret: String,
     alice_token: String,

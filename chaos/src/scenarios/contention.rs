@@ -3,6 +3,7 @@
 //! `COMPLETED`, `CANCELED` (sold out between placement and payment) or rejected at placement,
 //! always with `INSUFFICIENT_STOCK`, and what was sold is exactly what left the shelves.
 
+use domain::{CouponId, ProductId, UserId};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,7 +28,7 @@ enum End {
 }
 
 /// One order to race with: who, which lines, which coupon.
-type Planned = (i64, Vec<(i64, i64)>, Option<i64>);
+type Planned = (UserId, Vec<(ProductId, i64)>, Option<CouponId>);
 
 /// `orders` orders of one or two lines of the shop's products, by its customers in turn; each
 /// customer's first order uses a coupon of theirs, so that canceled payments also have a coupon
@@ -151,10 +152,10 @@ async fn shelves(
     let mut shelves = Vec::new();
     for (i, p) in shop.products.iter().enumerate() {
         let now: i64 = sqlx::query_scalar("SELECT stock FROM products WHERE id = $1")
-            .bind(p)
+            .bind(p.get())
             .fetch_one(&env.db)
             .await?;
-        let s = sold.get(p).copied().unwrap_or(0);
+        let s = sold.get(&p.get()).copied().unwrap_or(0);
         if now < 0 || stock[i] - now != s {
             broken.push(format!(
                 "product {p}: initial {} − now {now} ≠ sold {s}",

@@ -11,6 +11,7 @@ pub mod platform;
 pub mod temporal_restart;
 pub mod worker_crash;
 
+use domain::{CouponId, ProductId, UserId};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -73,7 +74,7 @@ impl Tally {
 pub const RICH: i64 = 100_000_000;
 
 /// A coupon of `amount` off for `user`.
-pub async fn coupon(env: &Env, user: i64, amount: i64) -> Result<i64> {
+pub async fn coupon(env: &Env, user: UserId, amount: i64) -> Result<CouponId> {
     shop::coupon(&env.db, user, domain::Discount::Fixed { amount }, None).await
 }
 
@@ -83,13 +84,13 @@ pub const PATIENCE: Duration = Duration::from_secs(180);
 /// One order to place: who, which lines, which coupon.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    pub user: i64,
-    pub lines: Vec<(i64, i64)>,
-    pub coupon: Option<i64>,
+    pub user: UserId,
+    pub lines: Vec<(ProductId, i64)>,
+    pub coupon: Option<CouponId>,
 }
 
 /// `n` orders of one line each of `product`, by the shop's customers in turn.
-pub fn simple_plan(shop: &Shop, product: i64, n: usize) -> Vec<Plan> {
+pub fn simple_plan(shop: &Shop, product: ProductId, n: usize) -> Vec<Plan> {
     (0..n)
         .map(|i| Plan {
             user: shop.users[i % shop.users.len()],
@@ -130,7 +131,7 @@ pub async fn place_all(
     tag: &str,
     parallel: usize,
     broken: &mut Vec<String>,
-) -> Vec<(i64, String)> {
+) -> Vec<(UserId, String)> {
     try_place_all(api, plan, tag, parallel)
         .await
         .unwrap_or_else(|e| {
@@ -144,7 +145,7 @@ async fn try_place_all(
     plan: &[Plan],
     tag: &str,
     parallel: usize,
-) -> Result<Vec<(i64, String)>, String> {
+) -> Result<Vec<(UserId, String)>, String> {
     let gate = Arc::new(Semaphore::new(parallel));
     let tasks: Vec<_> = plan
         .iter()
@@ -248,7 +249,7 @@ pub struct Payments {
 }
 
 impl Payments {
-    pub fn start(api: &Api, orders: &[(i64, String)], tag: &str) -> Self {
+    pub fn start(api: &Api, orders: &[(UserId, String)], tag: &str) -> Self {
         let in_flight = Arc::new(AtomicUsize::new(orders.len()));
         let tasks = orders
             .iter()

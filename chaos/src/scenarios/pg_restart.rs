@@ -3,6 +3,7 @@
 //! and while it is down every route answers 503 `UNAVAILABLE`, never a 500. The keyed requests
 //! refused during the outage are repeated afterwards and take effect exactly once.
 
+use domain::ProductId;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -44,7 +45,7 @@ struct Outage {
 async fn while_down(
     api: &Api,
     token: &str,
-    (product, order): (i64, &str),
+    (product, order): (ProductId, &str),
     (killed, downtime): (Instant, Duration),
     broken: &mut Vec<String>,
 ) -> Outage {
@@ -228,7 +229,7 @@ async fn sample(
     api: &Api,
     token: &str,
     n: usize,
-    product: i64,
+    product: ProductId,
     order: &str,
 ) -> (Option<Write>, Answer, Duration) {
     let asked = Instant::now();

@@ -3,6 +3,7 @@
 //! while it was down still expire (their timers fire), the worker and the API reconnect by
 //! themselves, and while it is down the API answers 503, never a 500.
 
+use domain::{ProductId, UserId};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -73,10 +74,10 @@ async fn place_unpaid(
     shop: &Shop,
     n: usize,
     timeout: Duration,
-    product: impl Fn(usize) -> i64,
+    product: impl Fn(usize) -> ProductId,
     what: &str,
     broken: &mut Vec<String>,
-) -> Vec<(i64, String)> {
+) -> Vec<(UserId, String)> {
     let service = OrderService::new(
         env.client.clone(),
         env.db.clone(),
@@ -90,7 +91,9 @@ async fn place_unpaid(
         let user = shop.users[i % 5];
         let req = order_request(&[(product(i), 1)], None);
         match service.place(&id, user, req).await {
-            Ok(o) if o.status == domain::OrderStatus::Pending => placed.push((user, id)),
+            Ok(o) if o.status == domain::OrderStatus::Pending => {
+                placed.push((user, id.into_string()))
+            }
             other => broken.push(format!("placing an order to {what}: {other:?}")),
         }
     }
@@ -98,7 +101,7 @@ async fn place_unpaid(
 }
 
 /// Pays each order once, from a task of its own, and never asks again.
-fn pay_once(api: &Api, orders: &[(i64, String)]) -> Vec<JoinHandle<Answer>> {
+fn pay_once(api: &Api, orders: &[(UserId, String)]) -> Vec<JoinHandle<Answer>> {
     orders
         .iter()
         .map(|(user, id)| {
@@ -125,7 +128,7 @@ fn pay_once(api: &Api, orders: &[(i64, String)]) -> Vec<JoinHandle<Answer>> {
 async fn while_down(
     api: &Api,
     token: &str,
-    product: i64,
+    product: ProductId,
     killed: Instant,
     downtime: Duration,
     broken: &mut Vec<String>,

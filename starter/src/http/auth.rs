@@ -50,7 +50,7 @@ async fn principal(parts: &Parts, state: &AppState) -> Result<(Principal, String
         }
         // Authenticated, and no body read yet (extractors of the parts run before the body's).
         // Admin tokens are not counted.
-        tracing::Span::current().record("user_id", id);
+        tracing::Span::current().record("user_id", id.get());
         state.count_request(id)?;
     }
     Ok((principal, sub))

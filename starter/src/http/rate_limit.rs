@@ -95,47 +95,50 @@ mod tests {
         let l = limiter(20);
         let t0 = Instant::now();
         for _ in 0..40 {
-            assert_eq!(l.take_at(1, t0), Ok(()));
+            assert_eq!(l.take_at(UserId::new(1), t0), Ok(()));
         }
-        let wait = l.take_at(1, t0).unwrap_err();
+        let wait = l.take_at(UserId::new(1), t0).unwrap_err();
         assert_eq!(wait, Duration::from_millis(50));
         assert_eq!(retry_after_secs(wait), 1);
         // One token every 50 ms.
         let t1 = t0 + Duration::from_millis(50);
-        assert_eq!(l.take_at(1, t1), Ok(()));
-        assert!(l.take_at(1, t1).is_err());
+        assert_eq!(l.take_at(UserId::new(1), t1), Ok(()));
+        assert!(l.take_at(UserId::new(1), t1).is_err());
         // A second refills 20, not more.
         let t2 = t1 + Duration::from_secs(1);
         for _ in 0..20 {
-            assert_eq!(l.take_at(1, t2), Ok(()));
+            assert_eq!(l.take_at(UserId::new(1), t2), Ok(()));
         }
-        assert!(l.take_at(1, t2).is_err());
+        assert!(l.take_at(UserId::new(1), t2).is_err());
         // A long pause refills the burst, not more.
         let t3 = t2 + Duration::from_secs(3600);
         for _ in 0..40 {
-            assert_eq!(l.take_at(1, t3), Ok(()));
+            assert_eq!(l.take_at(UserId::new(1), t3), Ok(()));
         }
-        assert!(l.take_at(1, t3).is_err());
+        assert!(l.take_at(UserId::new(1), t3).is_err());
     }
 
     #[test]
     fn every_user_has_a_bucket_of_their_own() {
         let l = limiter(1);
         let t0 = Instant::now();
-        assert!(l.take_at(1, t0).is_ok() && l.take_at(1, t0).is_ok());
-        assert_eq!(l.take_at(1, t0), Err(Duration::from_secs(1)));
-        assert!(l.take_at(2, t0).is_ok() && l.take_at(2, t0).is_ok());
-        assert!(l.take_at(2, t0).is_err());
+        assert!(l.take_at(UserId::new(1), t0).is_ok() && l.take_at(UserId::new(1), t0).is_ok());
+        assert_eq!(l.take_at(UserId::new(1), t0), Err(Duration::from_secs(1)));
+        assert!(l.take_at(UserId::new(2), t0).is_ok() && l.take_at(UserId::new(2), t0).is_ok());
+        assert!(l.take_at(UserId::new(2), t0).is_err());
     }
 
     #[test]
     fn a_clock_seen_out_of_order_takes_nothing_back() {
         let l = limiter(1);
         let t0 = Instant::now() + Duration::from_secs(10);
-        assert!(l.take_at(1, t0).is_ok());
+        assert!(l.take_at(UserId::new(1), t0).is_ok());
         // A request that read the clock earlier but took the lock later.
-        assert!(l.take_at(1, t0 - Duration::from_secs(5)).is_ok());
-        assert!(l.take_at(1, t0).is_err());
+        assert!(
+            l.take_at(UserId::new(1), t0 - Duration::from_secs(5))
+                .is_ok()
+        );
+        assert!(l.take_at(UserId::new(1), t0).is_err());
     }
 
     #[test]
@@ -150,12 +153,12 @@ mod tests {
     fn full_buckets_are_forgotten_when_there_are_many() {
         let l = limiter(1);
         let t0 = Instant::now();
-        for user in 0..PRUNE_AT as UserId {
-            l.take_at(user, t0).expect("a new bucket");
+        for user in 0..PRUNE_AT as i64 {
+            l.take_at(UserId::new(user), t0).expect("a new bucket");
         }
         // Two seconds later every one of them is full again: the next new user prunes them.
         let t1 = t0 + Duration::from_secs(2);
-        l.take_at(-1, t1).expect("a new bucket");
+        l.take_at(UserId::new(-1), t1).expect("a new bucket");
         let buckets = l.buckets.lock().unwrap();
         assert_eq!(buckets.by_user.len(), 1);
         assert_eq!(buckets.prune_at, PRUNE_AT);

@@ -6,8 +6,8 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use domain::input::MAX_TOP_UP;
 use domain::{
-    Coupon, Discount, ErrorBody, Order, OrderError, OrderStatus, PlaceOrderRequest, ProductId,
-    UserId,
+    Coupon, Discount, ErrorBody, Order, OrderError, OrderId, OrderStatus, PlaceOrderRequest,
+    ProductId, UserId,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -123,7 +123,7 @@ pub async fn list_products(State(state): State<AppState>, _caller: Caller) -> Re
 pub async fn get_product(
     State(state): State<AppState>,
     _caller: Caller,
-    ApiPath(id): ApiPath<i64>,
+    ApiPath(id): ApiPath<ProductId>,
 ) -> Result<Answer> {
     match store::db::get_product(state.db(), id).await? {
         Some(p) => Answer::ok(&p),
@@ -235,7 +235,10 @@ pub async fn place_order(
         let order_id = match &key {
             Some(k) => {
                 let salt = st.installation_id().await?;
-                format!("ord-{}", &idempotency::derive("place", salt, user, k)[..32])
+                OrderId::parse(&format!(
+                    "ord-{}",
+                    &idempotency::derive("place", salt, user, k)[..32]
+                ))?
             }
             None => OrderService::new_order_id(),
         };
@@ -283,7 +286,7 @@ fn decode_cursor(cursor: Option<&str>) -> Result<Option<Cursor>> {
     };
     let (micros, id) = cursor.split_once('.').ok_or_else(bad)?;
     let digits = (1..=18).contains(&micros.len()) && micros.bytes().all(|b| b.is_ascii_digit());
-    if !digits || domain::input::validate_order_id(id).is_err() {
+    if !digits || OrderId::parse(id).is_err() {
         return Err(bad());
     }
     let created_at = micros
@@ -358,26 +361,26 @@ fn order_not_found(order_id: &str) -> ApiError {
 }
 
 /// Names the order in the request's span; an id that cannot name an order is not found.
-fn order_id_of_request(order_id: &str) -> Result<()> {
+fn order_id_of_request(order_id: &str) -> Result<OrderId> {
     record_order_id(order_id);
-    domain::input::validate_order_id(order_id).map_err(|_| order_not_found(order_id))
+    OrderId::parse(order_id).map_err(|_| order_not_found(order_id))
 }
 
 /// The order, if it is the caller's; otherwise `ORDER_NOT_FOUND`.
 async fn owned(state: &AppState, user: UserId, order_id: &str) -> Result<Order> {
-    order_id_of_request(order_id)?;
-    match store::orders::load(state.db(), order_id).await? {
+    let id = order_id_of_request(order_id)?;
+    match store::orders::load(state.db(), &id).await? {
         Some(order) if order.user_id == user => Ok(order),
         _ => Err(order_not_found(order_id)),
     }
 }
 
 /// Like [`owned`], for routes that only need to know the order is the caller's: one indexed
-/// read of its owner instead of the whole order.
-async fn check_owned(state: &AppState, user: UserId, order_id: &str) -> Result<()> {
-    order_id_of_request(order_id)?;
-    match store::orders::owner(state.db(), order_id).await? {
-        Some(owner) if owner == user => Ok(()),
+/// read of its owner instead of the whole order. Answers the id, parsed.
+async fn check_owned(state: &AppState, user: UserId, order_id: &str) -> Result<OrderId> {
+    let id = order_id_of_request(order_id)?;
+    match store::orders::owner(state.db(), &id).await? {
+        Some(owner) if owner == user => Ok(id),
         _ => Err(order_not_found(order_id)),
     }
 }
@@ -416,7 +419,7 @@ pub async fn cancel_order(
     Customer(user): Customer,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Answer> {
-    check_owned(&state, user, &id).await?;
+    let id = check_owned(&state, user, &id).await?;
     Answer::ok(&state.orders().await?.cancel(&id).await?)
 }
 
@@ -459,8 +462,8 @@ pub async fn pay(
         )
     });
     idempotency::once(&state, user, key, fingerprint, move || async move {
-        check_owned(&st, user, &req.order_id).await?;
-        Answer::ok(&st.orders().await?.pay_as(&req.order_id, payment).await?)
+        let order_id = check_owned(&st, user, &req.order_id).await?;
+        Answer::ok(&st.orders().await?.pay(&order_id, payment).await?)
     })
     .await
 }
@@ -553,6 +556,7 @@ pub async fn create_product(
 #[serde(deny_unknown_fields)]
 pub struct NewCoupon {
     /// The owner; must exist.
+    #[schema(value_type = i64)]
     pub user_id: UserId,
     pub discount: Discount,
     /// 0 to 1,000,000,000,000.
@@ -670,6 +674,8 @@ pub struct AdminOrdersQuery {
     /// Only the orders of this status.
     pub status: Option<OrderStatus>,
     /// Only this user's orders.
+    #[param(value_type = Option<i64>)]
+    #[schema(value_type = Option<i64>)]
     pub user_id: Option<UserId>,
     /// At most this many orders, 1 to 1000 (default 100).
     #[param(minimum = 1, maximum = 1000)]

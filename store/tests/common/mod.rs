@@ -10,7 +10,7 @@ pub mod saga;
 use std::str::FromStr;
 
 use chrono::{Duration, SubsecRound, Utc};
-use domain::LineRequest;
+use domain::{LineRequest, ProductId};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, PgPool};
 use store::{db, invariants};
@@ -90,7 +90,7 @@ impl Drop for TestDb {
     }
 }
 
-pub fn lines(items: &[(i64, i64)]) -> Vec<LineRequest> {
+pub fn lines(items: &[(ProductId, i64)]) -> Vec<LineRequest> {
     items
         .iter()
         .map(|&(product_id, quantity)| LineRequest {

@@ -1,23 +1,27 @@
 //! Reads of what the database holds, for the tests' assertions.
-use domain::{CouponStatus, OrderStatus};
+use domain::{CouponId, CouponStatus, OrderId, OrderStatus, ProductId, UserId};
 use sqlx::PgPool;
 use store::{coupons, db, orders};
 
-pub async fn points_of(pool: &PgPool, user: i64) -> i64 {
+pub async fn points_of(pool: &PgPool, user: UserId) -> i64 {
     db::get_user(pool, user).await.unwrap().unwrap().points
 }
 
-pub async fn stock_of(pool: &PgPool, product: i64) -> i64 {
+pub async fn stock_of(pool: &PgPool, product: ProductId) -> i64 {
     db::get_product(pool, product).await.unwrap().unwrap().stock
 }
 
-pub async fn coupon_of(pool: &PgPool, coupon: i64) -> (CouponStatus, Option<String>) {
+pub async fn coupon_of(pool: &PgPool, coupon: CouponId) -> (CouponStatus, Option<String>) {
     let c = coupons::get(pool, coupon).await.unwrap().unwrap();
-    (c.status, c.order_id)
+    (c.status, c.order_id.map(String::from))
 }
 
 pub async fn status_of(pool: &PgPool, order_id: &str) -> OrderStatus {
-    orders::load(pool, order_id).await.unwrap().unwrap().status
+    orders::load(pool, &OrderId::parse(order_id).unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .status
 }
 
 pub async fn count(pool: &PgPool, sql: &str) -> i64 {

@@ -9,6 +9,7 @@ use domain::saga::{
 use domain::{
     CancelCode, LineRequest, Order, OrderError, OrderStatus, PlaceOrderRequest, Shipping,
 };
+use domain::{CouponId, OrderId, ProductId, UserId};
 use sqlx::PgPool;
 use store::{StoreError, coupons, orders, points, stock};
 
@@ -35,12 +36,12 @@ pub fn shipping() -> Shipping {
 
 pub fn place_input(
     id: &str,
-    user_id: i64,
-    items: &[(i64, i64)],
-    coupon_id: Option<i64>,
+    user_id: UserId,
+    items: &[(ProductId, i64)],
+    coupon_id: Option<CouponId>,
 ) -> PlaceOrderInput {
     PlaceOrderInput {
-        order_id: id.to_owned(),
+        order_id: OrderId::parse(id).unwrap(),
         user_id,
         request: PlaceOrderRequest {
             items: lines(items),
@@ -55,9 +56,9 @@ pub fn place_input(
 pub async fn place(
     pool: &PgPool,
     id: &str,
-    user_id: i64,
-    items: &[(i64, i64)],
-    coupon_id: Option<i64>,
+    user_id: UserId,
+    items: &[(ProductId, i64)],
+    coupon_id: Option<CouponId>,
 ) -> Result<Order, StoreError> {
     orders::place(pool, &place_input(id, user_id, items, coupon_id)).await
 }
@@ -135,7 +136,7 @@ pub async fn unwind(pool: &PgPool, order: &Order, payment_id: &str) {
 
 pub fn close_input(order_id: &str, status: OrderStatus, code: CancelCode) -> CloseOrderInput {
     CloseOrderInput {
-        order_id: order_id.to_owned(),
+        order_id: OrderId::parse(order_id).unwrap(),
         status,
         code,
         reason: format!("test closed it as {status}"),

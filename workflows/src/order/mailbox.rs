@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use chrono::{DateTime, Utc};
 use domain::saga::PayRequest;
-use domain::{CancelCode, MAX_PAYMENT_ATTEMPTS, Order, OrderError, OrderStatus};
+use domain::{CancelCode, MAX_PAYMENT_ATTEMPTS, Order, OrderError, OrderId, OrderStatus};
 
 /// What an update is answered.
 pub type Answer = Result<Order, OrderError>;
@@ -40,7 +40,7 @@ impl Mailbox {
     /// accepted and waits for the placement; its handler asks again once it is decided.
     pub fn admits(
         &self,
-        order_id: &str,
+        order_id: &OrderId,
         order: Option<&Order>,
         now: Option<SystemTime>,
         pay: bool,
@@ -49,7 +49,7 @@ impl Mailbox {
             return match &self.placement {
                 // Rejected: there is no such order.
                 Some(_) => Err(OrderError::OrderNotFound {
-                    order_id: order_id.to_owned(),
+                    order_id: order_id.to_string(),
                 }),
                 None => Ok(()),
             };

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use domain::saga::PayRequest;
-use domain::{Order, OrderError, OrderStatus, PlaceOrderRequest, UserId};
+use domain::{Order, OrderError, OrderId, OrderStatus, PlaceOrderRequest, UserId};
 use futures::future::FusedFuture;
 use serde::{Deserialize, Serialize};
 use temporalio_macros::workflow;
@@ -37,14 +37,14 @@ use closing::{Closing, close};
 use ending::end;
 use mailbox::{Mailbox, Request};
 use payment::Attempt;
-use placement::{place, rejected};
+use placement::rejected;
 pub use status::search_attributes;
 
 /// What a client starts an order with. The payment timeout is input, not a constant, so that
 /// tests can use seconds and a change of `PAYMENT_TIMEOUT` never breaks replay.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderInput {
-    pub order_id: String,
+    pub order_id: OrderId,
     pub user_id: UserId,
     pub request: PlaceOrderRequest,
     pub payment_timeout_ms: u64,
@@ -75,7 +75,7 @@ async fn life(ctx: &WorkflowContext<OrderWorkflow>) -> WorkflowResult<OrderResul
     let mode = StepMode::of(input.remote_steps);
 
     // 1. Place: check the order and record it PENDING, keyed by its id.
-    let order = match place(ctx, &input, mode).await {
+    let order = match placement::run(ctx, &input, mode).await {
         Ok(order) => order,
         Err(refusal) => return Ok(rejected(ctx, refusal)),
     };

@@ -34,7 +34,7 @@ pub async fn attempt(
     mode: StepMode,
 ) -> Attempt {
     ctx.set_current_details(format!("Paying (payment {})", request.payment_id));
-    match pay(ctx, order, request, mode).await {
+    match run_steps(ctx, order, request, mode).await {
         Ok(completed) => Attempt::Completed(Box::new(completed)),
         Err(StepFailure::Refused(e @ OrderError::InsufficientPoints { .. })) => {
             ctx.set_current_details(format!(
@@ -54,9 +54,9 @@ pub async fn attempt(
     }
 }
 
-/// Pays `order` as payment `request`: the `COMPLETED` order, or why not (everything the
-/// payment did undone by then).
-async fn pay(
+/// Runs the payment's [`steps`] on one [`Saga`]: the `COMPLETED` order, or why not
+/// (everything the payment did undone by then).
+async fn run_steps(
     ctx: &WorkflowContext<OrderWorkflow>,
     order: &Order,
     request: &PayRequest,

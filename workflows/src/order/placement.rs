@@ -3,22 +3,24 @@
 
 use activities::OrderActivities;
 use domain::saga::PlaceOrderInput;
-use domain::{Order, OrderError};
+use domain::{Order, OrderError, OrderId};
 use temporalio_sdk::WorkflowContext;
 
 use super::{OrderInput, OrderResult, OrderWorkflow, status};
 use crate::steps::{self, Call, Step, StepMode};
 
-/// CONTRACT §2.1. The order as the database recorded it, or why it was rejected.
-pub async fn place(
+/// CONTRACT §2.1, the workflow's side of a placement (the `place` update only waits for its
+/// answer): the order as the database recorded it, or why it was rejected.
+pub async fn run(
     ctx: &WorkflowContext<OrderWorkflow>,
     input: &OrderInput,
     mode: StepMode,
 ) -> Result<Order, OrderError> {
+    // A payload's id is decoded unchecked (`OrderId` is transparent): checked here again.
     input
         .request
         .validate()
-        .and_then(|()| domain::input::validate_order_id(&input.order_id))?;
+        .and_then(|()| OrderId::parse(&input.order_id).map(drop))?;
     ctx.set_current_details("Placing: checking the lines, the coupon and the points");
     let request = &input.request;
     let summary = format!(

@@ -3,6 +3,7 @@
 //! has one) until a real answer, as a careful client does; a scenario stops at the first
 //! answer that is not the one it needs to go on.
 
+use domain::{CouponId, ProductId, UserId};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -89,10 +90,10 @@ impl Shared {
 /// The customers, product and coupon of one cell.
 #[derive(Debug, Clone, Copy)]
 pub struct Shop {
-    pub a_user: i64,
-    pub b_user: i64,
-    pub product: i64,
-    pub coupon: i64,
+    pub a_user: UserId,
+    pub b_user: UserId,
+    pub product: ProductId,
+    pub coupon: CouponId,
     /// Units of the product A orders.
     pub quantity: i64,
 }
@@ -166,7 +167,7 @@ impl Caller {
         &self,
         who: &str,
         kind: Kind,
-        user: i64,
+        user: UserId,
         (path, body, key): (&str, Option<Value>, Option<&str>),
         order: Option<&str>,
     ) -> Option<Reply> {
@@ -194,20 +195,20 @@ impl Caller {
         reply
     }
 
-    pub async fn pay(&self, who: &str, user: i64, order: &str, key: &str) -> Option<Reply> {
+    pub async fn pay(&self, who: &str, user: UserId, order: &str, key: &str) -> Option<Reply> {
         let body = json!({ "order_id": order });
         let req = ("/api/v1/payments", Some(body), Some(key));
         self.ask(who, Kind::Pay, user, req, Some(order)).await
     }
 
-    pub async fn cancel(&self, who: &str, user: i64, order: &str) -> Option<Reply> {
+    pub async fn cancel(&self, who: &str, user: UserId, order: &str) -> Option<Reply> {
         let path = format!("/api/v1/orders/{order}/cancel");
         let req = (path.as_str(), None, None);
         self.ask(who, Kind::Cancel, user, req, Some(order)).await
     }
 
     /// A request the scenario needs to succeed (B's order, a top-up); not a caller under test.
-    async fn set_up(&self, what: &str, user: i64, path: &str, body: Value, key: &str) -> bool {
+    async fn set_up(&self, what: &str, user: UserId, path: &str, body: Value, key: &str) -> bool {
         let token = self.api.customer(user);
         let r = self
             .api
@@ -308,7 +309,7 @@ impl Flow {
     }
 
     /// Places and pays B, one unit of the product without a coupon: it must complete.
-    async fn order_b(&self, user: i64) -> Option<()> {
+    async fn order_b(&self, user: UserId) -> Option<()> {
         let body = order_body(&[(self.shop.product, 1)], None);
         let token = self.caller.api.customer(user);
         let placed = self

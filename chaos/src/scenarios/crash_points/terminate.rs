@@ -23,6 +23,7 @@ pub async fn terminate_and_repair(env: &Env, order: &str) -> Result<Vec<String>>
         .terminate(options)
         .await
         .context("the operator's terminate")?;
+    let order = &domain::OrderId::parse(order).context("the order id")?;
     let mut out = Vec::new();
     let before = snapshot(env).await?;
     let row = store::orders::load(&env.db, order).await?;
@@ -33,7 +34,7 @@ pub async fn terminate_and_repair(env: &Env, order: &str) -> Result<Vec<String>>
     let finished =
         row.status == domain::OrderStatus::Completed && row.platform_notified_at.is_some();
     let report = starter::check::run(&env.db, Some(&env.client)).await?;
-    let named = report.violations.iter().any(|v| v.contains(order));
+    let named = report.violations.iter().any(|v| v.contains(order.as_str()));
     if named == finished {
         out.push(format!(
             "[check_flags] the order was {} (notified: {}) after its workflow was terminated, \

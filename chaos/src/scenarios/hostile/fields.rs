@@ -1,6 +1,7 @@
 //! What the hostile cases break: the body routes, their fields and what each accepts, a valid
 //! body for each, and the values (nasty but valid, or each rule's breakers) they are given.
 
+use domain::ProductId;
 use serde_json::{Value, json};
 
 use super::Ctx;
@@ -87,7 +88,7 @@ pub(super) fn valid(route: Route, ctx: &Ctx, rng: &mut Rng) -> (Value, Vec<Field
     match route {
         Route::Orders => {
             let n = 1 + rng.below(ctx.products.len());
-            let lines: Vec<(i64, i64)> = ctx.products[..n]
+            let lines: Vec<(ProductId, i64)> = ctx.products[..n]
                 .iter()
                 .map(|p| (*p, rng.range(1, 3)))
                 .collect();

@@ -11,6 +11,7 @@ mod body;
 mod fields;
 mod request;
 
+use domain::{CouponId, ProductId};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -37,12 +38,12 @@ struct Ctx {
     customer: String,
     admin: String,
     /// Products with stock, usable in valid orders.
-    products: Vec<i64>,
+    products: Vec<ProductId>,
     /// A product with no stock.
-    sold_out: i64,
+    sold_out: ProductId,
     /// The customer's coupon, and another user's.
-    coupon: i64,
-    foreign_coupon: i64,
+    coupon: CouponId,
+    foreign_coupon: CouponId,
     /// The customer's order, already `COMPLETED`.
     completed_order: String,
     /// Every order id of the customer (never used where a miss is expected).
