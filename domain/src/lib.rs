@@ -8,6 +8,7 @@ pub mod error;
 pub mod input;
 pub mod order;
 pub mod pricing;
+pub mod reconcile;
 pub mod saga;
 
 pub use coupon::{Coupon, CouponInvalidReason, CouponStatus, Discount};
