@@ -33,7 +33,10 @@ pub struct ReconcileSchedule {
 }
 
 mod secs {
-    pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: serde::Serializer>(
+        d: &std::time::Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         s.serialize_str(&humantime::format_duration(*d).to_string())
     }
 }
@@ -72,7 +75,10 @@ impl ReconcileSchedule {
 
 /// Creates the schedule, or brings the existing one up to these settings. Running it twice is
 /// harmless. A run never overlaps the one before (`Skip`).
-pub async fn ensure(client: &Client, schedule: &ReconcileSchedule) -> Result<Ensured, ScheduleError> {
+pub async fn ensure(
+    client: &Client,
+    schedule: &ReconcileSchedule,
+) -> Result<Ensured, ScheduleError> {
     let options = CreateScheduleOptions::builder()
         .action(schedule.action())
         .spec(schedule.spec())
@@ -84,7 +90,9 @@ pub async fn ensure(client: &Client, schedule: &ReconcileSchedule) -> Result<Ens
         .await
     {
         Ok(_) => Ok(Ensured::Created),
-        Err(ScheduleError::Rpc(status)) if status.code() == temporalio_client::tonic::Code::AlreadyExists => {
+        Err(ScheduleError::Rpc(status))
+            if status.code() == temporalio_client::tonic::Code::AlreadyExists =>
+        {
             let (spec, action) = (schedule.spec(), schedule.action());
             client
                 .get_schedule_handle(schedule.schedule_id.clone())
