@@ -62,7 +62,7 @@ def check(ok, what):
 
 expected = {
     "temporal-db", "temporal-schema", "temporal", "temporal-setup", "temporal-ui",
-    "shop-db", "db-setup", "data-platform", "worker", "api",
+    "shop-db", "db-setup", "schedule", "data-platform", "worker", "api",
 }
 check(expected <= set(services), f"missing services: {sorted(expected - set(services))}")
 
@@ -100,6 +100,8 @@ for s in saga:
 check(services.get("db-setup", {}).get("command") == ["starter", "db", "setup"],
       "db-setup runs `starter db setup`")
 check(services.get("api", {}).get("command") == ["starter", "serve"], "api runs `starter serve`")
+check(services.get("schedule", {}).get("command") == ["starter", "schedule"],
+      "schedule runs `starter schedule` (the reconciliation's Temporal Schedule)")
 check(services.get("worker", {}).get("command") == ["worker"], "worker runs `worker`")
 check(services.get("data-platform", {}).get("command") == ["data-platform"],
       "data-platform runs `data-platform`")

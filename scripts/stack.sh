@@ -179,6 +179,9 @@ up() {
     start_worker
     start_api
     start_codec
+    info "starter schedule (CONTRACT §6 every \${RECONCILE_INTERVAL:-5m}, as ReconcileWorkflow)"
+    "$BIN_DIR/starter" schedule >/dev/null || die "'starter schedule' failed"
+    ok "the reconciliation schedule: \$TEMPORAL_BIN schedule describe --schedule-id \${RECONCILE_SCHEDULE_ID:-orders-reconcile}"
     ok "stack is up"
     status
 }

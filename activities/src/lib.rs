@@ -8,6 +8,7 @@
 
 pub mod error;
 pub mod platform;
+pub mod reconcile;
 
 use std::sync::Arc;
 
@@ -21,6 +22,7 @@ use temporalio_sdk::activities::{ActivityContext, ActivityError};
 
 use error::ActivityResult;
 pub use platform::PlatformClient;
+pub use reconcile::{ReconcileActivities, ReconcileGauges};
 use store::{PgPool, StoreError, coupons, orders, points, stock};
 
 /// The activity implementer the worker registers: a database pool and the data platform.

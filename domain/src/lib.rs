@@ -9,6 +9,7 @@ pub mod id;
 pub mod input;
 pub mod order;
 pub mod pricing;
+pub mod reconcile;
 pub mod saga;
 
 pub use coupon::{Coupon, CouponInvalidReason, CouponStatus, Discount};

@@ -1,5 +1,6 @@
 //! What every process of the order saga runs on: its [`settings`] (CONTRACT §3), the Temporal
-//! connection, the worker's wiring (the one workflow and its activities), logging, and the
+//! connection, the worker's wiring (the order workflow and its activities, and the scheduled
+//! reconciliation's), logging, and the
 //! [`telemetry`] (metrics, spans, OpenTelemetry). Wiring only: no business rule lives here.
 
 pub mod codec;
@@ -10,11 +11,11 @@ pub use settings::Settings;
 
 use std::time::Duration;
 
-use activities::OrderActivities;
+use activities::{OrderActivities, ReconcileActivities};
 use temporalio_client::envconfig::LoadClientConfigProfileOptions;
 use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions};
 use temporalio_sdk::{Worker, WorkerOptions};
-use workflows::OrderWorkflow;
+use workflows::{OrderWorkflow, ReconcileWorkflow};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WiringError {
@@ -145,16 +146,30 @@ pub fn base_worker_options(task_queue: &str) -> WorkerOptions {
         .build()
 }
 
-/// The worker's options: the one workflow and its activities on `task_queue`.
+/// The worker's options: the order workflow and its activities on `task_queue`, and the
+/// scheduled reconciliation (`ReconcileWorkflow`) on the same pool, without gauges.
 pub fn worker_options(
     task_queue: &str,
     activities: OrderActivities,
+) -> Result<WorkerOptions, WiringError> {
+    let reconcile = ReconcileActivities::new(activities.db.clone(), None);
+    worker_options_with(task_queue, activities, reconcile)
+}
+
+/// [`worker_options`] with the reconciliation's activities given (with the worker's gauges).
+pub fn worker_options_with(
+    task_queue: &str,
+    activities: OrderActivities,
+    reconcile: ReconcileActivities,
 ) -> Result<WorkerOptions, WiringError> {
     let mut options = base_worker_options(task_queue);
     options
         .register_workflow::<OrderWorkflow>()
         .map_err(|e| WiringError::Worker(e.into()))?
-        .register_activities(activities);
+        .register_workflow::<ReconcileWorkflow>()
+        .map_err(|e| WiringError::Worker(e.into()))?
+        .register_activities(activities)
+        .register_activities(reconcile);
     Ok(options)
 }
 

@@ -5,7 +5,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Instant;
 
-use activities::OrderActivities;
+use activities::{OrderActivities, ReconcileActivities, ReconcileGauges};
 use domain::saga::CloseOrderInput;
 use temporalio_client::Client;
 use temporalio_common::telemetry::metrics::{
@@ -204,7 +204,8 @@ pub fn build_instrumented_worker(
     activities: OrderActivities,
     telemetry: OrderTelemetry,
 ) -> Result<Worker, WiringError> {
-    let mut options = crate::worker_options(task_queue, activities)?;
+    let reconcile = ReconcileActivities::new(activities.db.clone(), telemetry.reconcile_gauges());
+    let mut options = crate::worker_options_with(task_queue, activities, reconcile)?;
     options.activity_inbound_interceptor(telemetry);
     Worker::new(runtime, client, options).map_err(|e| WiringError::Worker(e.into()))
 }
@@ -220,6 +221,7 @@ pub struct OrderTelemetry {
 
 struct Counters {
     meter: Arc<dyn CoreMeter>,
+    reconcile: Arc<Gauges>,
     placed: Counter,
     closed: Counter,
     compensations: Counter,
@@ -260,11 +262,59 @@ impl OrderTelemetry {
                 "order_saga_business_errors",
                 "Steps refused for a business reason, by activity and contract code",
             ),
+            reconcile: Arc::new(Gauges::new(&meter)),
             meter,
         };
         Self {
             counters: Some(Arc::new(counters)),
         }
+    }
+
+    /// The scheduled reconciliation's gauges on the exporter's meter (none with metrics off).
+    pub fn reconcile_gauges(&self) -> Option<Arc<dyn ReconcileGauges>> {
+        self.counters
+            .as_ref()
+            .map(|c| c.reconcile.clone() as Arc<dyn ReconcileGauges>)
+    }
+}
+
+/// `orders_invariant_violations` and `orders_undelivered`: what the last scheduled
+/// reconciliation (`ReconcileWorkflow`) that ran on this worker found.
+struct Gauges {
+    meter: Arc<dyn CoreMeter>,
+    violations: Gauge,
+    undelivered: Gauge,
+}
+
+impl Gauges {
+    fn new(meter: &Arc<dyn CoreMeter>) -> Self {
+        let gauge = |name: &'static str, description: &'static str| {
+            meter.gauge(
+                MetricParameters::builder()
+                    .name(name)
+                    .description(description)
+                    .build(),
+            )
+        };
+        Self {
+            violations: gauge(
+                "orders_invariant_violations",
+                "CONTRACT §6 violations the last scheduled reconciliation found (orders younger than its grace window left out)",
+            ),
+            undelivered: gauge(
+                "orders_undelivered",
+                "COMPLETED orders not yet delivered to the data platform, completed longer ago than the reconciliation's grace window",
+            ),
+            meter: meter.clone(),
+        }
+    }
+}
+
+impl ReconcileGauges for Gauges {
+    fn set(&self, violations: u64, undelivered: u64) {
+        let none = self.meter.new_attributes(NewAttributes::from(vec![]));
+        self.violations.record(violations, &none);
+        self.undelivered.record(undelivered, &none);
     }
 }
 

@@ -7,6 +7,7 @@ pub mod codec;
 pub mod http;
 pub mod orders;
 pub mod repair;
+pub mod schedule;
 pub mod token;
 
 pub use orders::{OrderService, ServiceError};

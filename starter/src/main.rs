@@ -39,6 +39,9 @@ enum Command {
         #[arg(long)]
         apply: bool,
     },
+    /// Create the Temporal Schedule that runs the check of CONTRACT §6 as a workflow
+    /// (`ReconcileWorkflow`) on TASK_QUEUE, or bring it up to these settings; idempotent.
+    Schedule(ScheduleArgs),
     /// Orders: place, pay, cancel, show.
     #[command(subcommand)]
     Order(OrderCommand),
@@ -54,6 +57,25 @@ enum Command {
     /// The codec server (CONTRACT §8) on CODEC_ADDR: decrypts payloads for the Temporal Web UI
     /// and CLI (`POST /decode`, `POST /encode`), until SIGINT/SIGTERM.
     Codec,
+}
+
+#[derive(Args)]
+struct ScheduleArgs {
+    /// The schedule's id.
+    #[arg(long, env = "RECONCILE_SCHEDULE_ID", default_value = starter::schedule::DEFAULT_SCHEDULE_ID)]
+    id: String,
+    /// How often it runs (5m, 1h, ...).
+    #[arg(long, env = "RECONCILE_INTERVAL", default_value = starter::schedule::DEFAULT_INTERVAL, value_parser = runtime::settings::parse_duration)]
+    interval: Duration,
+    /// Orders created less than this long ago (and deliveries completed less than this long
+    /// ago) are in flight and left out.
+    #[arg(long, env = "RECONCILE_GRACE", default_value = starter::schedule::DEFAULT_GRACE, value_parser = parse_grace)]
+    grace: Duration,
+}
+
+/// A grace window may be zero (nothing left out).
+fn parse_grace(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim()).map_err(|e| e.to_string())
 }
 
 #[derive(Subcommand)]
@@ -279,6 +301,7 @@ async fn run(cli: Cli) -> Result<String, Failure> {
         Command::Serve => serve(settings).await,
         Command::Codec => codec(settings).await,
         Command::Check => check(&settings).await,
+        Command::Schedule(args) => schedule(&settings, args).await,
         Command::Repair { order_id, apply } => repair(&settings, &order_id, apply).await,
         Command::Admin(cmd) => admin(&settings, cmd).await,
         Command::Order(cmd) => {
@@ -346,6 +369,24 @@ async fn check(settings: &Settings) -> Result<String, Failure> {
         }
         Err(Failure::Report(json))
     }
+}
+
+async fn schedule(settings: &Settings, args: ScheduleArgs) -> Result<String, Failure> {
+    use starter::schedule::{self, ReconcileSchedule};
+    let client = runtime::connect_temporal(settings)
+        .await
+        .map_err(anyhow::Error::from)?;
+    let wanted = ReconcileSchedule {
+        schedule_id: args.id,
+        task_queue: settings.task_queue.clone(),
+        interval: args.interval,
+        grace: args.grace,
+    };
+    let did = schedule::ensure(&client, &wanted)
+        .await
+        .with_context(|| format!("cannot create the schedule {}", wanted.schedule_id))?;
+    let json = serde_json::json!({"schedule": wanted, "did": did});
+    Ok(serde_json::to_string_pretty(&json).map_err(anyhow::Error::from)?)
 }
 
 async fn repair(settings: &Settings, order_id: &str, apply: bool) -> Result<String, Failure> {

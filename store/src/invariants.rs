@@ -1,13 +1,16 @@
 //! CONTRACT §6 as SQL: what must always hold, checked after any test, load or fault.
 //!
-//! Each rule is one query, a file of its own in `store/sql/invariants/`, that returns one line
-//! per offending row; a violation reads
-//! `[rule] what is wrong, naming the row`. Balances are compared with their ledgers, orders with
+//! Each rule is one query, a file of its own in `store/sql/invariants/`, that returns one row
+//! per offence: the order it names (`NULL` for a rule about a user's or a product's balance)
+//! and what is wrong; a violation reads `[rule] what is wrong, naming the row`. Balances are compared with their ledgers, orders with
 //! the net effect of every attempt's ledger rows, and the saga's step records with both.
 //!
 //! Orders in flight are allowed for: a `PAID` order may have its coupon redeemed and its stock
 //! deducted or not yet. A `PENDING` order has no net effect at all (charging is what makes it
 //! `PAID`, in the same transaction).
+use std::time::Duration;
+
+use domain::reconcile::{Reconciliation, Violation};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use sqlx::PgPool;
@@ -132,12 +135,66 @@ pub async fn check(pool: &PgPool) -> Result<Report, StoreError> {
     checked.insert("rules".to_owned(), json!(RULES.len()));
     let mut violations = Vec::new();
     for (rule, sql) in RULES {
-        let found: Vec<String> = sqlx::query_scalar(sql).fetch_all(pool).await?;
-        violations.extend(found.into_iter().map(|v| format!("[{rule}] {v}")));
+        let found: Vec<(Option<String>, String)> = sqlx::query_as(sql).fetch_all(pool).await?;
+        violations.extend(found.into_iter().map(|(_, v)| format!("[{rule}] {v}")));
     }
     Ok(Report {
         checked: Value::Object(checked),
         violations,
+    })
+}
+
+/// A rule's offences, but those naming an order created less than `$1` seconds ago.
+const OLDER_THAN: &str = "SELECT r.order_id, r.detail FROM (\n{rule}\n) AS r(order_id, detail) \
+     WHERE r.order_id IS NULL OR NOT EXISTS (SELECT 1 FROM orders o \
+     WHERE o.id = r.order_id AND o.created_at > now() - $1::bigint * interval '1 second')";
+
+/// The scheduled reconciliation (`ReconcileWorkflow`): every rule of [`check`] on one snapshot
+/// of the database, leaving out orders created less than `grace` ago (in flight), and the
+/// `COMPLETED` orders that the data platform has not confirmed although they completed more than
+/// `grace` ago. Each violation names its rule and order. Reads only.
+pub async fn reconcile(pool: &PgPool, grace: Duration) -> Result<Reconciliation, StoreError> {
+    let grace_secs = i64::try_from(grace.as_secs()).unwrap_or(i64::MAX);
+    let mut tx = pool.begin().await?;
+    // One snapshot for every query: a step that commits meanwhile is seen by all or by none.
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    let mut violations = Vec::new();
+    for (rule, sql) in RULES {
+        let query = OLDER_THAN.replace("{rule}", sql);
+        let found: Vec<(Option<String>, String)> = sqlx::query_as(&query)
+            .bind(grace_secs)
+            .fetch_all(&mut *tx)
+            .await?;
+        violations.extend(found.into_iter().map(|(order_id, detail)| Violation {
+            rule: (*rule).to_owned(),
+            order_id,
+            detail,
+        }));
+    }
+    let (undelivered, undelivered_orders): (i64, Vec<String>) = sqlx::query_as(
+        "SELECT count(*), coalesce((array_agg(id ORDER BY completed_at, id))[1:$2], '{}') \
+         FROM orders WHERE status = 'COMPLETED' AND platform_notified_at IS NULL \
+         AND completed_at <= now() - $1::bigint * interval '1 second'",
+    )
+    .bind(grace_secs)
+    .bind(Reconciliation::LISTED as i32)
+    .fetch_one(&mut *tx)
+    .await?;
+    let skipped: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM orders WHERE created_at > now() - $1::bigint * interval '1 second'",
+    )
+    .bind(grace_secs)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Reconciliation {
+        grace_secs: grace.as_secs(),
+        violations,
+        undelivered: undelivered.try_into().unwrap_or_default(),
+        undelivered_orders,
+        skipped_in_flight: skipped.try_into().unwrap_or_default(),
     })
 }
 

@@ -4,9 +4,12 @@
 //!
 //! The terminate matrix at every step boundary (the crash points) is the crash-point matrix's
 //! "terminate + repair" column (`chaos`, docs/RELIABILITY.md).
+//!
+//! CONTRACT §6 on a schedule: `ReconcileWorkflow` and `starter schedule` ([`reconcile`]).
 
 mod activity;
 mod cli;
+mod reconcile;
 mod repair;
 mod reset;
 mod reset_running;

@@ -86,6 +86,7 @@ impl Runbook {
                 .env("DATABASE_URL", &s.database_url)
                 .env("TASK_QUEUE", &s.task_queue)
                 .env("DATA_PLATFORM_URL", &s.data_platform_url)
+                .env("RECONCILE_SCHEDULE_ID", schedule_id(app))
                 .output()?;
             let expected = if command.contains("exits 1") { 1 } else { 0 };
             ensure!(
@@ -109,6 +110,11 @@ impl Runbook {
         );
         Ok(())
     }
+}
+
+/// The test's own reconciliation schedule, not the stack's.
+fn schedule_id(app: &TestApp) -> String {
+    format!("reconcile-{}", app.settings.task_queue)
 }
 
 /// The pending `notify_platform` activity's id, once it has failed.
@@ -178,6 +184,11 @@ async fn every_runbook_command_runs_as_written() -> Result<()> {
         repaired.cancel_code == Some(domain::CancelCode::Repaired),
         "{repaired:?}"
     );
+
+    // The scheduled reconciliation: created, read, triggered, its runs listed.
+    book.run(&app, "reconcile", "", "")?;
+    let schedule = app.client.get_schedule_handle(schedule_id(&app));
+    schedule.delete(Default::default()).await?;
 
     book.all_ran()?;
     app.finish().await

@@ -1,6 +1,6 @@
 -- The pivot (CONTRACT §2): nothing undoes a COMPLETED order, so no refund, release
 -- or restoration ever names one.
-SELECT format('order %s is COMPLETED but has a %s ledger row (attempt %s)', o.id, x.kind, x.attempt)
+SELECT o.id AS order_id, format('order %s is COMPLETED but has a %s ledger row (attempt %s)', o.id, x.kind, x.attempt)
 FROM orders o
 JOIN ( SELECT order_id, attempt, kind
 FROM point_ledger

@@ -1,4 +1,4 @@
-SELECT format('order %s is COMPLETED but has %s DONE %s step(s)', o.id, (SELECT count(*)
+SELECT o.id AS order_id, format('order %s is COMPLETED but has %s DONE %s step(s)', o.id, (SELECT count(*)
 FROM saga_steps s
 WHERE s.order_id = o.id
 AND s.step = w.step

@@ -1,4 +1,4 @@
-SELECT format('coupon %s is %s (order %s) but its ledger nets %s redemption(s) overall and %s by that order', c.id, c.status, coalesce(c.order_id, 'NULL'), coalesce(t.n, 0), coalesce(byo.n, 0))
+SELECT c.order_id AS order_id, format('coupon %s is %s (order %s) but its ledger nets %s redemption(s) overall and %s by that order', c.id, c.status, coalesce(c.order_id, 'NULL'), coalesce(t.n, 0), coalesce(byo.n, 0))
 FROM coupons c
 LEFT JOIN (SELECT coupon_id, sum(n) AS n
 FROM order_net_coupons x

@@ -1,4 +1,4 @@
-SELECT format('%s ledger row %s names order %s, which does not exist', t, id, order_id)
+SELECT x.order_id AS order_id, format('%s ledger row %s names order %s, which does not exist', t, id, order_id)
 FROM ( SELECT 'point' AS t, id, order_id
 FROM point_ledger
 WHERE order_id IS NOT NULL

@@ -1,4 +1,4 @@
-SELECT format('product %s has stock %s but INITIAL + RESTOCK - DEDUCT + RESTORE = %s', p.id, p.stock, coalesce(l.net, 0))
+SELECT NULL::text AS order_id, format('product %s has stock %s but INITIAL + RESTOCK - DEDUCT + RESTORE = %s', p.id, p.stock, coalesce(l.net, 0))
 FROM products p
 LEFT JOIN ( SELECT product_id,
     sum(CASE kind WHEN 'INITIAL' THEN quantity WHEN 'RESTOCK' THEN quantity
