@@ -84,9 +84,9 @@ async fn completed_order(app: &TestApp) -> Result<String> {
     let user = app.user(10_000).await;
     let product = app.product(1_000, 10).await;
     let order = app.place(user, &[(product, 2)], None).await?;
-    ensure!(app.service.pay(&order.id).await?.status == OrderStatus::Completed);
+    ensure!(app.service.pay(&order.id, None).await?.status == OrderStatus::Completed);
     app.result(&order.id).await?;
-    Ok(order.id)
+    Ok(order.id.to_string())
 }
 
 async fn sql(app: &TestApp, statement: &str, order_id: &str) -> Result<()> {
