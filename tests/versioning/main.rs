@@ -189,8 +189,12 @@ where
     W: WorkflowImplementation,
     <W::Run as WorkflowDefinition>::Input: Send,
 {
+    // The histories were recorded through a client with the payload codec (CONTRACT §8): the
+    // replayer decodes them with the same keys.
+    let keys = Settings::from_env()?.payload_keys;
     let options = WorkflowReplayerOptions::new()
         .register_workflow::<W>()?
+        .data_converter(runtime::codec::data_converter(&keys))
         .build();
     let mut results = WorkflowReplayer::new(options)?
         .replay_workflows(vec![WorkflowHistory::from_json(history)?])
