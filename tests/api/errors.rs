@@ -172,6 +172,43 @@ async fn coupon_invalid_for_every_reason(
     Ok(first_id)
 }
 
+/// A key twice in one object is refused, never read as its last value (a typed body refuses a
+/// duplicate field, and so does the API's reading of JSON); a number with no fraction is the
+/// integer it equals, as JSON Schema's `integer` says.
+#[tokio::test]
+async fn a_key_twice_is_refused_and_an_integral_number_is_an_integer() -> R {
+    let api = spawn_api_with_rate_limit(None).await;
+    let user = api.app.user(1_000).await;
+    let me = api.customer(user);
+    let charge = |body: &str| {
+        api.post_bytes(
+            "/api/v1/me/points/charge",
+            Some(&me),
+            body.as_bytes().to_vec(),
+        )
+    };
+    for twice in [
+        r#"{"amount": 5, "amount": 900}"#,
+        r#"{"amount": 5.0, "amount": 900}"#,
+    ] {
+        charge(twice).await?.assert_error(400, "INVALID_REQUEST");
+    }
+    assert_eq!(api.app.points(user).await, 1_000, "a refused body charged");
+    for (integral, points) in [("5.0", 1_005), ("1e2", 1_105), ("-0.0", 1_105)] {
+        let r = charge(&format!(r#"{{"amount": {integral}}}"#)).await?;
+        if integral == "-0.0" {
+            // 0 is below the amount's minimum of 1: refused as the integer 0 would be.
+            r.assert_error(400, "INVALID_REQUEST");
+        } else {
+            assert_eq!(r.assert_ok(200)["points"], points, "{integral}");
+        }
+    }
+    charge(r#"{"amount": 1.5}"#)
+        .await?
+        .assert_error(400, "INVALID_REQUEST");
+    api.finish().await
+}
+
 /// Bodies: exactly 64 KiB is read, one byte more is refused.
 #[tokio::test]
 async fn a_body_of_64_kib_is_read_and_one_byte_more_is_refused() -> R {

@@ -220,9 +220,16 @@ pub(super) const NUMBERS: [&str; 16] = [
     "1000000000001",
 ];
 
-/// Whether a JSON number literal would be accepted as an i64 in `lo..=hi`.
+/// Whether a JSON number literal would be accepted as an i64 in `lo..=hi`. JSON has one kind of
+/// number, so one with no fraction (`1.0`, `1e2`, `-0.0`) is the integer it equals, as the API
+/// reads it (and as JSON Schema's `integer`, which the OpenAPI document states, says).
 pub(super) fn int_ok(lit: &str, lo: i64, hi: i64) -> bool {
-    lit.parse::<i64>().is_ok_and(|v| (lo..=hi).contains(&v))
+    let integral = lit.parse::<i64>().ok().or_else(|| {
+        let f = lit.parse::<f64>().ok()?;
+        #[allow(clippy::cast_possible_truncation)]
+        (f.fract() == 0.0 && f.abs() < 9.223_372_036_854_775e18).then_some(f as i64)
+    });
+    integral.is_some_and(|v| (lo..=hi).contains(&v))
 }
 
 /// A JSON value of another type than `kind` accepts.
