@@ -11,8 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use domain::{
-    CouponId, Discount, LineRequest, Order, OrderStatus, PlaceOrderRequest, ProductId, Shipping,
-    UserId,
+    CouponId, Discount, Order, OrderStatus, PlaceOrderRequest, ProductId, Shipping, UserId,
 };
 use prost::Message;
 use runtime::codec::{EncryptionCodec, PayloadKeys};
@@ -36,22 +35,15 @@ pub fn secret_shipping() -> Shipping {
     }
 }
 
-/// The order of `lines` shipped to `shipping`.
+/// The order of `lines` shipped to `shipping`: the test kit's order with another address.
 pub fn request(
     lines: &[(ProductId, i64)],
     coupon: Option<CouponId>,
     shipping: &Shipping,
 ) -> PlaceOrderRequest {
     PlaceOrderRequest {
-        items: lines
-            .iter()
-            .map(|&(product_id, quantity)| LineRequest {
-                product_id,
-                quantity,
-            })
-            .collect(),
-        coupon_id: coupon,
         shipping: shipping.clone(),
+        ..testkit::shop::order_request(lines, coupon)
     }
 }
 
