@@ -15,27 +15,7 @@ use crate::cli;
 
 /// The order's pending `notify_platform` activity, as `temporal workflow describe` shows it.
 fn delivery(app: &TestApp, order: &str) -> Result<Option<Value>> {
-    let out = cli::temporal(
-        &app.settings,
-        &[
-            "workflow",
-            "describe",
-            "--workflow-id",
-            order,
-            "--output",
-            "json",
-        ],
-    )?;
-    let described: Value = serde_json::from_str(&out).context("describe's JSON")?;
-    let pending = described["pendingActivities"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    Ok(pending.into_iter().find(|a| {
-        a["activityType"]["name"]
-            .as_str()
-            .is_some_and(|n| n.contains("notify_platform"))
-    }))
+    cli::pending_delivery(&app.settings, order)
 }
 
 /// Waits (at most 30 s) until the delivery is pending and has failed `attempts` times at least.

@@ -52,6 +52,34 @@ pub fn temporal(settings: &Settings, args: &[&str]) -> Result<String> {
     success(&format!("temporal {}", args.join(" ")), out)
 }
 
+/// `temporal workflow describe --output json` of `order`'s workflow.
+pub fn describe(settings: &Settings, order: &str) -> Result<serde_json::Value> {
+    let args = [
+        "workflow",
+        "describe",
+        "--workflow-id",
+        order,
+        "--output",
+        "json",
+    ];
+    let out = temporal(settings, &args)?;
+    serde_json::from_str(&out).context("describe's JSON")
+}
+
+/// The order's pending `notify_platform` activity (the delivery), as `describe` shows it.
+pub fn pending_delivery(settings: &Settings, order: &str) -> Result<Option<serde_json::Value>> {
+    let described = describe(settings, order)?;
+    let pending = described["pendingActivities"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    Ok(pending.into_iter().find(|a| {
+        a["activityType"]["name"]
+            .as_str()
+            .is_some_and(|n| n.contains("notify_platform"))
+    }))
+}
+
 /// The `starter` binary of this build (`target/<profile>/starter`, beside the test's own
 /// `deps/`), built first when a source of it is newer (`cargo test --workspace` builds it;
 /// `cargo test -p saga-tests` does not).

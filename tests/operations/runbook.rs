@@ -120,19 +120,7 @@ fn schedule_id(app: &TestApp) -> String {
 /// The pending `notify_platform` activity's id, once it has failed.
 async fn stuck_delivery(app: &TestApp, order: &str) -> Result<String> {
     for _ in 0..300 {
-        let out = cli::temporal(
-            &app.settings,
-            &[
-                "workflow",
-                "describe",
-                "--workflow-id",
-                order,
-                "--output",
-                "json",
-            ],
-        )?;
-        let d: serde_json::Value = serde_json::from_str(&out)?;
-        if let Some(a) = d["pendingActivities"].as_array().and_then(|a| a.first())
+        if let Some(a) = cli::pending_delivery(&app.settings, order)?
             && a["attempt"].as_i64().unwrap_or(0) > 1
         {
             return Ok(a["activityId"].as_str().unwrap_or_default().to_owned());
