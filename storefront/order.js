@@ -6,6 +6,7 @@ import { h, fill, pts, when, message } from './dom.js';
 import { get, post, describe, newKey } from './api.js';
 import { linesTable } from './checkout.js';
 import { topUpForm } from './account.js';
+import { flash } from './app.js';
 
 export const STATUS_WORDS = {
   PENDING: 'Waiting for payment',
@@ -47,6 +48,8 @@ export async function order(view, el, id) {
 
   const draw = () => {
     const o = shown;
+    // "Pay before the time runs out", carried from checkout, is over once the order is not PENDING.
+    if (o.status !== 'PENDING') flash();
     fill(body,
       h('p', { class: 'status', id: 'order-status', dataset: { status: o.status } }, STATUS_WORDS[o.status] || o.status),
       o.status === 'PENDING' ? [clock, actions()] : null,

@@ -98,6 +98,12 @@ pub async fn happy_path_with_a_coupon(shop: &mut Shop) -> R {
     b.click("#pay").await?;
     b.wait_text("#order-status", "Completed").await?;
     b.wait_text("#receipt", "23,000 points").await?;
+    // Checkout's "pay before the time runs out" is gone once the order is paid.
+    let notice = b.text_of("#notice").await?;
+    assert!(
+        !notice.contains("time runs out"),
+        "a stale notice: {notice}"
+    );
     shop.picture("storefront-receipt").await?;
     assert_eq!(shop.api.app.points(uid).await, 27_000);
     assert_eq!(
