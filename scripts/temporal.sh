@@ -118,6 +118,15 @@ start() {
             # thirds; 1000 cost the server more CPU per order at concurrency 50 than it saved
             # (BENCHMARKS.md). A real cluster spreads the default over its many shards.
             local dc_args=(--dynamic-config-value "history.transferProcessorMaxPollRPS=${TEMPORAL_TRANSFER_POLL_RPS:-100}")
+            # One partition per task queue, not the server's 4: with 4, a new workflow's first
+            # task that lands in a partition no poll is waiting on sits in that partition's
+            # backlog, and at concurrency 50 one placement in a hundred waited 3-5 s while the
+            # median waited 0.3 s. With one, p99 is 1.1-1.2 × p50 at the same throughput
+            # (BENCHMARKS.md, "The tail"). One partition carries this machine's load many
+            # times over; a cluster sizes its own (docs/SCALING.md).
+            local partitions="${TEMPORAL_TASK_QUEUE_PARTITIONS:-1}"
+            dc_args+=(--dynamic-config-value "matching.numTaskqueueReadPartitions=$partitions"
+                --dynamic-config-value "matching.numTaskqueueWritePartitions=$partitions")
             for sa in "${SEARCH_ATTRIBUTES[@]}"; do
                 sa_args+=(--search-attribute "$sa")
             done

@@ -29,11 +29,27 @@ use store::{PgPool, StoreError, coupons, orders, points, stock};
 pub struct OrderActivities {
     pub db: PgPool,
     pub platform: PlatformClient,
+    /// Where the stock deduction's lock hold times go (the worker's metrics), if anywhere.
+    pub lock_hold: Option<Arc<dyn LockHold>>,
+}
+
+/// Where `deduct_stock_and_complete` reports how long it held its products' row locks.
+pub trait LockHold: Send + Sync {
+    fn held(&self, time: std::time::Duration);
 }
 
 impl OrderActivities {
     pub fn new(db: PgPool, platform: PlatformClient) -> Self {
-        Self { db, platform }
+        Self {
+            db,
+            platform,
+            lock_hold: None,
+        }
+    }
+
+    /// These activities, reporting the stock deduction's lock hold times to `lock_hold`.
+    pub fn with_lock_hold(self, lock_hold: Option<Arc<dyn LockHold>>) -> Self {
+        Self { lock_hold, ..self }
     }
 }
 
@@ -119,9 +135,13 @@ impl OrderActivities {
         input: DeductStockInput,
     ) -> Result<Stamp, ActivityError> {
         guarded("deduct_stock_and_complete", &input.key.order_id, async {
-            stock::deduct_and_complete(&self.db, &input)
+            let (stamp, held) = stock::deduct_and_complete_timed(&self.db, &input)
                 .await
-                .activity()
+                .activity()?;
+            if let (Some(time), Some(lock_hold)) = (held, &self.lock_hold) {
+                lock_hold.held(time);
+            }
+            Ok(stamp)
         })
         .await
     }

@@ -13,6 +13,7 @@
 mod chart;
 mod floor;
 mod procs;
+mod scale;
 mod stats;
 
 use std::collections::BTreeMap;
@@ -55,12 +56,16 @@ struct Args {
     /// Concurrencies to run, comma separated.
     #[arg(long, value_delimiter = ',', default_value = "1,10,50")]
     concurrency: Vec<usize>,
-    /// How orders are sent.
+    /// How orders are sent (`none`: the floor only).
     #[arg(long, value_enum, default_value_t = Via::Both)]
     via: Via,
     /// Skip the floor.
     #[arg(long)]
     no_floor: bool,
+    /// Skip the scale-out runs (1 and 2 workers of the bench's own, the codec off and on, a
+    /// hot product), which run through the Temporal client at the highest concurrency.
+    #[arg(long)]
+    no_scale_out: bool,
     /// Customers to spread the orders over (through the API each may send RATE_LIMIT, 20/s by
     /// default: a few customers at high concurrency are refused 429 `RATE_LIMITED`).
     #[arg(long, default_value_t = 50)]
@@ -71,6 +76,11 @@ struct Args {
     /// Unmeasured orders before each run.
     #[arg(long, default_value_t = 10)]
     warmup: usize,
+    /// Rounds each concurrency's runs take turns in (floor, client, API, floor, ...), each
+    /// with its share of `--orders`: a drift of the machine during the runs then weighs on
+    /// every kind alike.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
     /// Closed workflows per run whose history length is read.
     #[arg(long, default_value_t = 5)]
     history_samples: usize,
@@ -97,6 +107,7 @@ enum Via {
     Api,
     Temporal,
     Both,
+    None,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -136,6 +147,14 @@ struct Run {
     cpu_seconds_per_order: BTreeMap<String, f64>,
     /// Unmeasured warm-up orders that failed: failures all the same.
     warmup_failed: usize,
+    /// The scale-out setup (`None` for the runs on the stack's own worker).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    setup: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    workers: Option<usize>,
+    /// The mean time a stock deduction held its products' row locks (scale-out runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lock_hold_ms: Option<f64>,
     /// The measured orders that completed (their workflows are checked after the runs).
     #[serde(skip)]
     ids: Vec<String>,
@@ -154,11 +173,19 @@ struct Shop {
     products: Vec<ProductId>,
 }
 
+/// Where orders through the Temporal client go: the stack's worker, or a scale-out setup's.
+struct Target {
+    service: OrderService,
+    /// The products the lines are spread over.
+    products: Vec<ProductId>,
+}
+
 struct Ctx {
     settings: Settings,
     db: sqlx::PgPool,
     client: Client,
-    service: OrderService,
+    /// The stack's task queue and every product.
+    stack: Arc<Target>,
     /// Where the floor runs: a task queue of its own, which only the floor worker polls.
     floor_task_queue: String,
     /// The HTTP API of the running stack (`testkit`'s client, as the tests and chaos use).
@@ -198,7 +225,7 @@ async fn bench(args: Args) -> Result<()> {
     // orders' worker CPU compares with); in the orders' runs, the production worker.
     let floor_procs = floor_worker
         .as_ref()
-        .map(|w| procs.with_pid("worker", w.pid()));
+        .map(|w| procs.with_pids("worker", vec![w.pid()]));
     println!(
         "bench: {} orders per run at concurrency {:?}; processes: {}",
         args.orders,
@@ -206,22 +233,25 @@ async fn bench(args: Args) -> Result<()> {
         procs.describe()
     );
     let kinds = kinds(&ctx, &args).await?;
+    let procs_of = |kind: Kind| match (kind, &floor_procs) {
+        (Kind::Floor, Some(floor_procs)) => floor_procs.clone(),
+        _ => procs.clone(),
+    };
     let mut runs = Vec::new();
     for &c in &args.concurrency {
-        for &kind in &kinds {
-            let procs = match (kind, &floor_procs) {
-                (Kind::Floor, Some(floor_procs)) => floor_procs,
-                _ => &procs,
-            };
-            runs.push(run(&ctx, procs, kind, c, &args).await?);
-        }
+        runs.extend(interleaved(&ctx, procs_of, &kinds, c, &args).await?);
     }
     if let Some(w) = floor_worker {
         w.stop()?;
     }
-    let (unfinished, check) = verify(&ctx, &runs).await?;
-    report(&ctx, &args, &runs, &unfinished, &check)?;
-    verdict(&runs, &unfinished, &check)
+    let scale = match args.concurrency.iter().max() {
+        Some(&c) if !args.no_scale_out => scale::run_all(&ctx, &procs, &args, c).await?,
+        _ => Vec::new(),
+    };
+    let all: Vec<&Run> = runs.iter().chain(&scale).collect();
+    let (unfinished, check) = verify(&ctx, &all).await?;
+    report(&ctx, &args, &runs, &scale, &unfinished, &check)?;
+    verdict(&all, &unfinished, &check)
 }
 
 /// The stack's database, Temporal and API from the environment's settings, and the shop the
@@ -245,12 +275,16 @@ async fn connect(args: &Args) -> Result<Ctx> {
         Duration::from_secs(60),
     )?;
     let shop = make_shop(&db, &api, args.users, args.products).await?;
+    let stack = Arc::new(Target {
+        service,
+        products: shop.products.clone(),
+    });
     Ok(Ctx {
         floor_task_queue: floor::task_queue(&settings),
         settings,
         db,
         client,
-        service,
+        stack,
         api,
         shop,
         next: AtomicUsize::new(0),
@@ -298,7 +332,7 @@ async fn kinds(ctx: &Ctx, args: &Args) -> Result<Vec<Kind>> {
 
 /// A payment answers before the data platform is told: waits for every measured order's
 /// workflow to close, then checks CONTRACT §6. The orders that did not finish, and the check.
-async fn verify(ctx: &Ctx, runs: &[Run]) -> Result<(Vec<String>, starter::check::CheckReport)> {
+async fn verify(ctx: &Ctx, runs: &[&Run]) -> Result<(Vec<String>, starter::check::CheckReport)> {
     let ids = runs
         .iter()
         .filter(|r| r.kind != Kind::Floor)
@@ -314,6 +348,7 @@ fn report(
     ctx: &Ctx,
     args: &Args,
     runs: &[Run],
+    scale: &[Run],
     unfinished: &[String],
     check: &starter::check::CheckReport,
 ) -> Result<()> {
@@ -325,16 +360,18 @@ fn report(
         "floor_task_queue": ctx.floor_task_queue,
         "step_mode": if ctx.settings.remote_steps { "remote" } else { "local" },
         "runs": runs,
+        "scale_out": scale,
         "invariants": { "ok": check.ok, "violations": check.violations, "checked": check.checked },
         "unfinished_orders": unfinished,
     });
     let json_path = args.out_dir.join("results.json");
     std::fs::write(&json_path, serde_json::to_string_pretty(&report)?)?;
     let png_path = args.out_dir.join("chart.png");
-    if let Err(e) = chart::draw(&png_path, runs) {
+    if let Err(e) = chart::draw(&png_path, runs, scale) {
         eprintln!("warning: no chart: {e:#}");
     }
     print_table(runs);
+    print_scale(scale);
     println!();
     println!(
         "results: {}  chart: {}",
@@ -346,7 +383,11 @@ fn report(
 
 /// Fails on an invariant violation, and on any failed or unfinished order: figures of runs
 /// where orders failed measure something else.
-fn verdict(runs: &[Run], unfinished: &[String], check: &starter::check::CheckReport) -> Result<()> {
+fn verdict(
+    runs: &[&Run],
+    unfinished: &[String],
+    check: &starter::check::CheckReport,
+) -> Result<()> {
     if !check.ok {
         for v in &check.violations {
             eprintln!("violation: {v}");
@@ -414,12 +455,12 @@ async fn make_shop(db: &sqlx::PgPool, api: &Api, users: usize, products: usize) 
     Ok(shop)
 }
 
-/// The n-th order: a user round robin, one to three lines over distinct products.
-fn order_for(shop: &Shop, n: usize) -> (usize, Vec<(ProductId, i64)>) {
+/// The n-th order: a user round robin, one to three lines over distinct `products`.
+fn order_for(shop: &Shop, products: &[ProductId], n: usize) -> (usize, Vec<(ProductId, i64)>) {
     let user = n % shop.users.len();
     let mut lines: Vec<(ProductId, i64)> = Vec::new();
     for i in 0..1 + n % 3 {
-        let product = shop.products[(n * 7 + i * 3) % shop.products.len()];
+        let product = products[(n * 7 + i * 3) % products.len()];
         // Distinct products only (the input rules forbid a product twice).
         if lines.iter().all(|(p, _)| *p != product) {
             lines.push((product, 1 + (n + i) as i64 % 2));
@@ -429,11 +470,11 @@ fn order_for(shop: &Shop, n: usize) -> (usize, Vec<(ProductId, i64)>) {
 }
 
 /// One order (or floor iteration) of `kind`, timed.
-async fn one(ctx: &Ctx, kind: Kind) -> Result<Sample, String> {
+async fn one(ctx: &Ctx, kind: Kind, target: &Target) -> Result<Sample, String> {
     let n = ctx.next.fetch_add(1, Ordering::Relaxed);
     match kind {
         Kind::Floor => floor_once(ctx).await,
-        Kind::OrdersTemporal => order_via_temporal(ctx, n).await,
+        Kind::OrdersTemporal => order_via_temporal(ctx, target, n).await,
         Kind::OrdersApi => order_via_api(ctx, n).await,
     }
 }
@@ -482,17 +523,18 @@ async fn floor_once(ctx: &Ctx) -> Result<Sample, String> {
 }
 
 /// An order through the Temporal client (`OrderService`, as the CLI does).
-async fn order_via_temporal(ctx: &Ctx, n: usize) -> Result<Sample, String> {
-    let (user, lines) = order_for(&ctx.shop, n);
+async fn order_via_temporal(ctx: &Ctx, target: &Target, n: usize) -> Result<Sample, String> {
+    let (user, lines) = order_for(&ctx.shop, &target.products, n);
     let id = OrderService::new_order_id();
     let t0 = Instant::now();
-    ctx.service
+    target
+        .service
         .place(&id, ctx.shop.users[user].0, order_request(&lines, None))
         .await
         .map_err(|e| code_of_service(&e))?;
     let place = t0.elapsed();
     let t1 = Instant::now();
-    let order = ctx
+    let order = target
         .service
         .pay(&id, None)
         .await
@@ -509,7 +551,7 @@ async fn order_via_temporal(ctx: &Ctx, n: usize) -> Result<Sample, String> {
 
 /// An order through the HTTP API, with `testkit`'s client.
 async fn order_via_api(ctx: &Ctx, n: usize) -> Result<Sample, String> {
-    let (user, lines) = order_for(&ctx.shop, n);
+    let (user, lines) = order_for(&ctx.shop, &ctx.shop.products, n);
     let token = Some(ctx.shop.users[user].1.as_str());
     let t0 = Instant::now();
     let placed = ctx
@@ -562,25 +604,46 @@ fn code_of_service(e: &starter::ServiceError) -> String {
     }
 }
 
-async fn run(
+/// One round of a run: its orders, timed, and the processes' CPU seconds over it.
+struct Round {
+    results: Vec<Result<Sample, String>>,
+    wall: Duration,
+    cpu: BTreeMap<String, f64>,
+    warmup_failed: usize,
+}
+
+/// `n` orders of `kind` at concurrency `c`, after `warmup` unmeasured ones.
+async fn round(
     ctx: &Arc<Ctx>,
     procs: &procs::Procs,
-    kind: Kind,
-    c: usize,
-    args: &Args,
-) -> Result<Run> {
+    (kind, c): (Kind, usize),
+    (n, warmup): (usize, usize),
+    target: &Arc<Target>,
+) -> Round {
+    let orders = |count: usize, bar: Option<ProgressBar>| {
+        futures::stream::iter(0..count)
+            .map(move |_| {
+                let ctx = ctx.clone();
+                let target = target.clone();
+                let bar = bar.clone();
+                async move {
+                    let r = one(&ctx, kind, &target).await;
+                    if let Some(bar) = bar {
+                        bar.inc(1);
+                    }
+                    r
+                }
+            })
+            .buffer_unordered(c)
+            .collect::<Vec<_>>()
+    };
     // Warm up connections and caches without measuring.
-    let warmup_failed = futures::stream::iter(0..args.warmup)
-        .map(|_| {
-            let ctx = ctx.clone();
-            async move { one(&ctx, kind).await }
-        })
-        .buffer_unordered(c)
-        .filter(|r| std::future::ready(r.is_err()))
-        .count()
-        .await;
-
-    let bar = ProgressBar::new(args.orders as u64);
+    let warmup_failed = orders(warmup, None)
+        .await
+        .iter()
+        .filter(|r| r.is_err())
+        .count();
+    let bar = ProgressBar::new(n as u64);
     bar.set_style(
         ProgressStyle::with_template("{prefix:>28} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar())
@@ -589,45 +652,100 @@ async fn run(
     bar.set_prefix(format!("{} c={c}", kind.label()));
     let cpu_before = procs.cpu_seconds();
     let started = Instant::now();
-    let results: Vec<Result<Sample, String>> = futures::stream::iter(0..args.orders)
-        .map(|_| {
-            let ctx = ctx.clone();
-            let bar = bar.clone();
-            async move {
-                let r = one(&ctx, kind).await;
-                bar.inc(1);
-                r
-            }
-        })
-        .buffer_unordered(c)
-        .collect()
-        .await;
+    let results = orders(n, Some(bar.clone())).await;
     let wall = started.elapsed();
     let cpu_after = procs.cpu_seconds();
     bar.finish_and_clear();
+    let cpu = cpu_after
+        .iter()
+        .filter_map(|(name, after)| Some((name.clone(), after - cpu_before.get(name)?)))
+        .collect();
+    Round {
+        results,
+        wall,
+        cpu,
+        warmup_failed,
+    }
+}
 
+/// A run in one round: `args.orders` orders of `kind` at concurrency `c` to `target`.
+async fn run(
+    ctx: &Arc<Ctx>,
+    procs: &procs::Procs,
+    kind: Kind,
+    c: usize,
+    args: &Args,
+    target: &Arc<Target>,
+) -> Result<Run> {
+    let r = round(ctx, procs, (kind, c), (args.orders, args.warmup), target).await;
+    summarize(ctx, kind, c, args, vec![r]).await
+}
+
+/// One run of each kind at concurrency `c`, their orders in `args.rounds` rounds that take
+/// turns (floor, client, API, floor, client, API, ...), so that whatever drifts on the
+/// machine over the minutes of a run weighs on every kind alike.
+async fn interleaved(
+    ctx: &Arc<Ctx>,
+    procs_of: impl Fn(Kind) -> procs::Procs,
+    kinds: &[Kind],
+    c: usize,
+    args: &Args,
+) -> Result<Vec<Run>> {
+    let rounds = args.rounds.clamp(1, args.orders);
+    let mut per_kind: Vec<Vec<Round>> = kinds.iter().map(|_| Vec::new()).collect();
+    for i in 0..rounds {
+        // Round i's share of the orders; the first rounds take the remainder.
+        let n = args.orders / rounds + usize::from(i < args.orders % rounds);
+        let warmup = if i == 0 { args.warmup } else { 0 };
+        for (k, &kind) in kinds.iter().enumerate() {
+            let procs = procs_of(kind);
+            per_kind[k].push(round(ctx, &procs, (kind, c), (n, warmup), &ctx.stack).await);
+        }
+    }
+    let mut runs = Vec::new();
+    for (k, rounds) in per_kind.into_iter().enumerate() {
+        runs.push(summarize(ctx, kinds[k], c, args, rounds).await?);
+    }
+    Ok(runs)
+}
+
+/// The figures of a run from its rounds, printed in one line.
+async fn summarize(
+    ctx: &Ctx,
+    kind: Kind,
+    c: usize,
+    args: &Args,
+    rounds: Vec<Round>,
+) -> Result<Run> {
     let mut errors = BTreeMap::new();
     let mut samples = Vec::new();
-    for r in results {
-        match r {
-            Ok(s) => samples.push(s),
-            Err(e) => *errors.entry(e).or_insert(0) += 1,
+    let mut cpu_total: BTreeMap<String, f64> = BTreeMap::new();
+    let (mut wall, mut warmup_failed, mut orders) = (Duration::ZERO, 0, 0);
+    for r in rounds {
+        wall += r.wall;
+        warmup_failed += r.warmup_failed;
+        orders += r.results.len();
+        for (name, s) in r.cpu {
+            *cpu_total.entry(name).or_default() += s;
+        }
+        for result in r.results {
+            match result {
+                Ok(s) => samples.push(s),
+                Err(e) => *errors.entry(e).or_insert(0) += 1,
+            }
         }
     }
     let ms = |d: &Duration| d.as_secs_f64() * 1000.0;
     let completed = samples.len();
     let history = history_events(ctx, &samples, args.history_samples).await;
-    let cpu = cpu_after
-        .iter()
-        .filter_map(|(name, after)| {
-            let before = cpu_before.get(name)?;
-            Some((name.clone(), (after - before) / completed.max(1) as f64))
-        })
+    let cpu = cpu_total
+        .into_iter()
+        .map(|(name, s)| (name, s / completed.max(1) as f64))
         .collect();
     let result = Run {
         kind,
         concurrency: c,
-        orders: args.orders,
+        orders,
         completed,
         errors,
         wall_seconds: wall.as_secs_f64(),
@@ -638,6 +756,9 @@ async fn run(
         history_events_per_order: history,
         cpu_seconds_per_order: cpu,
         warmup_failed,
+        setup: None,
+        workers: None,
+        lock_hold_ms: None,
         ids: samples.into_iter().map(|s| s.id).collect(),
     };
     println!(
@@ -648,7 +769,7 @@ async fn run(
         result.payment_ms.p50,
         result.end_to_end_ms.p99,
         completed,
-        args.orders - completed
+        orders - completed
     );
     for (e, n) in &result.errors {
         println!("{:>24} {n} × {e}", "");
@@ -749,6 +870,49 @@ fn print_table(runs: &[Run]) {
             r.throughput / f.throughput,
             r.placement_ms.p50 / f.placement_ms.p50,
             r.payment_ms.p50 / f.payment_ms.p50,
+        );
+    }
+}
+
+/// The scale-out runs, one line per setup.
+fn print_scale(scale: &[Run]) {
+    if scale.is_empty() {
+        return;
+    }
+    println!();
+    println!(
+        "{:<24} {:>4} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9}",
+        "scale-out (client)",
+        "c",
+        "orders/s",
+        "place50",
+        "place99",
+        "pay50",
+        "pay99",
+        "cpu tmp",
+        "cpu wrk",
+        "cpu pg",
+        "cpu all",
+        "lock hold"
+    );
+    for r in scale {
+        let cpu = |k: &str| r.cpu_seconds_per_order.get(k).copied().unwrap_or(0.0) * 1000.0;
+        let all: f64 = r.cpu_seconds_per_order.values().sum::<f64>() * 1000.0;
+        println!(
+            "{:<24} {:>4} {:>9.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>6.1}ms {:>6.1}ms {:>6.1}ms {:>7.1}ms {:>9}",
+            r.setup.as_deref().unwrap_or("-"),
+            r.concurrency,
+            r.throughput,
+            r.placement_ms.p50,
+            r.placement_ms.p99,
+            r.payment_ms.p50,
+            r.payment_ms.p99,
+            cpu("temporal"),
+            cpu("worker"),
+            cpu("postgres"),
+            all,
+            r.lock_hold_ms
+                .map_or("-".to_owned(), |ms| format!("{ms:.2}ms")),
         );
     }
 }

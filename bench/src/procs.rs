@@ -4,7 +4,8 @@ use std::path::Path;
 
 #[derive(Clone)]
 pub struct Procs {
-    pids: BTreeMap<String, u32>,
+    /// Each name's processes (the worker may be several), their CPU summed.
+    pids: BTreeMap<String, Vec<u32>>,
     ticks_per_second: f64,
 }
 
@@ -22,7 +23,7 @@ impl Procs {
                 .and_then(|s| s.trim().parse::<u32>().ok())
                 .filter(|pid| Path::new(&format!("/proc/{pid}/stat")).exists());
             if let Some(pid) = pid {
-                pids.insert(name.to_owned(), pid);
+                pids.insert(name.to_owned(), vec![pid]);
             }
         }
         let ticks_per_second = std::process::Command::new("getconf")
@@ -42,10 +43,11 @@ impl Procs {
         }
     }
 
-    /// The same processes, but `name` is `pid` (for the floor's runs, the worker is the floor's).
-    pub fn with_pid(&self, name: &str, pid: u32) -> Self {
+    /// The same processes, but `name` is `pids` (for the floor's runs, the worker is the
+    /// floor's; for the scale-out runs, the bench's own workers).
+    pub fn with_pids(&self, name: &str, pids: Vec<u32>) -> Self {
         let mut procs = self.clone();
-        procs.pids.insert(name.to_owned(), pid);
+        procs.pids.insert(name.to_owned(), pids);
         procs
     }
 
@@ -55,7 +57,7 @@ impl Procs {
         }
         self.pids
             .iter()
-            .map(|(n, p)| format!("{n} pid {p}"))
+            .map(|(n, p)| format!("{n} pid {p:?}"))
             .collect::<Vec<_>>()
             .join(", ")
     }
@@ -67,7 +69,10 @@ impl Procs {
         let mut out: BTreeMap<String, f64> = self
             .pids
             .iter()
-            .filter_map(|(name, pid)| Some((name.clone(), self.cpu(*pid, false)?)))
+            .filter_map(|(name, pids)| {
+                let each: Option<Vec<f64>> = pids.iter().map(|p| self.cpu(*p, false)).collect();
+                Some((name.clone(), each?.iter().sum()))
+            })
             .collect();
         let postgres: f64 = std::fs::read_dir("/proc")
             .into_iter()

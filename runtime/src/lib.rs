@@ -7,13 +7,14 @@ pub mod codec;
 pub mod settings;
 pub mod telemetry;
 
-pub use settings::Settings;
+pub use settings::{Polling, Settings};
 
 use std::time::Duration;
 
 use activities::{OrderActivities, ReconcileActivities};
 use temporalio_client::envconfig::LoadClientConfigProfileOptions;
 use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions};
+use temporalio_sdk::runtime::PollerBehavior;
 use temporalio_sdk::{Worker, WorkerOptions};
 use workflows::{OrderWorkflow, ReconcileWorkflow};
 
@@ -138,31 +139,38 @@ fn warn_about_payload_keys(keys: &codec::PayloadKeys) {
 pub const GRACEFUL_SHUTDOWN_PERIOD: Duration = Duration::from_secs(10);
 
 /// The options every worker is built with, before it registers its workflows and activities:
-/// `task_queue`, the SDK's default tuning (slots, pollers, eager activities, cache) and
+/// `task_queue`, the workflow pollers of `polling`, the SDK's default tuning otherwise (slots,
+/// activity pollers, eager activities, cache) and
 /// [`GRACEFUL_SHUTDOWN_PERIOD`].
-pub fn base_worker_options(task_queue: &str) -> WorkerOptions {
-    WorkerOptions::new(task_queue)
+pub fn base_worker_options(task_queue: &str, polling: Polling) -> WorkerOptions {
+    let mut options = WorkerOptions::new(task_queue)
         .graceful_shutdown_period(GRACEFUL_SHUTDOWN_PERIOD)
-        .build()
+        .nonsticky_to_sticky_poll_ratio(polling.nonsticky_ratio)
+        .build();
+    options.workflow_task_poller_behavior =
+        polling.workflow_pollers.map(PollerBehavior::SimpleMaximum);
+    options
 }
 
 /// The worker's options: the order workflow and its activities on `task_queue`, and the
 /// scheduled reconciliation (`ReconcileWorkflow`) on the same pool, without gauges.
 pub fn worker_options(
     task_queue: &str,
+    polling: Polling,
     activities: OrderActivities,
 ) -> Result<WorkerOptions, WiringError> {
     let reconcile = ReconcileActivities::new(activities.db.clone(), None);
-    worker_options_with(task_queue, activities, reconcile)
+    worker_options_with(task_queue, polling, activities, reconcile)
 }
 
 /// [`worker_options`] with the reconciliation's activities given (with the worker's gauges).
 pub fn worker_options_with(
     task_queue: &str,
+    polling: Polling,
     activities: OrderActivities,
     reconcile: ReconcileActivities,
 ) -> Result<WorkerOptions, WiringError> {
-    let mut options = base_worker_options(task_queue);
+    let mut options = base_worker_options(task_queue, polling);
     options
         .register_workflow::<OrderWorkflow>()
         .map_err(|e| WiringError::Worker(e.into()))?
@@ -178,10 +186,15 @@ pub fn build_worker(
     runtime: &temporalio_sdk::Runtime,
     client: Client,
     task_queue: &str,
+    polling: Polling,
     activities: OrderActivities,
 ) -> Result<Worker, WiringError> {
-    Worker::new(runtime, client, worker_options(task_queue, activities)?)
-        .map_err(|e| WiringError::Worker(e.into()))
+    Worker::new(
+        runtime,
+        client,
+        worker_options(task_queue, polling, activities)?,
+    )
+    .map_err(|e| WiringError::Worker(e.into()))
 }
 
 /// Logs to stderr: plain by default, JSON with `LOG_FORMAT=json`; filter with `RUST_LOG`.

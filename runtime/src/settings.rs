@@ -34,6 +34,52 @@ pub struct Settings {
     /// `PAYLOAD_KEYS` (CONTRACT §8): the keys of the payload codec; the development key when
     /// not set, none with `off`.
     pub payload_keys: PayloadKeys,
+    /// How the worker polls for workflow tasks (`WORKFLOW_POLLERS`, `WORKFLOW_NONSTICKY_RATIO`).
+    pub polling: Polling,
+}
+
+/// `WORKFLOW_POLLERS=N`: at most N workflow-task polls open at once (at least 2), of which
+/// `WORKFLOW_NONSTICKY_RATIO` (0 < r ≤ 1) poll the task queue that new workflows' first tasks
+/// go to; the rest poll the worker's own sticky queue, where a cached workflow's next tasks
+/// go. The SDK's own defaults are 5 and 0.2: one poll on the shared queue. See BENCHMARKS.md
+/// for what they do to the tail at concurrency 50.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Polling {
+    /// `None`: the SDK's own choice (5, or autoscaling where the server offers it).
+    pub workflow_pollers: Option<usize>,
+    pub nonsticky_ratio: f32,
+}
+
+impl Eq for Polling {}
+
+impl Polling {
+    /// This project's defaults, from the measurements in BENCHMARKS.md.
+    pub const DEFAULT: Self = Self {
+        workflow_pollers: None,
+        nonsticky_ratio: 0.2,
+    };
+
+    fn parse(pollers: Option<String>, ratio: Option<String>) -> Result<Self, SettingsError> {
+        let mut polling = Self::DEFAULT;
+        if let Some(v) = pollers {
+            polling.workflow_pollers = Some(
+                v.trim()
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (2..=1000).contains(n))
+                    .ok_or(SettingsError::WorkflowPollers(v))?,
+            );
+        }
+        if let Some(v) = ratio {
+            polling.nonsticky_ratio = v
+                .trim()
+                .parse::<f32>()
+                .ok()
+                .filter(|r| *r > 0.0 && *r <= 1.0)
+                .ok_or(SettingsError::NonstickyRatio(v))?;
+        }
+        Ok(polling)
+    }
 }
 
 /// `RATE_LIMIT=N/s`: each customer token (keyed by its user) may send N requests a second, in
@@ -121,6 +167,10 @@ pub enum SettingsError {
          encrypting; for example `k1:$(openssl rand -base64 32)`) or off: {0}"
     )]
     PayloadKeys(#[source] KeyError),
+    #[error("WORKFLOW_POLLERS={0:?} must be a whole number from 2 to 1000")]
+    WorkflowPollers(String),
+    #[error("WORKFLOW_NONSTICKY_RATIO={0:?} must be a number above 0 and at most 1, such as 0.2")]
+    NonstickyRatio(String),
 }
 
 /// `http://` + `http_addr`, an address that listens everywhere shown as the loopback one.
@@ -165,6 +215,7 @@ impl Settings {
             None => PayloadKeys::development(),
             Some(v) => PayloadKeys::parse(&v).map_err(SettingsError::PayloadKeys)?,
         };
+        let polling = Polling::parse(get("WORKFLOW_POLLERS"), get("WORKFLOW_NONSTICKY_RATIO"))?;
         let secret = get("AUTH_SECRET");
         if let Some(len) = secret.as_ref().map(String::len)
             && len < MIN_AUTH_SECRET_BYTES
@@ -190,6 +241,7 @@ impl Settings {
             rate_limit,
             public_url,
             payload_keys,
+            polling,
         })
     }
 

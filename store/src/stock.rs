@@ -1,5 +1,6 @@
 //! Deduct the stock of every line, and its compensation, restore the stock.
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use domain::saga::{DeductStockInput, Stamp, StepKey};
@@ -22,18 +23,32 @@ pub async fn deduct_and_complete(
     db: &PgPool,
     input: &DeductStockInput,
 ) -> Result<Stamp, StoreError> {
-    fence::forward(
+    Ok(deduct_and_complete_timed(db, input).await?.0)
+}
+
+/// [`deduct_and_complete`], and how long it held its products' row locks when it deducted:
+/// from the lock to the commit. Every other order of the same product waits that long, so
+/// one product completes at most 1 / that many orders a second (docs/SCALING.md). `None`
+/// when it deducted nothing (a repeat, a refusal).
+pub async fn deduct_and_complete_timed(
+    db: &PgPool,
+    input: &DeductStockInput,
+) -> Result<(Stamp, Option<Duration>), StoreError> {
+    let mut locked_at: Option<Instant> = None;
+    let stamp = fence::forward(
         db,
         DEDUCT_STOCK,
         &input.key,
         OrderStatus::Paid,
         completed_at,
         async |tx, attempt| {
-            let at = apply_deduct(tx, input, attempt).await?;
+            let (at, locked) = apply_deduct(tx, input, attempt).await?;
+            locked_at = Some(locked);
             Ok(Stamp { at })
         },
     )
-    .await
+    .await?;
+    Ok((stamp, locked_at.map(|t| t.elapsed())))
 }
 
 fn completed_at(detail: &serde_json::Value) -> Result<Stamp, StoreError> {
@@ -82,17 +97,18 @@ async fn lock_products(
 
 /// Deducts every line (the products locked in id order and checked first), records the ledger
 /// rows and the step's detail, and moves the order `PAID` → `COMPLETED`, in one statement after
-/// the check. Returns the completion stamp. The caller holds the order's lock and has checked
-/// that it is `PAID`.
+/// the check. Returns the completion stamp and when the products' locks were granted. The
+/// caller holds the order's lock and has checked that it is `PAID`.
 async fn apply_deduct(
     tx: &mut PgConnection,
     input: &DeductStockInput,
     attempt: &Attempt,
-) -> Result<DateTime<Utc>, StoreError> {
+) -> Result<(DateTime<Utc>, Instant), StoreError> {
     let wanted = quantities(&input.lines)?;
     let mut ids: Vec<i64> = wanted.iter().map(|(id, _)| id.get()).collect();
     ids.sort_unstable();
     let stock = lock_products(tx, &ids).await?;
+    let locked = Instant::now();
     if let Some((missing, _)) = wanted.iter().find(|(id, _)| !stock.contains_key(id)) {
         return Err(OrderError::ProductNotFound {
             product_id: *missing,
@@ -139,7 +155,7 @@ async fn apply_deduct(
     .bind(json!({ "lines": lines }).to_string())
     .fetch_one(&mut *tx)
     .await?;
-    Ok(at)
+    Ok((at, locked))
 }
 
 /// Compensates `deduct_and_complete`: puts back exactly the quantities this payment's ledger

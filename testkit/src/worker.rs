@@ -31,7 +31,13 @@ impl WorkerThread {
             let runtime = temporalio_sdk::Runtime::from_current_tokio(Default::default())?;
             let platform = PlatformClient::new(&settings.data_platform_url);
             let activities = OrderActivities::new(db, platform);
-            let worker = runtime::build_worker(&runtime, client, &settings.task_queue, activities)?;
+            let worker = runtime::build_worker(
+                &runtime,
+                client,
+                &settings.task_queue,
+                settings.polling,
+                activities,
+            )?;
             Ok((worker, runtime, ()))
         })?;
         Ok(worker)

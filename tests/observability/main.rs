@@ -386,6 +386,7 @@ fn start_instrumented_worker(
             &runtime,
             client,
             &task_queue,
+            settings.polling,
             activities,
             OrderTelemetry::new(&metrics),
         )?;

@@ -41,6 +41,7 @@ fn instrumented_worker(
             &runtime,
             client,
             &task_queue,
+            settings.polling,
             activities,
             OrderTelemetry::new(&metrics),
         )?;

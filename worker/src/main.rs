@@ -42,6 +42,7 @@ async fn run() -> anyhow::Result<()> {
         &runtime,
         client,
         &settings.task_queue,
+        settings.polling,
         activities,
         order_telemetry,
     )?;

@@ -4,7 +4,7 @@
 //! It is wired as the production worker (`worker/src/main.rs`) is: the stack's settings from the
 //! environment, the same Temporal connection, SDK runtime and metrics (on a port of its own, as
 //! the worker holds `WORKER_METRICS_ADDR`'s), the same activity interceptor, and
-//! [`runtime::base_worker_options`] (the SDK's default tuning, the same graceful shutdown). Only
+//! [`runtime::base_worker_options`] (the same polling settings and graceful shutdown). Only
 //! what it registers differs: the floor's workflow and no-op activities, on the floor's task
 //! queue. Its CPU is read from its pid like the production worker's (see `procs`).
 
@@ -44,7 +44,7 @@ pub async fn serve(task_queue: &str) -> Result<()> {
         None => runtime::connect_temporal(&settings).await?,
     };
     let sdk_runtime = telemetry::runtime(metrics.as_ref())?;
-    let mut options = runtime::base_worker_options(task_queue);
+    let mut options = runtime::base_worker_options(task_queue, settings.polling);
     options
         .register_workflow::<FloorWorkflow>()
         .map_err(|e| anyhow!("cannot register the floor's workflow: {e}"))?
