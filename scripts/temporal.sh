@@ -127,6 +127,10 @@ start() {
             local partitions="${TEMPORAL_TASK_QUEUE_PARTITIONS:-1}"
             dc_args+=(--dynamic-config-value "matching.numTaskqueueReadPartitions=$partitions"
                 --dynamic-config-value "matching.numTaskqueueWritePartitions=$partitions")
+            # The server's own Prometheus metrics (persistence requests by operation, which
+            # `make bench` reads per order): TEMPORAL_PORT + 2233 (9466) unless set; `off`.
+            local metrics_port="${TEMPORAL_METRICS_PORT:-$((TEMPORAL_PORT + 2233))}" metrics_args=()
+            [[ "$metrics_port" == off ]] || metrics_args=(--metrics-port "$metrics_port")
             for sa in "${SEARCH_ATTRIBUTES[@]}"; do
                 sa_args+=(--search-attribute "$sa")
             done
@@ -137,6 +141,7 @@ start() {
                 --sqlite-pragma journal_mode=WAL --sqlite-pragma synchronous=OFF \
                 "${dc_args[@]}" "${sa_args[@]}" "${ns_args[@]}" \
                 --ui-codec-endpoint "http://${CODEC_ADDR:-127.0.0.1:8081}" \
+                "${metrics_args[@]}" \
                 --ui-disable-news-fetch --log-level warn
             pid="$(cat "$LOCAL_DIR/$NAME.pid")"
             echo "$TEMPORAL_HOSTPORT" >"$LOCAL_DIR/$NAME.addr"

@@ -13,6 +13,7 @@
 mod chart;
 mod floor;
 mod procs;
+mod prom;
 mod scale;
 mod stats;
 
@@ -87,6 +88,11 @@ struct Args {
     /// Where results.json and chart.png go.
     #[arg(long, default_value = "target/bench")]
     out_dir: PathBuf,
+    /// The Temporal dev server's Prometheus metrics (host:port), whose persistence requests
+    /// are counted per order; `off` for none. Default: the server's host and its port + 2233,
+    /// as `scripts/temporal.sh` starts it (TEMPORAL_METRICS_PORT there).
+    #[arg(long)]
+    server_metrics: Option<String>,
     /// Where `make up` keeps the pid files (worker.pid, api.pid, temporal.pid).
     #[arg(long, default_value = ".local")]
     pid_dir: PathBuf,
@@ -152,6 +158,9 @@ struct Run {
     setup: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     workers: Option<usize>,
+    /// The Temporal server's persistence requests per order, by operation (its own metrics).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    persistence_requests_per_order: BTreeMap<String, f64>,
     /// The mean time a stock deduction held its products' row locks (scale-out runs).
     #[serde(skip_serializing_if = "Option::is_none")]
     lock_hold_ms: Option<f64>,
@@ -192,6 +201,8 @@ struct Ctx {
     api: Api,
     shop: Shop,
     next: AtomicUsize,
+    /// Where the Temporal server serves its metrics, if it does.
+    server_metrics: Option<std::net::SocketAddr>,
 }
 
 #[tokio::main]
@@ -279,7 +290,9 @@ async fn connect(args: &Args) -> Result<Ctx> {
         service,
         products: shop.products.clone(),
     });
+    let server_metrics = server_metrics_addr(args, &settings).await;
     Ok(Ctx {
+        server_metrics,
         floor_task_queue: floor::task_queue(&settings),
         settings,
         db,
@@ -289,6 +302,39 @@ async fn connect(args: &Args) -> Result<Ctx> {
         shop,
         next: AtomicUsize::new(0),
     })
+}
+
+/// The Temporal server's metrics address (see `--server-metrics`), if it answers there.
+async fn server_metrics_addr(args: &Args, settings: &Settings) -> Option<std::net::SocketAddr> {
+    use std::net::ToSocketAddrs;
+    let addr = match args.server_metrics.as_deref() {
+        Some("off") => return None,
+        Some(addr) => addr.to_owned(),
+        None => {
+            let (host, port) = settings.temporal_address.rsplit_once(':')?;
+            let host = host.rsplit("://").next().unwrap_or(host);
+            format!("{host}:{}", port.parse::<u16>().ok()?.checked_add(2233)?)
+        }
+    };
+    let addr = addr.to_socket_addrs().ok()?.next()?;
+    match prom::scrape(addr).await {
+        Ok(_) => Some(addr),
+        Err(e) => {
+            println!("bench: no Temporal server metrics ({e:#}): persistence requests not counted");
+            None
+        }
+    }
+}
+
+/// The Temporal server's persistence requests so far, by operation (empty without metrics).
+async fn persistence_requests(ctx: &Ctx) -> BTreeMap<String, f64> {
+    let Some(addr) = ctx.server_metrics else {
+        return BTreeMap::new();
+    };
+    match prom::scrape(addr).await {
+        Ok(text) => prom::by_label(&text, "persistence_requests", "operation"),
+        Err(_) => BTreeMap::new(),
+    }
 }
 
 /// The floor's worker, for the floor's runs only (`None` with `--no-floor`): stopped after
@@ -609,6 +655,8 @@ struct Round {
     results: Vec<Result<Sample, String>>,
     wall: Duration,
     cpu: BTreeMap<String, f64>,
+    /// The Temporal server's persistence requests over the round, by operation.
+    requests: BTreeMap<String, f64>,
     warmup_failed: usize,
 }
 
@@ -650,11 +698,20 @@ async fn round(
             .progress_chars("=> "),
     );
     bar.set_prefix(format!("{} c={c}", kind.label()));
+    let requests_before = persistence_requests(ctx).await;
     let cpu_before = procs.cpu_seconds();
     let started = Instant::now();
     let results = orders(n, Some(bar.clone())).await;
     let wall = started.elapsed();
     let cpu_after = procs.cpu_seconds();
+    let requests = persistence_requests(ctx)
+        .await
+        .into_iter()
+        .map(|(op, after)| {
+            let delta = after - requests_before.get(&op).copied().unwrap_or(0.0);
+            (op, delta)
+        })
+        .collect();
     bar.finish_and_clear();
     let cpu = cpu_after
         .iter()
@@ -664,6 +721,7 @@ async fn round(
         results,
         wall,
         cpu,
+        requests,
         warmup_failed,
     }
 }
@@ -720,6 +778,7 @@ async fn summarize(
     let mut errors = BTreeMap::new();
     let mut samples = Vec::new();
     let mut cpu_total: BTreeMap<String, f64> = BTreeMap::new();
+    let mut requests: BTreeMap<String, f64> = BTreeMap::new();
     let (mut wall, mut warmup_failed, mut orders) = (Duration::ZERO, 0, 0);
     for r in rounds {
         wall += r.wall;
@@ -727,6 +786,9 @@ async fn summarize(
         orders += r.results.len();
         for (name, s) in r.cpu {
             *cpu_total.entry(name).or_default() += s;
+        }
+        for (op, n) in r.requests {
+            *requests.entry(op).or_default() += n;
         }
         for result in r.results {
             match result {
@@ -738,10 +800,14 @@ async fn summarize(
     let ms = |d: &Duration| d.as_secs_f64() * 1000.0;
     let completed = samples.len();
     let history = history_events(ctx, &samples, args.history_samples).await;
-    let cpu = cpu_total
-        .into_iter()
-        .map(|(name, s)| (name, s / completed.max(1) as f64))
-        .collect();
+    let per_order = |m: BTreeMap<String, f64>| {
+        m.into_iter()
+            .map(|(k, v)| (k, v / completed.max(1) as f64))
+            .collect::<BTreeMap<_, _>>()
+    };
+    let cpu = per_order(cpu_total);
+    let persistence_requests_per_order =
+        per_order(requests.into_iter().filter(|(_, n)| *n > 0.0).collect());
     let result = Run {
         kind,
         concurrency: c,
@@ -755,6 +821,7 @@ async fn summarize(
         end_to_end_ms: Percentiles::of(samples.iter().map(|s| ms(&(s.place + s.pay)))),
         history_events_per_order: history,
         cpu_seconds_per_order: cpu,
+        persistence_requests_per_order,
         warmup_failed,
         setup: None,
         workers: None,
@@ -805,7 +872,7 @@ async fn history_events(ctx: &Ctx, samples: &[Sample], n: usize) -> Option<f64> 
 fn print_table(runs: &[Run]) {
     println!();
     println!(
-        "{:<18} {:>4} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "{:<18} {:>4} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8}",
         "kind",
         "c",
         "orders/s",
@@ -816,6 +883,7 @@ fn print_table(runs: &[Run]) {
         "pay99",
         "e2e99",
         "events",
+        "db ops",
         "cpu tmp",
         "cpu wrk",
         "cpu pg",
@@ -835,7 +903,7 @@ fn print_table(runs: &[Run]) {
                 .map_or("-".to_owned(), |v| format!("{:.1}ms", v * 1000.0))
         };
         println!(
-            "{:<18} {:>4} {:>9.1} {:>8} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8}",
+            "{:<18} {:>4} {:>9.1} {:>8} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8}",
             r.kind.label(),
             r.concurrency,
             r.throughput,
@@ -847,6 +915,10 @@ fn print_table(runs: &[Run]) {
             r.end_to_end_ms.p99,
             r.history_events_per_order
                 .map_or("-".to_owned(), |e| format!("{e:.0}")),
+            match r.persistence_requests_per_order.values().sum::<f64>() {
+                0.0 => "-".to_owned(),
+                n => format!("{n:.1}"),
+            },
             cpu("temporal"),
             cpu("worker"),
             cpu("postgres"),

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use runtime::codec::PayloadKeys;
 use starter::OrderService;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::prom::{metric, scrape};
 use crate::{Args, Ctx, Kind, Run, Target, procs::Procs};
 
 /// One setup of the scale-out runs.
@@ -256,45 +256,4 @@ async fn wait_started(child: &mut Child, log: &Path) -> Result<()> {
 fn free_port() -> Result<SocketAddr> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?)
-}
-
-/// The text of `http://addr/metrics`.
-async fn scrape(addr: SocketAddr) -> Result<String> {
-    let mut stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .with_context(|| format!("a scale-out worker's metrics at {addr}"))?;
-    stream
-        .write_all(format!("GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
-        .await?;
-    let mut body = String::new();
-    stream.read_to_string(&mut body).await?;
-    Ok(body)
-}
-
-/// The sum of every series of `name` in a Prometheus text page (0 when it has none yet).
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .filter(|l| {
-            l.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
-        })
-        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
-        .sum()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::metric;
-
-    #[test]
-    fn metric_sums_the_series_of_one_name() {
-        let text = "# HELP x\n\
-            orders_stock_lock_hold_seconds_sum{service_name=\"w\"} 0.5\n\
-            orders_stock_lock_hold_seconds_sum_other 7\n\
-            orders_stock_lock_hold_seconds_count{service_name=\"w\"} 200\n\
-            orders_stock_lock_hold_seconds_sum 0.25\n";
-        assert_eq!(metric(text, "orders_stock_lock_hold_seconds_sum"), 0.75);
-        assert_eq!(metric(text, "orders_stock_lock_hold_seconds_count"), 200.0);
-        assert_eq!(metric(text, "absent"), 0.0);
-    }
 }
