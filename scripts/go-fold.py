@@ -4,7 +4,8 @@ flamegraph lines, naming each frame from the binary's own .gopclntab (Go keeps i
 binary for its stack traces; perf cannot read it).
 
     perf script -i perf.data -F ip | scripts/go-fold.py BINARY > folded.txt
-    scripts/go-fold.py BINARY --packages < folded.txt     # self time per Go package, top 25
+    scripts/go-fold.py --packages < folded.txt          # self time per Go package, top 25
+    scripts/go-fold.py --inclusive A B ... < folded.txt  # share of samples with A (B, ...) on the stack
 """
 import bisect, struct, subprocess, sys
 from collections import Counter
@@ -89,8 +90,23 @@ def packages():
     print(f"{total} samples")
 
 
+def inclusive(layers):
+    under, total = Counter(), 0
+    for line in sys.stdin:
+        stack, _, n = line.rstrip().rpartition(" ")
+        total += int(n)
+        for layer in layers:
+            if layer in stack:
+                under[layer] += int(n)
+    for layer in layers:
+        print(f"{100 * under[layer] / max(total, 1):5.1f}%  {layer}")
+    print(f"{total} samples")
+
+
 if __name__ == "__main__":
     if "--packages" in sys.argv:
         packages()
+    elif "--inclusive" in sys.argv:
+        inclusive(sys.argv[sys.argv.index("--inclusive") + 1:])
     else:
         fold(sys.argv[1])
