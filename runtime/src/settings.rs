@@ -455,6 +455,33 @@ mod tests {
     }
 
     #[test]
+    fn workflow_polling_is_the_sdks_unless_set_and_refuses_what_it_cannot_use() {
+        let with = |pollers: Option<&str>, ratio: Option<&str>| {
+            Settings::from_lookup(|k| match k {
+                "WORKFLOW_POLLERS" => pollers.map(str::to_owned),
+                "WORKFLOW_NONSTICKY_RATIO" => ratio.map(str::to_owned),
+                _ => None,
+            })
+        };
+        assert_eq!(with(None, None).unwrap().polling, Polling::DEFAULT);
+        assert_eq!(Polling::DEFAULT.workflow_pollers, None);
+        let set = with(Some("10"), Some("0.5")).unwrap().polling;
+        assert_eq!(set.workflow_pollers, Some(10));
+        assert_eq!(set.nonsticky_ratio, 0.5);
+        // The SDK needs at least 2 (one sticky, one not) and a ratio in (0, 1].
+        for (pollers, ratio, named) in [
+            (Some("1"), None, "WORKFLOW_POLLERS"),
+            (Some("many"), None, "WORKFLOW_POLLERS"),
+            (None, Some("0"), "WORKFLOW_NONSTICKY_RATIO"),
+            (None, Some("1.5"), "WORKFLOW_NONSTICKY_RATIO"),
+            (None, Some("NaN"), "WORKFLOW_NONSTICKY_RATIO"),
+        ] {
+            let e = with(pollers, ratio).unwrap_err().to_string();
+            assert!(e.contains(named), "{e}");
+        }
+    }
+
+    #[test]
     fn payload_keys_default_to_the_development_key() {
         let with = |v: &str| Settings::from_lookup(|k| (k == "PAYLOAD_KEYS").then(|| v.to_owned()));
         let default = Settings::from_lookup(|_| None).unwrap().payload_keys;

@@ -521,6 +521,12 @@ fn assert_what_the_orders_did(text: &str, samples: &[(Sample, f64)]) {
         "{text}"
     );
     assert_eq!(refusals(&[("code", "INSUFFICIENT_STOCK")]), 2.0, "{text}");
+    // The stock lock's hold time, once per deduction that took effect (the two completed
+    // orders; the refused one deducted nothing): docs/SCALING.md reads its mean.
+    let held = orders("orders_stock_lock_hold_seconds_count", &[]);
+    assert_eq!(held, 2.0, "{text}");
+    let seconds = orders("orders_stock_lock_hold_seconds_sum", &[]);
+    assert!(seconds > 0.0 && seconds < 10.0, "{seconds}: {text}");
 }
 
 /// The SDK's metrics of the worker and of its client on the same page.
