@@ -767,6 +767,42 @@ async fn interleaved(
     Ok(runs)
 }
 
+/// A run's rounds, added up.
+#[derive(Default)]
+struct Merged {
+    samples: Vec<Sample>,
+    errors: BTreeMap<String, usize>,
+    cpu: BTreeMap<String, f64>,
+    requests: BTreeMap<String, f64>,
+    wall: Duration,
+    orders: usize,
+    warmup_failed: usize,
+}
+
+impl Merged {
+    fn of(rounds: Vec<Round>) -> Self {
+        let mut m = Self::default();
+        for r in rounds {
+            m.wall += r.wall;
+            m.warmup_failed += r.warmup_failed;
+            m.orders += r.results.len();
+            for (name, s) in r.cpu {
+                *m.cpu.entry(name).or_default() += s;
+            }
+            for (op, n) in r.requests.into_iter().filter(|(_, n)| *n > 0.0) {
+                *m.requests.entry(op).or_default() += n;
+            }
+            for result in r.results {
+                match result {
+                    Ok(s) => m.samples.push(s),
+                    Err(e) => *m.errors.entry(e).or_insert(0) += 1,
+                }
+            }
+        }
+        m
+    }
+}
+
 /// The figures of a run from its rounds, printed in one line.
 async fn summarize(
     ctx: &Ctx,
@@ -775,76 +811,58 @@ async fn summarize(
     args: &Args,
     rounds: Vec<Round>,
 ) -> Result<Run> {
-    let mut errors = BTreeMap::new();
-    let mut samples = Vec::new();
-    let mut cpu_total: BTreeMap<String, f64> = BTreeMap::new();
-    let mut requests: BTreeMap<String, f64> = BTreeMap::new();
-    let (mut wall, mut warmup_failed, mut orders) = (Duration::ZERO, 0, 0);
-    for r in rounds {
-        wall += r.wall;
-        warmup_failed += r.warmup_failed;
-        orders += r.results.len();
-        for (name, s) in r.cpu {
-            *cpu_total.entry(name).or_default() += s;
-        }
-        for (op, n) in r.requests {
-            *requests.entry(op).or_default() += n;
-        }
-        for result in r.results {
-            match result {
-                Ok(s) => samples.push(s),
-                Err(e) => *errors.entry(e).or_insert(0) += 1,
-            }
-        }
-    }
+    let m = Merged::of(rounds);
     let ms = |d: &Duration| d.as_secs_f64() * 1000.0;
-    let completed = samples.len();
-    let history = history_events(ctx, &samples, args.history_samples).await;
-    let per_order = |m: BTreeMap<String, f64>| {
-        m.into_iter()
+    let completed = m.samples.len();
+    let per_order = |totals: BTreeMap<String, f64>| {
+        totals
+            .into_iter()
             .map(|(k, v)| (k, v / completed.max(1) as f64))
             .collect::<BTreeMap<_, _>>()
     };
-    let cpu = per_order(cpu_total);
-    let persistence_requests_per_order =
-        per_order(requests.into_iter().filter(|(_, n)| *n > 0.0).collect());
-    let result = Run {
+    let run = Run {
         kind,
         concurrency: c,
-        orders,
+        orders: m.orders,
         completed,
-        errors,
-        wall_seconds: wall.as_secs_f64(),
-        throughput: completed as f64 / wall.as_secs_f64(),
-        placement_ms: Percentiles::of(samples.iter().map(|s| ms(&s.place))),
-        payment_ms: Percentiles::of(samples.iter().map(|s| ms(&s.pay))),
-        end_to_end_ms: Percentiles::of(samples.iter().map(|s| ms(&(s.place + s.pay)))),
-        history_events_per_order: history,
-        cpu_seconds_per_order: cpu,
-        persistence_requests_per_order,
-        warmup_failed,
+        errors: m.errors,
+        wall_seconds: m.wall.as_secs_f64(),
+        throughput: completed as f64 / m.wall.as_secs_f64(),
+        placement_ms: Percentiles::of(m.samples.iter().map(|s| ms(&s.place))),
+        payment_ms: Percentiles::of(m.samples.iter().map(|s| ms(&s.pay))),
+        end_to_end_ms: Percentiles::of(m.samples.iter().map(|s| ms(&(s.place + s.pay)))),
+        history_events_per_order: history_events(ctx, &m.samples, args.history_samples).await,
+        cpu_seconds_per_order: per_order(m.cpu),
+        persistence_requests_per_order: per_order(m.requests),
+        warmup_failed: m.warmup_failed,
         setup: None,
         workers: None,
         lock_hold_ms: None,
-        ids: samples.into_iter().map(|s| s.id).collect(),
+        ids: m.samples.into_iter().map(|s| s.id).collect(),
     };
+    print_run(&run);
+    Ok(run)
+}
+
+/// A run in one line, then its errors.
+fn print_run(r: &Run) {
     println!(
-        "{:>20} c={c:<3} {:>7.1}/s  place p50 {:>6.1} ms  pay p50 {:>6.1} ms  e2e p99 {:>7.1} ms  {} ok, {} failed",
-        kind.label(),
-        result.throughput,
-        result.placement_ms.p50,
-        result.payment_ms.p50,
-        result.end_to_end_ms.p99,
-        completed,
-        orders - completed
+        "{:>20} c={:<3} {:>7.1}/s  place p50 {:>6.1} ms  pay p50 {:>6.1} ms  e2e p99 {:>7.1} ms  {} ok, {} failed",
+        r.kind.label(),
+        r.concurrency,
+        r.throughput,
+        r.placement_ms.p50,
+        r.payment_ms.p50,
+        r.end_to_end_ms.p99,
+        r.completed,
+        r.orders - r.completed
     );
-    for (e, n) in &result.errors {
+    for (e, n) in &r.errors {
         println!("{:>24} {n} × {e}", "");
     }
-    if warmup_failed > 0 {
-        println!("{:>24} {warmup_failed} warm-up order(s) failed", "");
+    if r.warmup_failed > 0 {
+        println!("{:>24} {} warm-up order(s) failed", "", r.warmup_failed);
     }
-    Ok(result)
 }
 
 /// The mean history length of a few closed workflows of the run.
