@@ -37,8 +37,8 @@ for kind in floor orders; do
     python3 "$ROOT/scripts/go-fold.py" --packages <"$OUT/$kind.folded" >"$OUT/$kind.packages.txt"
     python3 "$ROOT/scripts/go-fold.py" --inclusive "${LAYERS[@]}" <"$OUT/$kind.folded" >"$OUT/$kind.inclusive.txt"
     if command -v inferno-flamegraph >/dev/null; then
-        inferno-flamegraph --title "Temporal dev server, $kind at concurrency 50" \
-            <"$OUT/$kind.folded" >"$OUT/$kind.svg"
+        inferno-flamegraph --title "Temporal dev server during $kind at concurrency 50 (perf, 499 Hz)" \
+            --width 1400 --minwidth 3 <"$OUT/$kind.folded" >"$OUT/$kind.svg"
     fi
     ok "$kind: $OUT/$kind.inclusive.txt"
     cat "$OUT/$kind.inclusive.txt"
