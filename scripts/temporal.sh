@@ -124,6 +124,11 @@ start() {
             # median waited 0.3 s. With one, p99 is 1.1-1.2 × p50 at the same throughput
             # (BENCHMARKS.md, "The tail"). One partition carries this machine's load many
             # times over; a cluster sizes its own (docs/SCALING.md).
+            # The CLI's dev server re-reads the cluster metadata from SQLite for every search
+            # attribute it validates (30 starts with two attributes: 90 reads; with this false:
+            # 1). This stack registers its attributes when the server starts, so the cache
+            # never misses one (BENCHMARKS.md, "The gap").
+            dc_args+=(--dynamic-config-value "system.forceSearchAttributesCacheRefreshOnRead=${TEMPORAL_SA_REFRESH_ON_READ:-false}")
             local partitions="${TEMPORAL_TASK_QUEUE_PARTITIONS:-1}"
             dc_args+=(--dynamic-config-value "matching.numTaskqueueReadPartitions=$partitions"
                 --dynamic-config-value "matching.numTaskqueueWritePartitions=$partitions")
