@@ -3,6 +3,8 @@
 use activities::{OrderActivities, PlatformClient};
 use anyhow::{Context, Result};
 use runtime::Settings;
+use runtime::telemetry::{self, OrderTelemetry, WorkerMetrics};
+use std::net::SocketAddr;
 
 /// A worker on its own thread: its futures are not `Send`, so it gets a runtime of its own.
 /// Dropping it asks the worker to stop.
@@ -21,6 +23,30 @@ impl Drop for WorkerThread {
 }
 
 impl WorkerThread {
+    /// A worker like `worker`'s main: the SDK's Prometheus exporter on a free port (the
+    /// client's metrics on it too), the order telemetry around every activity and the
+    /// reconciliation's gauges, on `task_queue`. Returns it and its metrics address.
+    pub fn instrumented(settings: Settings, task_queue: String) -> Result<(Self, SocketAddr)> {
+        Self::spawn(format!("worker-{task_queue}"), move || async move {
+            let metrics = WorkerMetrics::start("127.0.0.1:0".parse()?)?;
+            let db = store::db::connect(&settings.database_url).await?;
+            let client =
+                runtime::connect_temporal_metered(&settings, metrics.client_meter()).await?;
+            let runtime = telemetry::runtime(Some(&metrics))?;
+            let platform = PlatformClient::new(&settings.data_platform_url);
+            let worker = telemetry::build_instrumented_worker(
+                &runtime,
+                client,
+                &task_queue,
+                settings.polling,
+                OrderActivities::new(db, platform),
+                OrderTelemetry::new(&metrics),
+            )?;
+            let addr = metrics.addr();
+            Ok((worker, (metrics, runtime), addr))
+        })
+    }
+
     /// The standard worker (`OrderWorkflow`, `OrderActivities`) of `settings`: its database,
     /// Temporal server, task queue and data platform.
     pub fn start(settings: Settings) -> Result<Self> {

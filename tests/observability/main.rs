@@ -7,11 +7,8 @@ use domain::{CouponId, ProductId, UserId};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use activities::{OrderActivities, PlatformClient};
 use anyhow::{Context, Result, bail};
 use domain::{Discount, OrderError, OrderStatus};
-use runtime::Settings;
-use runtime::telemetry::{self, OrderTelemetry, WorkerMetrics};
 use saga_tests::{TestApp, business, spawn_app};
 use serde_json::json;
 use starter::OrderService;
@@ -369,37 +366,12 @@ async fn api_metrics_label_only_known_methods_and_route_templates() -> R {
     app.finish().await
 }
 
-/// A worker like `worker`'s main: the SDK's Prometheus exporter on a free port and the order
-/// telemetry around every activity, on a task queue of its own. Returns the worker (dropping it
-/// stops it) and its metrics address.
-fn start_instrumented_worker(
-    settings: Settings,
-    task_queue: String,
-) -> Result<(WorkerThread, std::net::SocketAddr)> {
-    WorkerThread::spawn(format!("worker-{task_queue}"), move || async move {
-        let metrics = WorkerMetrics::start("127.0.0.1:0".parse()?)?;
-        let db = store::db::connect(&settings.database_url).await?;
-        let client = runtime::connect_temporal_metered(&settings, metrics.client_meter()).await?;
-        let runtime = telemetry::runtime(Some(&metrics))?;
-        let activities = OrderActivities::new(db, PlatformClient::new(&settings.data_platform_url));
-        let worker = telemetry::build_instrumented_worker(
-            &runtime,
-            client,
-            &task_queue,
-            settings.polling,
-            activities,
-            OrderTelemetry::new(&metrics),
-        )?;
-        let addr = metrics.addr();
-        Ok((worker, (metrics, runtime), addr))
-    })
-}
-
 #[tokio::test]
 async fn worker_metrics_show_the_sdk_metrics_and_what_the_orders_did() -> R {
     let app = spawn_app().await;
     let task_queue = format!("{}-instrumented", app.settings.task_queue);
-    let (instrumented, addr) = start_instrumented_worker(app.settings.clone(), task_queue.clone())?;
+    let (instrumented, addr) =
+        WorkerThread::instrumented(app.settings.clone(), task_queue.clone())?;
     four_orders(&app, &task_queue).await?;
 
     let http = reqwest::Client::new();

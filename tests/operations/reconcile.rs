@@ -8,12 +8,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use activities::{OrderActivities, PlatformClient};
 use anyhow::{Context, Result, ensure};
 use domain::OrderStatus;
 use domain::reconcile::{ReconcileInput, Reconciliation};
-use runtime::Settings;
-use runtime::telemetry::{self, OrderTelemetry, WorkerMetrics};
 use saga_tests::{TestApp, spawn_app};
 use serde_json::Value;
 use temporalio_client::schedules::{ScheduleOverlapPolicy, TriggerScheduleOptions};
@@ -25,30 +22,6 @@ use crate::cli;
 
 /// The §6 rules in seconds; a run that takes longer is a failure, not a slow pass.
 const RUN: Duration = Duration::from_secs(60);
-
-/// A worker like `worker`'s main (metrics on a free port, the gauges wired) on `task_queue`.
-fn instrumented_worker(
-    settings: Settings,
-    task_queue: String,
-) -> Result<(WorkerThread, SocketAddr)> {
-    WorkerThread::spawn(format!("worker-{task_queue}"), move || async move {
-        let metrics = WorkerMetrics::start("127.0.0.1:0".parse()?)?;
-        let db = store::db::connect(&settings.database_url).await?;
-        let client = runtime::connect_temporal(&settings).await?;
-        let runtime = telemetry::runtime(Some(&metrics))?;
-        let activities = OrderActivities::new(db, PlatformClient::new(&settings.data_platform_url));
-        let worker = telemetry::build_instrumented_worker(
-            &runtime,
-            client,
-            &task_queue,
-            settings.polling,
-            activities,
-            OrderTelemetry::new(&metrics),
-        )?;
-        let addr = metrics.addr();
-        Ok((worker, (metrics, runtime), addr))
-    })
-}
 
 /// Runs `ReconcileWorkflow` once on `task_queue` and answers its result.
 async fn reconcile(app: &TestApp, task_queue: &str, grace_secs: u64) -> Result<Reconciliation> {
@@ -113,7 +86,7 @@ async fn planted_violations_are_named_and_set_the_gauges_a_clean_database_gives_
 {
     let app = spawn_app().await;
     let queue = format!("{}-reconcile", app.settings.task_queue);
-    let (worker, addr) = instrumented_worker(app.settings.clone(), queue.clone())?;
+    let (worker, addr) = WorkerThread::instrumented(app.settings.clone(), queue.clone())?;
     let delivered = completed_order(&app).await?;
 
     let clean = reconcile(&app, &queue, 0).await?;
