@@ -19,8 +19,10 @@ use anyhow::{Context, Result, bail};
 use runtime::codec::PayloadKeys;
 use starter::OrderService;
 
+use crate::args::Args;
+use crate::procs::Procs;
 use crate::prom::{metric, scrape};
-use crate::{Args, Ctx, Kind, Run, Target, procs::Procs};
+use crate::runs::{self, Ctx, Kind, Run, Target};
 
 /// One setup of the scale-out runs.
 pub struct Setup {
@@ -102,7 +104,7 @@ async fn run_setup(
     let target = Arc::new(Target { service, products });
     let procs = procs.with_pids("worker", workers.pids());
     let before = workers.lock_hold().await?;
-    let mut run = crate::run(ctx, &procs, Kind::OrdersTemporal, c, args, &target).await?;
+    let mut run = runs::run(ctx, &procs, Kind::OrdersTemporal, c, args, &target).await?;
     let after = workers.lock_hold().await?;
     // Every order's workflow closes (the data platform told) before its workers stop.
     let open = testkit::check::unclosed_workflows(&client, &run.ids, Duration::from_secs(60)).await;
